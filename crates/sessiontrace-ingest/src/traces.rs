@@ -1,0 +1,274 @@
+//! OTLP trace requests to a [`TraceBlock`]: ids checked (a span with a bad id is rejected and reported
+//! through OTLP partial success; a request with only bad spans is refused), attributes normalized and
+//! masked, each trace routed, and the per-trace index built. The block keeps the received protobuf bytes
+//! untouched when nothing had to change, so the common case costs one decode and no encode.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use prost::Message;
+use sessiontrace_model::records::{TraceBlock, TraceIndexEntry};
+
+use crate::anyvalue::string_attribute;
+use crate::decode::{from_json, from_protobuf};
+use crate::normalize::{check_id, normalize_attributes, session_attribute, session_key};
+use crate::route::{Decision, KeepReason, TraceFacts};
+use crate::{IngestConfig, IngestError};
+
+/// A trace request as it arrived.
+pub enum TraceInput {
+    /// OTLP protobuf bytes (already decompressed).
+    Protobuf(Vec<u8>),
+    /// OTLP JSON bytes (already decompressed).
+    Json(Vec<u8>),
+    /// Already decoded (the gRPC receiver).
+    Decoded(ExportTraceServiceRequest),
+}
+
+/// The outcome of one request.
+#[derive(Debug, Default)]
+pub struct PreparedTraces {
+    /// What to store; `None` when no span is kept.
+    pub block: Option<TraceBlock>,
+    pub received_spans: u64,
+    /// Spans refused for bad ids (OTLP partial success `rejected_spans`).
+    pub rejected_spans: u64,
+    /// What was wrong with the first refused span.
+    pub rejection_message: Option<String>,
+    /// Spans kept, by the reason they were kept.
+    pub kept_session_spans: u64,
+    pub kept_error_spans: u64,
+    pub kept_policy_spans: u64,
+    /// Spans the routing policy dropped.
+    pub dropped_spans: u64,
+}
+
+/// The service name in a resource's attributes, or `unknown_service` as the OpenTelemetry spec says.
+pub fn service_name(attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> String {
+    string_attribute(attributes, "service.name").unwrap_or("unknown_service").to_string()
+}
+
+/// Decodes, checks, normalizes, routes and indexes one trace request.
+pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTraces, IngestError> {
+    let (mut request, mut original) = match input {
+        TraceInput::Protobuf(bytes) => (from_protobuf::<ExportTraceServiceRequest>(&bytes, "trace")?, Some(bytes)),
+        TraceInput::Json(bytes) => (from_json::<ExportTraceServiceRequest>(&bytes, "resourceSpans")?, None),
+        TraceInput::Decoded(request) => (request, None),
+    };
+    let mut outcome = PreparedTraces::default();
+    let mut changed = false;
+    let mut index: Vec<TraceIndexEntry> = Vec::new();
+    let mut position: HashMap<[u8; 16], usize> = HashMap::new();
+
+    for (resource_number, resource_spans) in request.resource_spans.iter_mut().enumerate() {
+        let resource_attributes = resource_spans.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let service = service_name(resource_attributes);
+        let resource_session = session_attribute(resource_attributes).map(str::to_string);
+        for scope_spans in &mut resource_spans.scope_spans {
+            let before = scope_spans.spans.len();
+            outcome.received_spans += before as u64;
+            scope_spans.spans.retain_mut(|span| {
+                let ids_ok = check_id(&span.trace_id, 16, "trace_id", false)
+                    .and_then(|_| check_id(&span.span_id, 8, "span_id", false))
+                    .and_then(|_| check_id(&span.parent_span_id, 8, "parent_span_id", true));
+                if let Err(message) = ids_ok {
+                    outcome.rejected_spans += 1;
+                    outcome.rejection_message.get_or_insert_with(|| {
+                        format!("span {:?} (resource {resource_number}): {message}", span.name)
+                    });
+                    return false;
+                }
+                changed |= normalize_attributes(&mut span.attributes, &config.masking, config.max_attribute_value_bytes);
+                let trace_id: [u8; 16] = span.trace_id.as_slice().try_into().expect("checked length");
+                let has_error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32)
+                    || span.events.iter().any(|e| e.name == "exception");
+                let slot = *position.entry(trace_id).or_insert_with(|| {
+                    index.push(TraceIndexEntry {
+                        trace_id,
+                        session_key: None,
+                        services: Vec::new(),
+                        start_unix_nano: i64::MAX,
+                        end_unix_nano: i64::MIN,
+                        span_count: 0,
+                        error_count: 0,
+                        root: None,
+                    });
+                    index.len() - 1
+                });
+                let entry = &mut index[slot];
+                if entry.session_key.is_none() {
+                    entry.session_key = session_key(&span.trace_id, &span.attributes, resource_session.as_deref());
+                }
+                if !entry.services.contains(&service) {
+                    entry.services.push(service.clone());
+                }
+                entry.start_unix_nano = entry.start_unix_nano.min(span.start_time_unix_nano as i64);
+                entry.end_unix_nano = entry.end_unix_nano.max(span.end_time_unix_nano.max(span.start_time_unix_nano) as i64);
+                entry.span_count += 1;
+                entry.error_count += has_error as u32;
+                if span.parent_span_id.is_empty() {
+                    entry.root = Some((span.name.clone(), service.clone()));
+                }
+                true
+            });
+            changed |= scope_spans.spans.len() != before;
+        }
+    }
+
+    if outcome.received_spans > 0 && outcome.rejected_spans == outcome.received_spans {
+        let message = outcome.rejection_message.take().unwrap_or_default();
+        return Err(IngestError::InvalidRequest(format!("every span was rejected; first: {message}")));
+    }
+
+    let mut dropped: Vec<[u8; 16]> = Vec::new();
+    index.retain(|entry| {
+        let facts = TraceFacts {
+            trace_id: &entry.trace_id,
+            is_session: entry.session_key.is_some(),
+            has_error: entry.error_count > 0,
+        };
+        let spans = entry.span_count as u64;
+        match config.routing.decide(facts) {
+            Decision::Keep(KeepReason::Session) => outcome.kept_session_spans += spans,
+            Decision::Keep(KeepReason::Error) => outcome.kept_error_spans += spans,
+            Decision::Keep(KeepReason::Policy) => outcome.kept_policy_spans += spans,
+            Decision::Drop => {
+                outcome.dropped_spans += spans;
+                dropped.push(entry.trace_id);
+                return false;
+            }
+        }
+        true
+    });
+    if !dropped.is_empty() {
+        changed = true;
+        for scope_spans in request.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()) {
+            scope_spans.spans.retain(|span| !dropped.iter().any(|id| span.trace_id == id));
+        }
+    }
+    if index.is_empty() {
+        return Ok(outcome);
+    }
+    if changed {
+        for resource_spans in &mut request.resource_spans {
+            resource_spans.scope_spans.retain(|s| !s.spans.is_empty());
+        }
+        request.resource_spans.retain(|r| !r.scope_spans.is_empty());
+        original = None;
+    }
+    for entry in &mut index {
+        entry.services.sort();
+    }
+    let span_count = index.iter().map(|e| e.span_count).sum();
+    let protobuf = original.unwrap_or_else(|| request.encode_to_vec());
+    outcome.block = Some(TraceBlock { protobuf, span_count, traces: index });
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::RoutingPolicy;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Kind};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Kind::StringValue(value.into())) }), ..Default::default() }
+    }
+
+    fn span(trace: [u8; 16], id: u8, parent: Option<u8>, error: bool) -> Span {
+        Span {
+            trace_id: trace.to_vec(),
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: format!("span{id}"),
+            start_time_unix_nano: 1_000 + id as u64,
+            end_time_unix_nano: 2_000 + id as u64,
+            status: error.then(|| Status { code: StatusCode::Error as i32, message: "boom".into() }),
+            ..Default::default()
+        }
+    }
+
+    fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource { attributes: vec![kv("service.name", service)], ..Default::default() }),
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    const SESSION_TRACE: [u8; 16] = [0xde, 0xbd, 0xeb, 0xaa, 0xbb, 0xcc, 0xdd, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const OTHER_TRACE: [u8; 16] = [5; 16];
+
+    #[test]
+    fn untouched_protobuf_is_stored_as_received() {
+        let bytes = request("api", vec![span(OTHER_TRACE, 1, None, false), span(OTHER_TRACE, 2, Some(1), false)]).encode_to_vec();
+        let outcome = prepare(TraceInput::Protobuf(bytes.clone()), &IngestConfig::default()).unwrap();
+        let block = outcome.block.unwrap();
+        assert_eq!(block.protobuf, bytes);
+        assert_eq!(block.span_count, 2);
+        assert_eq!(
+            block.traces,
+            vec![TraceIndexEntry {
+                trace_id: OTHER_TRACE,
+                session_key: None,
+                services: vec!["api".into()],
+                start_unix_nano: 1_001,
+                end_unix_nano: 2_002,
+                span_count: 2,
+                error_count: 0,
+                root: Some(("span1".into(), "api".into())),
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_ids_are_rejected_partially_or_wholly() {
+        let mut bad = span(OTHER_TRACE, 3, None, false);
+        bad.trace_id = vec![0; 16];
+        let mixed = request("api", vec![span(OTHER_TRACE, 1, None, false), bad.clone()]);
+        let outcome = prepare(TraceInput::Decoded(mixed), &IngestConfig::default()).unwrap();
+        assert_eq!((outcome.rejected_spans, outcome.block.unwrap().span_count), (1, 1));
+        assert!(outcome.rejection_message.unwrap().contains("trace_id must not be all zeros"));
+        let error = prepare(TraceInput::Decoded(request("api", vec![bad])), &IngestConfig::default()).unwrap_err();
+        assert!(error.to_string().contains("all zeros"), "{error}");
+        assert!(prepare(TraceInput::Protobuf(vec![0xff, 0xff, 0xff]), &IngestConfig::default()).is_err());
+    }
+
+    #[test]
+    fn routing_keeps_sessions_and_errors_whole() {
+        let config = IngestConfig { routing: RoutingPolicy { sampling_ratio: 0.0 }, ..Default::default() };
+        let mut spans = vec![span(SESSION_TRACE, 1, None, false), span(OTHER_TRACE, 2, None, false)];
+        let error_trace = [6u8; 16];
+        spans.push(span(error_trace, 3, None, false));
+        spans.push(span(error_trace, 4, Some(3), true));
+        let mut with_attribute = span([8; 16], 5, None, false);
+        with_attribute.attributes.push(kv("session.id", "s-long-id"));
+        spans.push(with_attribute);
+        let outcome = prepare(TraceInput::Decoded(request("api", spans)), &config).unwrap();
+        let block = outcome.block.unwrap();
+        let kept: Vec<_> = block.traces.iter().map(|t| (t.trace_id, t.session_key.clone())).collect();
+        assert_eq!(
+            kept,
+            vec![(SESSION_TRACE, Some("aabbccdd".into())), (error_trace, None), ([8; 16], Some("s-long-id".into()))]
+        );
+        assert_eq!((outcome.kept_session_spans, outcome.kept_error_spans, outcome.dropped_spans), (2, 2, 1));
+        let stored = ExportTraceServiceRequest::decode(block.protobuf.as_slice()).unwrap();
+        assert_eq!(stored.resource_spans[0].scope_spans[0].spans.len(), 4);
+    }
+
+    #[test]
+    fn masking_reencodes_the_block() {
+        let mut secret = span(SESSION_TRACE, 1, None, false);
+        secret.attributes.push(kv("http.request.body", r#"{"password":"hunter2"}"#));
+        let bytes = request("api", vec![secret]).encode_to_vec();
+        let block = prepare(TraceInput::Protobuf(bytes.clone()), &IngestConfig::default()).unwrap().block.unwrap();
+        assert_ne!(block.protobuf, bytes);
+        let text = String::from_utf8_lossy(&block.protobuf);
+        assert!(text.contains("***MASKED***") && !text.contains("hunter2"));
+    }
+}

@@ -1,0 +1,352 @@
+//! Reads of the SQLite store. Each function runs on a pooled read connection.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use sessiontrace_model::ids::ShortId;
+use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
+use sessiontrace_model::{Session, SessionKind};
+
+use super::decompress;
+use crate::{LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, TraceSummary};
+
+const SESSION_COLUMNS: &str = "id, short_id, kind, name, user_json, attributes_json, tags_json, capture_json, \
+                               started_ms, stopped_ms, saved_ms";
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    let json = |index: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = row.get(index)?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    };
+    let short_id: String = row.get(1)?;
+    let kind: String = row.get(2)?;
+    let tags: String = row.get(6)?;
+    let capture: String = row.get(7)?;
+    Ok(Session {
+        id: row.get(0)?,
+        short_id: ShortId::from_hex(&short_id).unwrap_or(ShortId([0; 4])),
+        kind: SessionKind::parse(&kind).unwrap_or_default(),
+        name: row.get(3)?,
+        user: json(4)?,
+        attributes: json(5)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        capture: serde_json::from_str(&capture).unwrap_or_default(),
+        started_at_ms: row.get(8)?,
+        stopped_at_ms: row.get(9)?,
+        saved_at_ms: row.get(10)?,
+    })
+}
+
+pub(crate) fn session(connection: &Connection, key: &str) -> Result<Option<Session>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions_v1 WHERE id = ?1 OR short_id = ?1");
+    Ok(connection.prepare_cached(&sql)?.query_row([key], session_from_row).optional()?)
+}
+
+pub(crate) fn session_stats(connection: &Connection, session: &Session) -> Result<SessionStats, StoreError> {
+    let keys = params![session.short_id.to_hex(), session.id];
+    let (traces, spans, errors): (u64, Option<u64>, Option<u64>) = connection
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT trace_id), SUM(span_count), SUM(error_count) FROM trace_index_v1
+             WHERE session_key IN (?1, ?2)",
+        )?
+        .query_row(keys, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let logs: u64 = connection
+        .prepare_cached("SELECT COUNT(*) FROM logs_v1 WHERE session_key IN (?1, ?2)")?
+        .query_row(keys, |row| row.get(0))?;
+    let events: Option<u64> = connection
+        .prepare_cached("SELECT SUM(event_count) FROM replay_chunks_v1 WHERE session_id = ?1")?
+        .query_row([&session.id], |row| row.get(0))?;
+    let mut services: Vec<String> = Vec::new();
+    let mut statement = connection
+        .prepare_cached("SELECT DISTINCT services FROM trace_index_v1 WHERE session_key IN (?1, ?2)")?;
+    let mut rows = statement.query(keys)?;
+    while let Some(row) = rows.next()? {
+        let joined: String = row.get(0)?;
+        for service in joined.split(',').filter(|s| !s.is_empty()) {
+            if !services.iter().any(|s| s == service) {
+                services.push(service.to_string());
+            }
+        }
+    }
+    services.sort();
+    Ok(SessionStats {
+        traces,
+        spans: spans.unwrap_or(0),
+        logs,
+        events: events.unwrap_or(0),
+        errors: errors.unwrap_or(0),
+        services,
+    })
+}
+
+pub(crate) fn list_sessions(connection: &Connection, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let like = |text: &str| Value::Text(format!("%{}%", text.replace('%', "\\%").replace('_', "\\_")));
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+        conditions.push(
+            "(s.name LIKE ?1 ESCAPE '\\' OR s.id = ?2 OR s.short_id = ?2 OR s.user_json LIKE ?1 ESCAPE '\\'
+              OR s.tags_json LIKE ?1 ESCAPE '\\' OR s.attributes_json LIKE ?1 ESCAPE '\\')",
+        );
+        values.push(like(text));
+        values.push(Value::Text(text.to_string()));
+    }
+    let mut sql_conditions: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
+    let next = |values: &mut Vec<Value>, value: Value| {
+        values.push(value);
+        values.len()
+    };
+    if let Some(user) = filter.user.as_deref().filter(|t| !t.is_empty()) {
+        let n = next(&mut values, like(user));
+        sql_conditions.push(format!("s.user_json LIKE ?{n} ESCAPE '\\'"));
+    }
+    if let Some(service) = filter.service.as_deref().filter(|t| !t.is_empty()) {
+        let n = next(&mut values, Value::Text(format!("%,{service},%")));
+        sql_conditions.push(format!(
+            "EXISTS (SELECT 1 FROM trace_index_v1 t WHERE t.session_key IN (s.short_id, s.id)
+             AND (',' || t.services || ',') LIKE ?{n})"
+        ));
+    }
+    match filter.has_error {
+        Some(true) => sql_conditions.push(
+            "EXISTS (SELECT 1 FROM trace_index_v1 t WHERE t.session_key IN (s.short_id, s.id) AND t.error_count > 0)"
+                .into(),
+        ),
+        Some(false) => sql_conditions.push(
+            "NOT EXISTS (SELECT 1 FROM trace_index_v1 t WHERE t.session_key IN (s.short_id, s.id) AND t.error_count > 0)"
+                .into(),
+        ),
+        None => {}
+    }
+    if let Some(from) = filter.from_ms {
+        let n = next(&mut values, Value::Integer(from));
+        sql_conditions.push(format!("COALESCE(s.stopped_ms, 9223372036854775807) >= ?{n}"));
+    }
+    if let Some(to) = filter.to_ms {
+        let n = next(&mut values, Value::Integer(to));
+        sql_conditions.push(format!("s.started_ms <= ?{n}"));
+    }
+    let where_clause =
+        if sql_conditions.is_empty() { String::new() } else { format!("WHERE {}", sql_conditions.join(" AND ")) };
+    let total: u64 = connection
+        .prepare(&format!("SELECT COUNT(*) FROM sessions_v1 s {where_clause}"))?
+        .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
+    let limit = filter.limit.unwrap_or(50).min(1000) as i64;
+    let offset = filter.offset.unwrap_or(0) as i64;
+    let sql = format!(
+        "SELECT {} FROM sessions_v1 s {where_clause} ORDER BY s.started_ms DESC, s.id LIMIT {limit} OFFSET {offset}",
+        SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let sessions = connection
+        .prepare(&sql)?
+        .query_map(params_from_iter(values.iter()), session_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let sessions = sessions
+        .into_iter()
+        .map(|session| {
+            let stats = session_stats(connection, &session)?;
+            Ok((session, stats))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(SessionPage { sessions, total })
+}
+
+pub(crate) fn session_traces(connection: &Connection, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
+    // A trace may be linked to the session by only some of its blocks (a `session.id` attribute on one
+    // service's spans): summarize every block of every trace any block links.
+    let mut statement = connection.prepare_cached(
+        "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
+         FROM trace_index_v1 WHERE trace_id IN
+           (SELECT DISTINCT trace_id FROM trace_index_v1 WHERE session_key IN (?1, ?2))
+         ORDER BY start_ns",
+    )?;
+    let mut rows = statement.query(params![session.short_id.to_hex(), session.id])?;
+    let mut traces: Vec<TraceSummary> = Vec::new();
+    let mut position = std::collections::HashMap::new();
+    while let Some(row) = rows.next()? {
+        let trace_id: Vec<u8> = row.get(0)?;
+        let Ok(trace_id) = <[u8; 16]>::try_from(trace_id.as_slice()) else { continue };
+        let services: String = row.get(1)?;
+        let root_name: Option<String> = row.get(6)?;
+        let root_service: Option<String> = row.get(7)?;
+        let slot = *position.entry(trace_id).or_insert_with(|| {
+            traces.push(TraceSummary {
+                trace_id,
+                root: None,
+                services: vec![],
+                start_unix_nano: i64::MAX,
+                end_unix_nano: i64::MIN,
+                span_count: 0,
+                error_count: 0,
+            });
+            traces.len() - 1
+        });
+        let summary = &mut traces[slot];
+        summary.start_unix_nano = summary.start_unix_nano.min(row.get(2)?);
+        summary.end_unix_nano = summary.end_unix_nano.max(row.get(3)?);
+        summary.span_count += row.get::<_, u64>(4)?;
+        summary.error_count += row.get::<_, u64>(5)?;
+        if let (Some(name), Some(service)) = (root_name, root_service) {
+            summary.root = Some((name, service));
+        }
+        for service in services.split(',').filter(|s| !s.is_empty()) {
+            if !summary.services.iter().any(|s| s == service) {
+                summary.services.push(service.to_string());
+            }
+        }
+    }
+    for summary in &mut traces {
+        summary.services.sort();
+    }
+    Ok(traces)
+}
+
+pub(crate) fn trace_blocks(connection: &Connection, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT b.data FROM span_blocks_v1 b WHERE b.id IN (SELECT block_id FROM trace_index_v1 WHERE trace_id = ?1)
+         ORDER BY b.id",
+    )?;
+    let compressed = statement
+        .query_map([&trace_id[..]], |row| row.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    compressed.iter().map(|data| decompress(data)).collect()
+}
+
+pub(crate) fn trace_session_key(connection: &Connection, trace_id: &[u8; 16]) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT session_key FROM trace_index_v1 WHERE trace_id = ?1 AND session_key IS NOT NULL LIMIT 1")?
+        .query_row([&trace_id[..]], |row| row.get(0))
+        .optional()?)
+}
+
+pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(trace_id) = filter.trace_id {
+        values.push(Value::Blob(trace_id.to_vec()));
+        conditions.push(format!("trace_id = ?{}", values.len()));
+    }
+    if !filter.session_keys.is_empty() {
+        let mut placeholders = Vec::new();
+        for key in &filter.session_keys {
+            values.push(Value::Text(key.clone()));
+            placeholders.push(format!("?{}", values.len()));
+        }
+        // Logs linked to the session directly, or through a trace that belongs to it.
+        let list = placeholders.join(", ");
+        conditions.push(format!(
+            "(session_key IN ({list}) OR trace_id IN (SELECT trace_id FROM trace_index_v1 WHERE session_key IN ({list})))"
+        ));
+    }
+    if let Some(service) = &filter.service {
+        values.push(Value::Text(service.clone()));
+        conditions.push(format!("service = ?{}", values.len()));
+    }
+    if let Some(text) = &filter.text {
+        values.push(Value::Text(format!("%{text}%")));
+        conditions.push(format!("body LIKE ?{}", values.len()));
+    }
+    if let Some(from) = filter.from_unix_nano {
+        values.push(Value::Integer(from));
+        conditions.push(format!("time_ns >= ?{}", values.len()));
+    }
+    if let Some(to) = filter.to_unix_nano {
+        values.push(Value::Integer(to));
+        conditions.push(format!("time_ns <= ?{}", values.len()));
+    }
+    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let limit = filter.limit.unwrap_or(1000).min(100_000);
+    let sql = format!(
+        "SELECT time_ns, trace_id, span_id, session_key, service, severity_number, severity_text, body,
+         attributes_json, resource_json FROM logs_v1 {where_clause} ORDER BY time_ns, id LIMIT {limit}"
+    );
+    let records = connection
+        .prepare(&sql)?
+        .query_map(params_from_iter(values.iter()), |row| {
+            let trace_id: Option<Vec<u8>> = row.get(1)?;
+            let span_id: Option<Vec<u8>> = row.get(2)?;
+            Ok(LogRecord {
+                time_unix_nano: row.get(0)?,
+                trace_id: trace_id.and_then(|v| v.as_slice().try_into().ok()),
+                span_id: span_id.and_then(|v| v.as_slice().try_into().ok()),
+                session_key: row.get(3)?,
+                service: row.get(4)?,
+                severity_number: row.get(5)?,
+                severity_text: row.get(6)?,
+                body: row.get(7)?,
+                attributes_json: row.get(8)?,
+                resource_json: row.get(9)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(records)
+}
+
+pub(crate) fn metric_points(connection: &Connection, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if !filter.services.is_empty() {
+        let mut placeholders = Vec::new();
+        for service in &filter.services {
+            values.push(Value::Text(service.clone()));
+            placeholders.push(format!("?{}", values.len()));
+        }
+        conditions.push(format!("service IN ({})", placeholders.join(", ")));
+    }
+    if let Some(name) = &filter.name {
+        values.push(Value::Text(name.clone()));
+        conditions.push(format!("name = ?{}", values.len()));
+    }
+    if let Some(from) = filter.from_unix_nano {
+        values.push(Value::Integer(from));
+        conditions.push(format!("time_ns >= ?{}", values.len()));
+    }
+    if let Some(to) = filter.to_unix_nano {
+        values.push(Value::Integer(to));
+        conditions.push(format!("time_ns <= ?{}", values.len()));
+    }
+    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let limit = filter.limit.unwrap_or(10_000).min(100_000);
+    let sql = format!(
+        "SELECT time_ns, service, name, kind, unit, value, attributes_json, detail_json FROM metric_points_v1
+         {where_clause} ORDER BY time_ns LIMIT {limit}"
+    );
+    let points = connection
+        .prepare(&sql)?
+        .query_map(params_from_iter(values.iter()), |row| {
+            Ok(MetricPoint {
+                time_unix_nano: row.get(0)?,
+                service: row.get(1)?,
+                name: row.get(2)?,
+                kind: row.get(3)?,
+                unit: row.get(4)?,
+                value: row.get(5)?,
+                attributes_json: row.get(6)?,
+                detail_json: row.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(points)
+}
+
+pub(crate) fn replay_chunks(connection: &Connection, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT seq, event_count, first_ms, last_ms, data FROM replay_chunks_v1 WHERE session_id = ?1 ORDER BY seq",
+    )?;
+    let rows = statement
+        .query_map([session_id], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get::<_, Vec<u8>>(4)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(seq, event_count, first, last, data)| {
+            Ok(ReplayChunk {
+                session_id: session_id.to_string(),
+                seq: seq as u64,
+                event_count,
+                first_timestamp_ms: first,
+                last_timestamp_ms: last,
+                events_json: decompress(&data)?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,84 @@
+//! The SQLite schema. Table names carry a version: a change of layout is a new name and a migration.
+
+/// Statements run at open; each is idempotent.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions_v1 (
+    id TEXT PRIMARY KEY,
+    short_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    name TEXT,
+    user_json TEXT NOT NULL,
+    attributes_json TEXT NOT NULL,
+    tags_json TEXT NOT NULL,
+    capture_json TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    stopped_ms INTEGER,
+    saved_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_v1_started ON sessions_v1 (started_ms);
+
+-- Received spans: zstd-compressed OTLP ExportTraceServiceRequest protobuf, one row per request.
+CREATE TABLE IF NOT EXISTS span_blocks_v1 (
+    id INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    span_count INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+
+-- One row per (trace, block): which blocks hold a trace, and what the lists need without decoding.
+CREATE TABLE IF NOT EXISTS trace_index_v1 (
+    trace_id BLOB NOT NULL,
+    block_id INTEGER NOT NULL,
+    session_key TEXT,
+    services TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    span_count INTEGER NOT NULL,
+    error_count INTEGER NOT NULL,
+    root_name TEXT,
+    root_service TEXT
+);
+CREATE INDEX IF NOT EXISTS trace_index_v1_trace ON trace_index_v1 (trace_id);
+CREATE INDEX IF NOT EXISTS trace_index_v1_session ON trace_index_v1 (session_key, start_ns)
+    WHERE session_key IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS logs_v1 (
+    id INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    trace_id BLOB,
+    span_id BLOB,
+    session_key TEXT,
+    service TEXT NOT NULL,
+    severity_number INTEGER NOT NULL,
+    severity_text TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attributes_json TEXT NOT NULL,
+    resource_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_v1_trace ON logs_v1 (trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS logs_v1_session ON logs_v1 (session_key, time_ns) WHERE session_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS logs_v1_time ON logs_v1 (time_ns);
+
+CREATE TABLE IF NOT EXISTS metric_points_v1 (
+    time_ns INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    value REAL,
+    attributes_json TEXT NOT NULL,
+    detail_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metric_points_v1_service ON metric_points_v1 (service, name, time_ns);
+
+-- Replay events: zstd-compressed JSON arrays, keyed by (session, seq) so a re-sent chunk is stored once.
+CREATE TABLE IF NOT EXISTS replay_chunks_v1 (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+";

@@ -1,0 +1,298 @@
+// sessiontrace browser recorder: the public API `window.sessiontrace` = {start, stop, sessionId, ...}.
+// start() creates (or attaches to, or resumes after a reload) a server session, then records the DOM
+// with rrweb, console/errors and network calls as custom events, and traces fetch/XHR/document load/
+// clicks with session-prefixed trace ids. Events are uploaded in numbered chunks (uploader.js).
+
+import { record } from '@rrweb/record';
+import { sessionPrefix } from './ids.js';
+import { compilePropagateTo, serializePropagateTo, deserializePropagateTo } from './propagate.js';
+import { Uploader } from './uploader.js';
+import { makeFetchWrapper, patchXhr, xhrSpanHook } from './network.js';
+import { captureConsoleAndErrors } from './console.js';
+import { startTracing } from './tracing.js';
+
+const STATE_KEY = 'sessiontrace:state';
+const COOKIE = 'sessiontrace_session';
+const FLUSH_INTERVAL_MS = 5000;
+
+// Captured before anything is patched: the recorder's own calls never carry traceparent.
+const nativeFetch = typeof fetch === 'function' ? fetch.bind(globalThis) : null;
+const scriptOrigin = (() => {
+  try {
+    return new URL(document.currentScript.src).origin;
+  } catch {
+    return null;
+  }
+})();
+const warn = (...a) => console.warn('[sessiontrace]', ...a);
+
+let current = null; // the active recording
+let starting = null; // promise of a start in progress
+
+function storage(name) {
+  try {
+    const s = window[name];
+    s.getItem('x');
+    return s;
+  } catch {
+    return null; // disabled (privacy mode, sandboxed iframe)
+  }
+}
+
+function readState() {
+  try {
+    return JSON.parse(storage('sessionStorage')?.getItem(STATE_KEY) || 'null');
+  } catch {
+    return null;
+  }
+}
+
+function writeState(state) {
+  try {
+    storage('sessionStorage')?.setItem(STATE_KEY, JSON.stringify(state));
+  } catch {
+    /* recording still works, it just won't survive a reload */
+  }
+}
+
+function setCookie(shortId) {
+  document.cookie = `${COOKIE}=${shortId}; path=/; SameSite=Lax`;
+}
+
+function clearCookie() {
+  document.cookie = `${COOKIE}=; path=/; max-age=0; SameSite=Lax`;
+}
+
+async function api(method, url, body) {
+  const res = await nativeFetch(url, {
+    method,
+    credentials: 'omit',
+    headers: body ? { 'Content-Type': 'application/json' } : undefined,
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!res.ok) {
+    let msg = res.statusText;
+    try {
+      msg = (await res.json()).error || msg;
+    } catch {
+      /* not JSON */
+    }
+    throw new Error(`sessiontrace: ${method} ${url} → ${res.status} ${msg}`);
+  }
+  return res.json();
+}
+
+/** Options that can be stored in sessionStorage to resume the recording after a reload. */
+function storableOptions(o) {
+  const keep = {};
+  for (const k of ['name', 'serviceName', 'maskAllInputs', 'maskTextClass', 'maskTextSelector', 'blockClass',
+    'blockSelector', 'maskHeaders', 'maskBodyKeys', 'flushIntervalMs', 'retryBaseMs', 'sampling']) {
+    if (o[k] !== undefined && !(o[k] instanceof RegExp)) keep[k] = o[k];
+  }
+  keep.propagateTo = serializePropagateTo(o.propagateTo);
+  return keep;
+}
+
+/**
+ * Starts recording. Options: endpoint (server base URL; default: where this script came from), name,
+ * user, kind ('manual'|'continuous'), attributes, tags, capture {headers, bodies}, propagateTo (origins,
+ * URL prefixes or RegExps that get traceparent besides same-origin), maskAllInputs (default true),
+ * maskTextClass, maskTextSelector, blockClass, blockSelector, serviceName, sessionId (attach to a session
+ * the server already has). Returns a promise of the server's Session object.
+ */
+export function start(options = {}) {
+  if (current) return Promise.resolve(current.session);
+  if (!starting) starting = doStart(options).finally(() => (starting = null));
+  return starting;
+}
+
+async function doStart(options) {
+  if (!nativeFetch) throw new Error('sessiontrace: this browser has no fetch');
+  const endpoint = String(options.endpoint || scriptOrigin || location.origin).replace(/\/+$/, '');
+  const saved = readState();
+  let session;
+  let owned;
+  let opts = options;
+  const wanted = options.sessionId;
+  if (saved && saved.endpoint === endpoint && (!wanted || wanted === saved.session.id || wanted === saved.session.short_id)) {
+    // Same tab, same session: a reload. Continue it (the uploader continues the seq numbers).
+    session = saved.session;
+    owned = saved.owned;
+    opts = { ...deserialize(saved.options), ...options };
+  } else if (wanted) {
+    session = await api('GET', `${endpoint}/api/sessions/${encodeURIComponent(wanted)}`);
+    owned = false;
+  } else {
+    session = await api('POST', `${endpoint}/api/sessions`, {
+      name: options.name,
+      kind: options.kind,
+      user: options.user,
+      attributes: options.attributes,
+      tags: options.tags,
+      capture: options.capture,
+    });
+    owned = true;
+  }
+  writeState({ endpoint, owned, session: pickSession(session), options: storableOptions(opts) });
+  activate(endpoint, session, opts, owned);
+  return session;
+}
+
+function deserialize(o) {
+  return { ...o, propagateTo: deserializePropagateTo(o.propagateTo) };
+}
+
+function pickSession(s) {
+  const { id, short_id, kind, trace_id_prefix, capture, name } = s;
+  return { id, short_id, kind, trace_id_prefix, capture, name };
+}
+
+function activate(endpoint, session, opts, owned) {
+  const prefix = sessionPrefix(session);
+  const capture = { headers: !!session.capture?.headers, bodies: !!session.capture?.bodies };
+  const propagateTo = compilePropagateTo(opts.propagateTo);
+  const teardown = [];
+  const rec = { endpoint, session, owned, prefix, recording: false };
+  current = rec;
+
+  setCookie(session.short_id);
+
+  const uploader = new Uploader({
+    url: `${endpoint}/api/sessions/${encodeURIComponent(session.id)}/events`,
+    fetch: nativeFetch,
+    storage: storage('sessionStorage'),
+    fallbackStorage: storage('localStorage'),
+    storageKey: `sessiontrace:outbox:${session.id}`,
+    retryBaseMs: opts.retryBaseMs,
+    onDrop: (seq, status) => warn(`events chunk ${seq} rejected with ${status}`),
+  });
+  rec.uploader = uploader;
+
+  const emit = (tag, payload) => {
+    if (rec.recording) record.addCustomEvent(tag, payload);
+  };
+
+  // Network capture wrappers go in first, so the OTel instrumentations wrap them.
+  const netOpts = {
+    active: () => rec.recording,
+    skip: (url) => url.startsWith(endpoint + '/'),
+    capture: () => capture,
+    emit: (payload) => emit('sessiontrace/network', payload),
+    maskHeaders: opts.maskHeaders || [],
+    maskKeys: opts.maskBodyKeys || [],
+  };
+  const pageFetch = window.fetch;
+  window.fetch = makeFetchWrapper(pageFetch, netOpts);
+  const unpatchXhr = patchXhr(netOpts);
+
+  const tracing = startTracing({
+    endpoint,
+    prefix,
+    session,
+    propagateTo,
+    serviceName: opts.serviceName || 'browser',
+    xhrHook: xhrSpanHook(netOpts),
+  });
+  rec.tracing = tracing;
+  teardown.push(async () => {
+    await tracing.stop(); // restores our wrappers underneath
+    unpatchXhr();
+    window.fetch = pageFetch;
+  });
+
+  const stopRecord = record({
+    emit(event) {
+      if (uploader.add(event)) uploader.flush();
+    },
+    maskAllInputs: opts.maskAllInputs !== false,
+    maskTextClass: opts.maskTextClass || 'st-mask',
+    maskTextSelector: opts.maskTextSelector,
+    blockClass: opts.blockClass || 'st-block',
+    blockSelector: opts.blockSelector,
+    sampling: opts.sampling || { mousemove: 50, scroll: 150, input: 'last' },
+  });
+  rec.recording = true;
+  teardown.push(() => {
+    rec.recording = false;
+    if (stopRecord) stopRecord();
+  });
+
+  teardown.push(captureConsoleAndErrors(emit));
+
+  const timer = setInterval(() => uploader.flush(), opts.flushIntervalMs || FLUSH_INTERVAL_MS);
+  const onHide = () => {
+    uploader.flushOnHide();
+    tracing.flush();
+  };
+  const onVisibility = () => {
+    if (document.visibilityState === 'hidden') onHide();
+  };
+  window.addEventListener('pagehide', onHide);
+  document.addEventListener('visibilitychange', onVisibility);
+  teardown.push(() => {
+    clearInterval(timer);
+    window.removeEventListener('pagehide', onHide);
+    document.removeEventListener('visibilitychange', onVisibility);
+  });
+
+  rec.teardown = teardown;
+  uploader.flush(); // sends what an earlier load of this session left in storage
+}
+
+/** Uploads what is pending now; resolves when the server has it. */
+export async function flush() {
+  if (!current) return;
+  await Promise.all([current.uploader.flush(), current.tracing.flush()]);
+}
+
+/**
+ * Stops recording: uploads what is left, stops the server session when this recorder started it,
+ * removes the cookie and the saved state. Resolves with the (stopped) Session.
+ */
+export async function stop() {
+  if (starting) await starting.catch(() => {});
+  const rec = current;
+  if (!rec) return null;
+  for (const fn of rec.teardown.reverse()) await fn();
+  current = null;
+  clearCookie();
+  const left = rec.uploader;
+  await Promise.race([left.flush(), new Promise((r) => setTimeout(r, 10000))]);
+  left.stopped = true;
+  if (left.outbox.length === 0) left.clearStorage();
+  try {
+    storage('sessionStorage')?.removeItem(STATE_KEY);
+  } catch {
+    /* ignore */
+  }
+  if (rec.owned) {
+    try {
+      return await api('POST', `${rec.endpoint}/api/sessions/${encodeURIComponent(rec.session.id)}/stop`);
+    } catch (e) {
+      warn('could not stop the session on the server:', e.message);
+    }
+  }
+  return rec.session;
+}
+
+/** The active session's id, or null. */
+export function sessionId() {
+  return current ? current.session.id : null;
+}
+
+/** The active session object (as the server returned it), or null. */
+export function session() {
+  return current ? current.session : null;
+}
+
+/** Upload statistics of the active session: {sent, retries, bytes, pendingChunks}. */
+export function stats() {
+  if (!current) return null;
+  return { ...current.uploader.stats, pendingChunks: current.uploader.outbox.length };
+}
+
+// A reload of a page that was recording: continue the same session right away.
+const resumable = typeof window !== 'undefined' ? readState() : null;
+if (resumable) {
+  start({ endpoint: resumable.endpoint }).catch((e) => warn('could not resume the session:', e.message));
+}

@@ -1,0 +1,76 @@
+// Browser tracing with the OpenTelemetry web SDK while a session records: session-prefixed trace ids,
+// always sampled, traceparent only to same-origin and `propagateTo` URLs, spans exported as OTLP/HTTP
+// JSON to {endpoint}/v1/traces. start() returns a teardown function.
+
+import { context, propagation, trace } from '@opentelemetry/api';
+import { WebTracerProvider, BatchSpanProcessor, AlwaysOnSampler } from '@opentelemetry/sdk-trace-web';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { FetchInstrumentation } from '@opentelemetry/instrumentation-fetch';
+import { XMLHttpRequestInstrumentation } from '@opentelemetry/instrumentation-xml-http-request';
+import { DocumentLoadInstrumentation } from '@opentelemetry/instrumentation-document-load';
+import { UserInteractionInstrumentation } from '@opentelemetry/instrumentation-user-interaction';
+import { SessionIdGenerator } from './ids.js';
+
+function escapeRegExp(s) {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/**
+ * @param {object} o
+ * @param {string} o.endpoint     sessiontrace server base URL
+ * @param {string} o.prefix       14-hex trace id prefix of the session
+ * @param {object} o.session      the server's Session object
+ * @param {RegExp[]} o.propagateTo
+ * @param {string} o.serviceName
+ * @param {Function} o.xhrHook    applyCustomAttributesOnSpan for XHR (network capture)
+ */
+export function startTracing(o) {
+  let prefix = o.prefix;
+  const provider = new WebTracerProvider({
+    resource: resourceFromAttributes({
+      'service.name': o.serviceName,
+      'session.id': o.session.id,
+      'telemetry.sdk.language': 'webjs',
+    }),
+    idGenerator: new SessionIdGenerator(() => prefix),
+    sampler: new AlwaysOnSampler(),
+    spanProcessors: [
+      new BatchSpanProcessor(new OTLPTraceExporter({ url: o.endpoint + '/v1/traces' }), {
+        scheduledDelayMillis: 1000,
+      }),
+    ],
+  });
+  provider.register(); // StackContextManager + W3C trace context propagator
+
+  // The recorder's own calls (events upload, span export) are never traced nor given traceparent.
+  const ignoreUrls = [new RegExp('^' + escapeRegExp(o.endpoint) + '/')];
+  const instrumentations = [
+    new DocumentLoadInstrumentation(), // reads <meta name="traceparent"> to join the server's trace
+    new UserInteractionInstrumentation({ eventNames: ['click', 'submit'] }),
+    new FetchInstrumentation({ ignoreUrls, propagateTraceHeaderCorsUrls: o.propagateTo }),
+    new XMLHttpRequestInstrumentation({
+      ignoreUrls,
+      propagateTraceHeaderCorsUrls: o.propagateTo,
+      applyCustomAttributesOnSpan: o.xhrHook,
+    }),
+  ];
+  const unregister = registerInstrumentations({ tracerProvider: provider, instrumentations });
+
+  return {
+    flush: () => provider.forceFlush(),
+    async stop() {
+      unregister();
+      prefix = null;
+      try {
+        await provider.forceFlush();
+        await provider.shutdown();
+      } finally {
+        trace.disable();
+        context.disable();
+        propagation.disable();
+      }
+    },
+  };
+}

@@ -1,0 +1,230 @@
+// Replay event upload: events are cut into chunks numbered by `seq` (the server is idempotent on it),
+// kept in an outbox that is persisted to sessionStorage until the server acknowledges them, sent in
+// order, gzip-compressed when CompressionStream exists, retried with exponential backoff while the
+// server is unreachable, and flushed on page hide with keepalive fetches within the browser's 64 KiB
+// budget. What does not fit stays in storage and is sent by the next page load of the session.
+
+export const CHUNK_MAX_BYTES = 1024 * 1024; // server limit is 8 MiB per body
+export const CHUNK_MAX_EVENTS = 5000; // server limit is 20,000 events per chunk
+export const KEEPALIVE_CHUNK_BYTES = 40 * 1024;
+export const KEEPALIVE_BUDGET_BYTES = 48 * 1024; // of the browser's 64 KiB, leaving room for span export
+
+/**
+ * Splits serialized events (JSON strings) into groups of at most maxBytes (sum of string lengths plus
+ * separators) and maxEvents. An event larger than maxBytes is a group of its own.
+ */
+export function splitEvents(serialized, maxBytes, maxEvents = CHUNK_MAX_EVENTS) {
+  const groups = [];
+  let cur = [];
+  let size = 0;
+  for (const s of serialized) {
+    if (cur.length > 0 && (size + s.length + 1 > maxBytes || cur.length >= maxEvents)) {
+      groups.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(s);
+    size += s.length + 1;
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
+/** The JSON body of a chunk, built from already serialized events. */
+export function chunkBody(seq, serialized) {
+  return '{"seq":' + seq + ',"events":[' + serialized.join(',') + ']}';
+}
+
+export function utf8Length(s) {
+  return new TextEncoder().encode(s).length;
+}
+
+async function gzip(text) {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Uploader {
+  /**
+   * @param {object} o
+   * @param {string} o.url          POST target: {endpoint}/api/sessions/{id}/events
+   * @param {Function} o.fetch      a fetch that is NOT instrumented (no traceparent on uploads)
+   * @param {Storage} [o.storage]   where the outbox and next seq survive reloads
+   * @param {string} o.storageKey
+   * @param {boolean} [o.compress]  gzip bodies when CompressionStream exists (default true)
+   * @param {number} [o.retryBaseMs] first backoff delay (doubles up to retryMaxMs)
+   * @param {Function} [o.onDrop]   called with (seq, status) when the server rejects a chunk for good
+   */
+  constructor(o) {
+    this.url = o.url;
+    this.fetch = o.fetch;
+    this.storage = o.storage || null;
+    this.fallbackStorage = o.fallbackStorage || null;
+    this.storageKey = o.storageKey;
+    this.compress = o.compress !== false && typeof CompressionStream === 'function';
+    this.retryBaseMs = o.retryBaseMs ?? 1000;
+    this.retryMaxMs = o.retryMaxMs ?? 30000;
+    this.maxBytes = o.maxBytes ?? CHUNK_MAX_BYTES;
+    this.onDrop = o.onDrop || (() => {});
+    this.pending = []; // serialized events not yet in a chunk
+    this.pendingBytes = 0;
+    this.outbox = []; // [{seq, body}] not yet acknowledged, in seq order
+    this.nextSeq = 0;
+    this.draining = null;
+    this.stopped = false;
+    this.stats = { sent: 0, retries: 0, bytes: 0 };
+    this.keepalive = new Map(); // seq -> bytes of keepalive sends still in flight
+    this.load();
+  }
+
+  /** Restores the outbox and next seq of an earlier page load of this session. */
+  load() {
+    for (const s of [this.storage, this.fallbackStorage]) {
+      if (!s) continue;
+      try {
+        const saved = JSON.parse(s.getItem(this.storageKey) || 'null');
+        if (saved) {
+          this.nextSeq = Math.max(this.nextSeq, saved.nextSeq || 0);
+          const known = new Set(this.outbox.map((c) => c.seq));
+          for (const c of saved.outbox || []) if (!known.has(c.seq)) this.outbox.push(c);
+        }
+      } catch {
+        /* unreadable storage: start clean */
+      }
+    }
+    this.outbox.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Persists outbox + next seq; sessionStorage first, localStorage when that is full. */
+  save() {
+    const data = JSON.stringify({ nextSeq: this.nextSeq, outbox: this.outbox });
+    for (const s of [this.storage, this.fallbackStorage]) {
+      if (!s) continue;
+      try {
+        s.setItem(this.storageKey, data);
+        if (s !== this.storage && this.storage) this.storage.removeItem(this.storageKey);
+        return true;
+      } catch {
+        /* quota exceeded: try the next one */
+      }
+    }
+    return false; // kept in memory only
+  }
+
+  clearStorage() {
+    for (const s of [this.storage, this.fallbackStorage]) {
+      try {
+        if (s) s.removeItem(this.storageKey);
+      } catch {
+        /* ignore */
+      }
+    }
+  }
+
+  /** Queues one rrweb event; returns true when enough is pending that a flush is due. */
+  add(event) {
+    const s = JSON.stringify(event);
+    this.pending.push(s);
+    this.pendingBytes += s.length + 1;
+    return this.pendingBytes >= this.maxBytes || this.pending.length >= CHUNK_MAX_EVENTS;
+  }
+
+  /** Moves pending events into numbered chunks of at most maxBytes, and persists them. */
+  cut(maxBytes = this.maxBytes) {
+    if (this.pending.length === 0) return;
+    for (const group of splitEvents(this.pending, maxBytes)) {
+      const seq = this.nextSeq++;
+      this.outbox.push({ seq, body: chunkBody(seq, group) });
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.save();
+  }
+
+  /** Cuts what is pending and sends the whole outbox; resolves when it is empty (or stopped). */
+  flush() {
+    this.cut();
+    if (!this.draining) {
+      this.draining = this.drain().finally(() => {
+        this.draining = null;
+      });
+    }
+    return this.draining;
+  }
+
+  async drain() {
+    let attempt = 0;
+    while (this.outbox.length > 0 && !this.stopped) {
+      const chunk = this.outbox[0];
+      const result = await this.send(chunk, false);
+      if (result === 'ok' || result === 'drop') {
+        this.ack(chunk.seq);
+        attempt = 0;
+        continue;
+      }
+      // Unreachable or 5xx/408/429: back off, then re-send the same chunk (same seq: idempotent).
+      this.stats.retries++;
+      const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** attempt);
+      attempt++;
+      await sleep(delay * (0.75 + Math.random() * 0.25));
+    }
+  }
+
+  ack(seq) {
+    this.outbox = this.outbox.filter((c) => c.seq !== seq);
+    this.save();
+  }
+
+  /** Sends one chunk: 'ok', 'drop' (rejected for good) or 'retry'. */
+  async send(chunk, keepalive) {
+    try {
+      const init = { method: 'POST', credentials: 'omit', mode: 'cors' };
+      if (keepalive) {
+        // No compression (it is async) and a CORS-safelisted type, so no preflight at unload.
+        init.keepalive = true;
+        init.headers = { 'Content-Type': 'text/plain' };
+        init.body = chunk.body;
+      } else if (this.compress) {
+        init.headers = { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' };
+        init.body = await gzip(chunk.body);
+      } else {
+        init.headers = { 'Content-Type': 'application/json' };
+        init.body = chunk.body;
+      }
+      const res = await this.fetch(this.url, init);
+      if (res.ok) {
+        this.stats.sent++;
+        this.stats.bytes += init.body.length ?? init.body.byteLength;
+        return 'ok';
+      }
+      if (res.status >= 500 || res.status === 408 || res.status === 429) return 'retry';
+      this.onDrop(chunk.seq, res.status);
+      return 'drop';
+    } catch {
+      return 'retry';
+    }
+  }
+
+  /**
+   * Page is being hidden or unloaded: everything pending goes into small chunks that are persisted,
+   * then sent with keepalive while they fit the budget. The rest waits in storage for the next load.
+   */
+  flushOnHide() {
+    this.cut(KEEPALIVE_CHUNK_BYTES);
+    let budget = KEEPALIVE_BUDGET_BYTES;
+    for (const size of this.keepalive.values()) budget -= size;
+    for (const chunk of this.outbox) {
+      if (this.keepalive.has(chunk.seq)) continue;
+      const size = utf8Length(chunk.body);
+      if (size > budget) continue; // too big for keepalive: the next load sends it
+      budget -= size;
+      this.keepalive.set(chunk.seq, size);
+      this.send(chunk, true).then((r) => {
+        this.keepalive.delete(chunk.seq);
+        if (r !== 'retry') this.ack(chunk.seq);
+      });
+    }
+  }
+}

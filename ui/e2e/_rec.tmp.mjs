@@ -1,0 +1,11 @@
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import { startDemoServer, recordFlow, CHROMIUM, CHROMIUM_ARGS, hex } from './fixtures.mjs';
+const demo = await startDemoServer();
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+const tid = 'debdeb' + 'a1b2c3d4' + hex(9);
+const sid = hex(8);
+const r = await recordFlow(browser, demo.url, tid, sid);
+console.log(r.events.length, r.events.map(e=>e.type).join(','), r.duration, demo.seen);
+fs.writeFileSync('/tmp/rec.json', JSON.stringify({ ...r, tid, sid }));
+await browser.close(); await demo.close();

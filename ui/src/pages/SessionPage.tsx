@@ -1,0 +1,98 @@
+// Session page: replay beside the timeline (synced both ways), the selected trace's waterfall below.
+// The selected trace/span live in the URL (?trace=&span=) so the view is shareable; live sessions poll.
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { api, type TimelineItem } from '../api';
+import { useInterval, useLoad } from '../hooks';
+import { setQuery } from '../router';
+import { itemKey, mergeTimeline, opensTrace } from '../lib/timeline';
+import { fmtDuration, fmtTime, fmtUser } from '../lib/format';
+import { Replay, canReplay, type ReplayControl } from '../components/Replay';
+import { Timeline } from '../components/Timeline';
+import { TraceView } from '../components/TraceView';
+import { sessionDuration } from './SessionsList';
+
+export function SessionPage({ id, search }: { id: string; search: URLSearchParams }) {
+  const tl = useLoad((sig) => api.timeline(id, sig), [id]);
+  const ev = useLoad((sig) => api.events(id, sig), [id]);
+  const session = tl.data?.session ?? null;
+  const live = !!session?.live;
+  useInterval(() => { tl.reload(); ev.reload(); }, live ? 2500 : null);
+
+  const items = useMemo(() => mergeTimeline(tl.data?.items ?? []), [tl.data]);
+  const events = ev.data?.events ?? [];
+  const replayStart = useMemo(() => {
+    let m = Infinity;
+    for (const e of events) if (e && typeof e.timestamp === 'number' && e.timestamp < m) m = e.timestamp;
+    return m;
+  }, [ev.data]);
+  const origin = Number.isFinite(replayStart) ? replayStart : session?.started_at_ms ?? items[0]?.time_ms ?? 0;
+
+  const ctl = useRef<ReplayControl | null>(null);
+  const [playhead, setPlayhead] = useState<number | null>(null);
+  const [selKey, setSelKey] = useState<string | null>(null);
+  const traceId = search.get('trace');
+  const spanId = search.get('span');
+
+  // The item that opened the current trace (for the browser-side view), also after a reload of a shared URL.
+  const selItem = useMemo<TimelineItem | null>(() => {
+    const byKey = selKey ? items.find((it) => itemKey(it) === selKey) : undefined;
+    if (byKey) return byKey;
+    if (!traceId) return null;
+    return items.find((it) => it.trace_id === traceId && it.kind === 'network') ?? items.find((it) => it.trace_id === traceId) ?? null;
+  }, [items, selKey, traceId]);
+
+  const select = (it: TimelineItem) => {
+    setSelKey(itemKey(it));
+    setPlayhead(it.time_ms);
+    ctl.current?.seek(it.time_ms);
+    if (opensTrace(it) && it.trace_id) {
+      if (it.trace_id !== traceId) setQuery({ trace: it.trace_id, span: null });
+    }
+  };
+
+  // Space toggles play/pause when focus is not in a control.
+  useEffect(() => {
+    const k = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement;
+      if (e.key !== ' ' || /INPUT|SELECT|TEXTAREA|BUTTON/.test(t.tagName) || t.closest('[role=listbox],[role=tree]')) return;
+      e.preventDefault();
+      ctl.current?.toggle();
+    };
+    window.addEventListener('keydown', k);
+    return () => window.removeEventListener('keydown', k);
+  }, []);
+
+  if (tl.error && !tl.data) return <main class="page"><p class="err-text pad">Could not load session {id}: {tl.error}</p></main>;
+  if (!session) return <main class="page"><p class="muted pad">Loading session…</p></main>;
+  const c = session.counts ?? {};
+  const hasReplay = canReplay(events);
+
+  return (
+    <main class="page session-page">
+      <header class="session-head">
+        <h1>{session.name || `session ${session.short_id}`}</h1>
+        {live ? <span class="live" title="Still recording: updates every few seconds">● live</span> : null}
+        <span class="muted mono small" title="session id">{session.short_id}</span>
+        <span class="small">{session.kind}</span>
+        {fmtUser(session.user) ? <span class="small">user <b>{fmtUser(session.user)}</b></span> : null}
+        <span class="small">{fmtTime(session.started_at_ms)} · {fmtDuration(sessionDuration(session))}</span>
+        <span class="small">{c.traces ?? 0} traces · {c.spans ?? 0} spans · {c.events ?? 0} events · {c.logs ?? 0} logs · <span class={c.errors ? 'err-text' : ''}>{c.errors ?? 0} errors</span></span>
+        <span class="small">{(session.services ?? []).map((s) => <span class="svc-tag">{s}</span>)}</span>
+      </header>
+      <div class={`session-grid ${hasReplay ? '' : 'no-replay'}`}>
+        <div class="replay-col">
+          {ev.loading && !ev.data ? <p class="muted pad">Loading replay…</p> : <Replay key={id} events={events} onTime={setPlayhead} control={ctl} />}
+        </div>
+        <div class="timeline-col">
+          <Timeline items={items} origin={origin} playhead={playhead} selectedKey={selItem ? itemKey(selItem) : null} onSelect={select} />
+        </div>
+      </div>
+      {traceId ? (
+        <TraceView key={traceId} traceId={traceId} spanId={spanId} item={selItem} live={live}
+          onSelectSpan={(s) => setQuery({ span: s })} />
+      ) : (
+        <p class="muted pad hint">Select a network call or a trace in the timeline to see its waterfall across services.</p>
+      )}
+    </main>
+  );
+}

@@ -1,0 +1,36 @@
+// Trace page: /traces/{trace_id}, with a box to paste a trace id (from a log line or an x-trace-id header).
+import { useState } from 'preact/hooks';
+import { navigate, setQuery } from '../router';
+import { TraceView } from '../components/TraceView';
+
+export function normalizeTraceId(s: string): string {
+  const t = s.trim().toLowerCase();
+  // Accept a whole traceparent header too: 00-<trace id>-<span id>-01.
+  const tp = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(t);
+  if (tp) return tp[1];
+  return t.replace(/[^0-9a-f]/g, '');
+}
+
+export function TraceIdForm({ initial = '', compact = false }: { initial?: string; compact?: boolean }) {
+  const [v, setV] = useState(initial);
+  return (
+    <form class={`trace-form ${compact ? 'compact' : ''}`} role="search" aria-label="Open a trace by id"
+      onSubmit={(e) => { e.preventDefault(); const id = normalizeTraceId(v); if (id) navigate(`/traces/${id}`); }}>
+      <input class="mono" placeholder="Paste a trace id or traceparent…" aria-label="Trace id" value={v}
+        onInput={(e) => setV((e.currentTarget as HTMLInputElement).value)} />
+      <button class="btn" type="submit">Open trace</button>
+    </form>
+  );
+}
+
+export function TracePage({ traceId, search }: { traceId: string; search: URLSearchParams }) {
+  return (
+    <main class="page trace-page">
+      <TraceIdForm key={traceId} initial={traceId} />
+      {traceId ? (
+        <TraceView key={traceId} traceId={traceId} spanId={search.get('span')} showSessionLink
+          onSelectSpan={(s) => setQuery({ span: s })} />
+      ) : <p class="muted pad">Paste a trace id (32 hex characters) to see its waterfall across services.</p>}
+    </main>
+  );
+}

@@ -1,0 +1,60 @@
+// Tiny history router: real paths (/sessions/{id}, /traces/{trace_id}) that the server falls back to index.html for.
+import { useEffect, useState } from 'preact/hooks';
+
+export type Route =
+  | { page: 'sessions' }
+  | { page: 'session'; id: string }
+  | { page: 'trace'; traceId: string }
+  | { page: 'notfound' };
+
+export function parseRoute(pathname: string): Route {
+  const p = pathname.replace(/\/+$/, '') || '/';
+  if (p === '/' || p === '/sessions') return { page: 'sessions' };
+  let m = /^\/sessions\/([^/]+)$/.exec(p);
+  if (m) return { page: 'session', id: decodeURIComponent(m[1]) };
+  if (p === '/traces') return { page: 'trace', traceId: '' };
+  m = /^\/traces\/([^/]+)$/.exec(p);
+  if (m) return { page: 'trace', traceId: decodeURIComponent(m[1]) };
+  return { page: 'notfound' };
+}
+
+const listeners = new Set<() => void>();
+window.addEventListener('popstate', () => listeners.forEach((l) => l()));
+
+export function navigate(url: string, replace = false) {
+  if (url === location.pathname + location.search) return;
+  if (replace) history.replaceState(null, '', url); else history.pushState(null, '', url);
+  listeners.forEach((l) => l());
+}
+
+/** Update query parameters of the current URL (replaceState; the page keeps its state). */
+export function setQuery(params: Record<string, string | number | null | undefined>, push = false) {
+  const u = new URL(location.href);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === null || v === undefined || v === '') u.searchParams.delete(k); else u.searchParams.set(k, String(v));
+  }
+  navigate(u.pathname + u.search, !push);
+}
+
+export function useLocation(): { pathname: string; search: URLSearchParams } {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const l = () => setTick((t) => t + 1);
+    listeners.add(l);
+    return () => { listeners.delete(l); };
+  }, []);
+  return { pathname: location.pathname, search: new URLSearchParams(location.search) };
+}
+
+/** Intercept same-origin <a href> clicks so navigation stays client-side (modifier clicks open new tabs). */
+export function installLinkInterceptor() {
+  document.addEventListener('click', (e) => {
+    if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    const a = (e.target as Element | null)?.closest?.('a');
+    if (!a || a.target || a.hasAttribute('download')) return;
+    const href = a.getAttribute('href');
+    if (!href || !href.startsWith('/') || href.startsWith('//') || href.startsWith('/api/')) return;
+    e.preventDefault();
+    navigate(href);
+  });
+}
