@@ -205,9 +205,9 @@ function activate(endpoint, session, opts, owned) {
       if (uploader.add(event)) uploader.flush();
     },
     maskAllInputs: opts.maskAllInputs !== false,
-    maskTextClass: opts.maskTextClass || 'st-mask',
+    maskTextClass: opts.maskTextClass || /^(st|rr)-mask$/,
     maskTextSelector: opts.maskTextSelector,
-    blockClass: opts.blockClass || 'st-block',
+    blockClass: opts.blockClass || /^(st|rr)-block$/,
     blockSelector: opts.blockSelector,
     sampling: opts.sampling || { mousemove: 50, scroll: 150, input: 'last' },
   });

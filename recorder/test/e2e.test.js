@@ -118,6 +118,7 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     assert.ok(events.some((e) => e.type === 3 && e.data.source === 5), 'input events');
     assert.ok(!json.includes('Zebra') && !json.includes('Quokka') && !json.includes('4242'), 'typed text is masked');
     assert.ok(!json.includes('Masked paragraph'), 'st-mask text is masked');
+    assert.ok(!json.includes('Blocked panel'), 'rr-block element is not recorded');
     for (let i = 1; i < events.length; i++) assert.ok(events[i].timestamp >= events[i - 1].timestamp - 5000);
 
     const custom = (tag) => events.filter((e) => e.type === 5 && e.data.tag === tag).map((e) => e.data.payload);
@@ -230,6 +231,29 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     assert.equal(seen.size, events.length, 'no duplicated event');
     assert.equal(events.filter((e) => e.type === 2).length, 1, 'one full snapshot');
     await tab.evaluate(() => sessiontrace.stop());
+    await ctx.close();
+  });
+
+  test('attaches to a session the server started', async () => {
+    const res = await fetch(`${st.api}/api/sessions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'cli started', kind: 'backend' }),
+    });
+    assert.equal(res.status, 201);
+    const created = await res.json();
+    const ctx = await browser.newContext();
+    const tab = await ctx.newPage();
+    await tab.goto(pageUrl(`&name=attach&attach=${created.short_id}`));
+    const session = await tab.evaluate(() => window.stReady);
+    assert.equal(session.id, created.id);
+    await tab.click('#go');
+    await tab.waitForSelector('#out:has-text("done world")');
+    await tab.evaluate(() => sessiontrace.flush());
+    const { events } = await getJson(`${st.api}/api/sessions/${created.id}/events`);
+    assert.ok(events.some((e) => e.type === 2));
+    const call = events.find((e) => e.type === 5 && e.data.tag === 'sessiontrace/network').data.payload;
+    assert.ok(call.trace_id.startsWith(created.trace_id_prefix));
+    await tab.evaluate(() => sessiontrace.stop());
+    assert.equal((await getJson(`${st.api}/api/sessions/${created.id}`)).live, true, 'an attached session is left running');
     await ctx.close();
   });
 });

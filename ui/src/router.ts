@@ -1,22 +1,7 @@
 // Tiny history router: real paths (/sessions/{id}, /traces/{trace_id}) that the server falls back to index.html for.
 import { useEffect, useState } from 'preact/hooks';
 
-export type Route =
-  | { page: 'sessions' }
-  | { page: 'session'; id: string }
-  | { page: 'trace'; traceId: string }
-  | { page: 'notfound' };
-
-export function parseRoute(pathname: string): Route {
-  const p = pathname.replace(/\/+$/, '') || '/';
-  if (p === '/' || p === '/sessions') return { page: 'sessions' };
-  let m = /^\/sessions\/([^/]+)$/.exec(p);
-  if (m) return { page: 'session', id: decodeURIComponent(m[1]) };
-  if (p === '/traces') return { page: 'trace', traceId: '' };
-  m = /^\/traces\/([^/]+)$/.exec(p);
-  if (m) return { page: 'trace', traceId: decodeURIComponent(m[1]) };
-  return { page: 'notfound' };
-}
+export { parseRoute, type Route } from './lib/route';
 
 const listeners = new Set<() => void>();
 window.addEventListener('popstate', () => listeners.forEach((l) => l()));

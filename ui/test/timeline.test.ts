@@ -78,3 +78,19 @@ describe('replay offsets', () => {
     expect(timeBounds([])).toEqual({ start: 0, end: 0 });
   });
 });
+
+import { parseRoute, normalizeTraceId } from '../src/lib/route';
+describe('routes', () => {
+  it('parses shareable paths', () => {
+    expect(parseRoute('/')).toEqual({ page: 'sessions' });
+    expect(parseRoute('/sessions/ab12cd34/')).toEqual({ page: 'session', id: 'ab12cd34' });
+    expect(parseRoute('/traces/debdeb')).toEqual({ page: 'trace', traceId: 'debdeb' });
+    expect(parseRoute('/traces')).toEqual({ page: 'trace', traceId: '' });
+    expect(parseRoute('/nope/x')).toEqual({ page: 'notfound' });
+  });
+  it('accepts a pasted trace id or a whole traceparent', () => {
+    const id = 'debdeb1a2b3c4d' + 'f'.repeat(18);
+    expect(normalizeTraceId(` ${id.toUpperCase()} `)).toBe(id);
+    expect(normalizeTraceId(`00-${id}-0123456789abcdef-01`)).toBe(id);
+  });
+});

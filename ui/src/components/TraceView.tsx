@@ -15,9 +15,11 @@ interface Props {
   item?: TimelineItem | null;
   live?: boolean;
   showSessionLink?: boolean;
+  /** Replay playhead (absolute ms), drawn as a line on the waterfall when inside the trace. */
+  playhead?: number | null;
 }
 
-export function TraceView({ traceId, spanId, onSelectSpan, item, live, showSessionLink }: Props) {
+export function TraceView({ traceId, spanId, onSelectSpan, item, live, showSessionLink, playhead }: Props) {
   const trace = useLoad((sig) => api.trace(traceId, sig), [traceId]);
   const logs = useLoad((sig) => api.logs({ trace_id: traceId, limit: 5000 }, sig), [traceId]);
   // Poll while live or while the trace is not there yet (spans may still be in flight).
@@ -59,7 +61,7 @@ export function TraceView({ traceId, spanId, onSelectSpan, item, live, showSessi
       ) : (
         <div class="tv-body">
           <div class="tv-left">
-            {spans.length ? <Waterfall spans={spans} selected={sel?.span_id ?? null} onSelect={(s) => onSelectSpan(s.span_id)} clientSpan={clientSpan} /> : null}
+            {spans.length ? <Waterfall spans={spans} selected={sel?.span_id ?? null} onSelect={(s) => onSelectSpan(s.span_id)} clientSpan={clientSpan} playhead={playhead ?? null} /> : null}
           </div>
           <div class="tv-right">
             {item?.kind === 'network' ? <details class="section"><summary>Browser side of {item.label}</summary><NetworkDetails item={item} /></details> : null}

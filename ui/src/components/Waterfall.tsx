@@ -12,15 +12,18 @@ interface Props {
   onSelect: (s: Span) => void;
   /** Span id of the browser-side network span, to mark its server children. */
   clientSpan?: string | null;
+  playhead?: number | null;
 }
 
 const ROW = 26;
 
-export function Waterfall({ spans, selected, onSelect, clientSpan }: Props) {
+export function Waterfall({ spans, selected, onSelect, clientSpan, playhead }: Props) {
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const [nonce, setNonce] = useState(0);
   const L = useMemo(() => layoutWaterfall(spans, collapsed), [spans, collapsed]);
   const ticks = useMemo(() => axisTicks(L.duration), [L.duration]);
+  const ph = playhead !== null && playhead !== undefined ? (playhead - L.start) / L.duration : -1;
+  const showPh = ph >= 0 && ph <= 1;
   const selIdx = useMemo(() => L.rows.findIndex((r) => r.span.span_id === selected), [L, selected]);
 
   const toggle = (id: string, open?: boolean) => {
@@ -81,14 +84,15 @@ export function Waterfall({ spans, selected, onSelect, clientSpan }: Props) {
                 <span class="wf-svc">{s.service}</span>
                 <span class="wf-name" title={s.name}>{s.name}</span>
                 {r.collapsed ? <span class="muted"> +{r.childCount}</span> : null}
-                {r.orphan ? <span class="flag" title="Parent span not in this trace (e.g. the browser's span)">↖</span> : null}
-                {r.skew ? <span class="flag" title="Outside its parent's time range: clock skew between services">⏱</span> : null}
-                {fromClient ? <span class="flag" title="Called by the selected network request">⇄</span> : null}
+                {fromClient ? <span class="flag net" title="Called by the selected network request (its parent is the browser's span)">from browser</span>
+                  : r.orphan ? <span class="flag" title="Parent span not in this trace">orphan</span> : null}
+                {r.skew ? <span class="flag" title="Outside its parent's time range: clock skew between services">skew</span> : null}
               </div>
               <div class="wf-track">
+                {showPh ? <div class="wf-playhead" style={{ left: `${ph * 100}%` }} /> : null}
                 <div class={`wf-bar c${c} ${r.error ? 'err' : ''}`}
                   style={{ left: `${r.left * 100}%`, width: `max(2px, ${r.width * 100}%)` }} />
-                <span class="wf-dur mono" style={{ left: `min(calc(${(r.left + r.width) * 100}% + 4px), calc(100% - 60px))` }}>
+                <span class="wf-dur mono" style={{ left: `calc(${(r.left + r.width) * 100}% + 4px)` }}>
                   {fmtDuration(s.end_ms - s.start_ms)}
                 </span>
               </div>

@@ -3,6 +3,7 @@
 export function fmtDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '';
   const a = Math.abs(ms);
+  if (ms === 0) return '0ms';
   if (a < 1) return `${(ms * 1000).toFixed(0)}µs`;
   if (a < 1000) return `${ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)}ms`;
   if (a < 60_000) return `${(ms / 1000).toFixed(2)}s`;

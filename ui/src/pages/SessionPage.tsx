@@ -46,7 +46,9 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
     setPlayhead(it.time_ms);
     ctl.current?.seek(it.time_ms);
     if (opensTrace(it) && it.trace_id) {
-      if (it.trace_id !== traceId) setQuery({ trace: it.trace_id, span: null });
+      // A log or error item points at a real span; a network item's span id is the browser's (not in the trace).
+      const span = it.kind === 'log' || it.kind === 'error' ? it.span_id ?? null : null;
+      if (it.trace_id !== traceId || span) setQuery({ trace: it.trace_id, span });
     }
   };
 
@@ -61,6 +63,11 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
     window.addEventListener('keydown', k);
     return () => window.removeEventListener('keydown', k);
   }, []);
+
+  useEffect(() => {
+    if (session) document.title = `${session.name || session.short_id} · sessiontrace`;
+    return () => { document.title = 'sessiontrace'; };
+  }, [session?.name, session?.short_id]);
 
   if (tl.error && !tl.data) return <main class="page"><p class="err-text pad">Could not load session {id}: {tl.error}</p></main>;
   if (!session) return <main class="page"><p class="muted pad">Loading session…</p></main>;
@@ -88,7 +95,7 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
         </div>
       </div>
       {traceId ? (
-        <TraceView key={traceId} traceId={traceId} spanId={spanId} item={selItem} live={live}
+        <TraceView key={traceId} traceId={traceId} spanId={spanId} item={selItem} live={live} playhead={playhead}
           onSelectSpan={(s) => setQuery({ span: s })} />
       ) : (
         <p class="muted pad hint">Select a network call or a trace in the timeline to see its waterfall across services.</p>

@@ -1,5 +1,5 @@
 // Sessions list: newest first, filters in the URL (shareable), live sessions marked, polled every 5 s.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, type Session, type SessionFilters } from '../api';
 import { useInterval, useLoad } from '../hooks';
 import { navigate, setQuery } from '../router';
@@ -31,6 +31,8 @@ export function SessionsList({ search }: { search: URLSearchParams }) {
   const res = useLoad((sig) => api.sessions(f, sig), [f]);
   useInterval(() => res.reload(), 5000);
   const [draft, setDraft] = useState({ q: f.q, user: f.user, service: f.service });
+  // Back/forward changes the URL: show its filters in the form.
+  useEffect(() => setDraft({ q: f.q, user: f.user, service: f.service }), [f.q, f.user, f.service]);
 
   const apply = (e: Event) => {
     e.preventDefault();

@@ -2,14 +2,7 @@
 import { useState } from 'preact/hooks';
 import { navigate, setQuery } from '../router';
 import { TraceView } from '../components/TraceView';
-
-export function normalizeTraceId(s: string): string {
-  const t = s.trim().toLowerCase();
-  // Accept a whole traceparent header too: 00-<trace id>-<span id>-01.
-  const tp = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(t);
-  if (tp) return tp[1];
-  return t.replace(/[^0-9a-f]/g, '');
-}
+import { normalizeTraceId } from '../lib/route';
 
 export function TraceIdForm({ initial = '', compact = false }: { initial?: string; compact?: boolean }) {
   const [v, setV] = useState(initial);

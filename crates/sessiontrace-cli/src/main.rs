@@ -1,0 +1,62 @@
+//! The `sessiontrace` binary: `serve` runs the collector; `session`, `sessions` and `show` talk to a
+//! running server over its HTTP API.
+
+mod client;
+mod serve;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sessiontrace", version, about = "Full-stack session recordings: every backend span of a recorded session, kept")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: OTLP receivers, API and UI, embedded store.
+    Serve(serve::ServeArgs),
+    /// Start or stop a session.
+    #[command(subcommand)]
+    Session(client::SessionCommand),
+    /// List sessions, newest first.
+    Sessions(client::ListArgs),
+    /// Print a session's timeline and its traces as trees.
+    Show(show::ShowArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Session(command) => client::session(command).await,
+            Command::Sessions(args) => client::list(args).await,
+            Command::Show(args) => show::run(args).await,
+        }
+    })
+}

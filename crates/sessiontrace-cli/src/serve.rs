@@ -1,0 +1,84 @@
+//! `sessiontrace serve`: config file, then `SESSIONTRACE_*` environment variables and flags on top.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use sessiontrace_server::config::ServerConfig;
+use tracing_subscriber::EnvFilter;
+
+/// Flags of `serve`; each also reads a `SESSIONTRACE_*` variable.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML config file (fields as in `ServerConfig`).
+    #[arg(long, env = "SESSIONTRACE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder of the embedded store [default: ./sessiontrace-data].
+    #[arg(long, env = "SESSIONTRACE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// API and UI address [default: 127.0.0.1:8080].
+    #[arg(long, env = "SESSIONTRACE_HTTP")]
+    http: Option<SocketAddr>,
+    /// OTLP/HTTP address [default: 127.0.0.1:4318].
+    #[arg(long, env = "SESSIONTRACE_OTLP_HTTP")]
+    otlp_http: Option<SocketAddr>,
+    /// OTLP/gRPC address [default: 127.0.0.1:4317].
+    #[arg(long, env = "SESSIONTRACE_OTLP_GRPC")]
+    otlp_grpc: Option<SocketAddr>,
+    /// Largest OTLP request body in bytes [default: 16 MiB].
+    #[arg(long, env = "SESSIONTRACE_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Share of non-session traces without errors kept, 0.0 to 1.0 [default: 1.0].
+    #[arg(long, env = "SESSIONTRACE_SAMPLING_RATIO")]
+    sampling_ratio: Option<f64>,
+    /// Built web UI folder [default: ui/dist, found near the binary].
+    #[arg(long, env = "SESSIONTRACE_UI_DIR")]
+    ui_dir: Option<PathBuf>,
+    /// Built recorder bundle [default: recorder/dist/recorder.js, found near the binary].
+    #[arg(long, env = "SESSIONTRACE_RECORDER_JS")]
+    recorder_js: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The config file's settings with these flags on top.
+    pub fn to_config(&self) -> anyhow::Result<ServerConfig> {
+        let mut config = ServerConfig::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(address) = self.http {
+            config.http = address;
+        }
+        if let Some(address) = self.otlp_http {
+            config.otlp_http = address;
+        }
+        if let Some(address) = self.otlp_grpc {
+            config.otlp_grpc = address;
+        }
+        if let Some(bytes) = self.max_body_bytes {
+            config.max_body_bytes = bytes;
+        }
+        if let Some(ratio) = self.sampling_ratio {
+            config.sampling_ratio = ratio;
+        }
+        if let Some(dir) = &self.ui_dir {
+            config.ui_dir = Some(dir.clone());
+        }
+        if let Some(path) = &self.recorder_js {
+            config.recorder_js = Some(path.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("SESSIONTRACE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = args.to_config()?;
+    sessiontrace_server::run(config).await?;
+    Ok(ExitCode::SUCCESS)
+}

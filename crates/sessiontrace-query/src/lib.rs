@@ -1,0 +1,13 @@
+//! The read side of the API. It asks a [`Store`](sessiontrace_store::Store) for index rows and stored
+//! blocks, decodes the blocks fully (the write path never did), and shapes the JSON that docs/api.md
+//! documents: sessions with counts, traces with every span, logs, metric points, and one time-ordered
+//! timeline that merges the browser's replay events with the backend's traces and logs.
+
+pub mod sessions;
+pub mod spans;
+pub mod timeline;
+
+/// Unix nanoseconds as fractional Unix milliseconds.
+pub fn nanos_to_ms(nanos: i64) -> f64 {
+    nanos as f64 / 1_000_000.0
+}

@@ -1,0 +1,298 @@
+//! One time-ordered list of what happened in a session: the user's clicks, inputs and navigations and the
+//! recorder's network, console and error events (all read from the rrweb replay events), the backend
+//! traces (from the index) and the logs. Each item carries the trace it belongs to, when known.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use sessiontrace_store::{LogFilter, Store, StoreError};
+
+use sessiontrace_model::Session;
+
+use crate::nanos_to_ms;
+
+/// One timeline item (docs/api.md).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimelineItem {
+    pub time_ms: f64,
+    pub kind: &'static str,
+    pub label: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub service: Option<String>,
+    pub duration_ms: Option<f64>,
+    pub status: Option<&'static str>,
+    pub level: Option<String>,
+    pub detail: Value,
+}
+
+impl TimelineItem {
+    fn new(time_ms: f64, kind: &'static str, label: String) -> Self {
+        TimelineItem {
+            time_ms,
+            kind,
+            label,
+            trace_id: None,
+            span_id: None,
+            service: None,
+            duration_ms: None,
+            status: None,
+            level: None,
+            detail: Value::Object(Default::default()),
+        }
+    }
+}
+
+// rrweb event types and incremental sources (rrweb's `EventType` and `IncrementalSource`).
+const FULL_SNAPSHOT: u64 = 2;
+const INCREMENTAL: u64 = 3;
+const META: u64 = 4;
+const CUSTOM: u64 = 5;
+const PLUGIN: u64 = 6;
+const SOURCE_MUTATION: u64 = 0;
+const SOURCE_MOUSE_INTERACTION: u64 = 2;
+const SOURCE_INPUT: u64 = 5;
+const MOUSE_CLICK: u64 = 2;
+
+/// Short descriptions of DOM nodes by rrweb node id, from snapshots and mutations.
+#[derive(Default)]
+struct NodeNames {
+    names: HashMap<u64, String>,
+}
+
+impl NodeNames {
+    fn visit(&mut self, node: &Value) {
+        let Some(id) = node.get("id").and_then(Value::as_u64) else { return };
+        if let Some(tag) = node.get("tagName").and_then(Value::as_str) {
+            let attributes = node.get("attributes");
+            let attribute = |name: &str| attributes.and_then(|a| a.get(name)).and_then(Value::as_str);
+            let mut name = tag.to_string();
+            if let Some(element_id) = attribute("id") {
+                name.push('#');
+                name.push_str(element_id);
+            }
+            let text = text_of(node);
+            let label = attribute("aria-label").map(str::to_string).or_else(|| (!text.is_empty()).then_some(text));
+            if let Some(label) = label {
+                name.push_str(&format!(" \"{}\"", truncate(&label, 40)));
+            }
+            self.names.insert(id, name);
+        }
+        if let Some(children) = node.get("childNodes").and_then(Value::as_array) {
+            children.iter().for_each(|child| self.visit(child));
+        }
+    }
+
+    fn name(&self, id: Option<u64>) -> String {
+        id.and_then(|id| self.names.get(&id).cloned()).unwrap_or_else(|| "element".into())
+    }
+}
+
+fn text_of(node: &Value) -> String {
+    let mut text = String::new();
+    fn collect(node: &Value, text: &mut String, depth: usize) {
+        if depth > 4 || text.len() > 60 {
+            return;
+        }
+        if let Some(content) = node.get("textContent").and_then(Value::as_str) {
+            text.push_str(content.trim());
+        }
+        if let Some(children) = node.get("childNodes").and_then(Value::as_array) {
+            children.iter().for_each(|child| collect(child, text, depth + 1));
+        }
+    }
+    collect(node, &mut text, 0);
+    text
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max_chars).collect();
+    format!("{cut}…")
+}
+
+fn string_field(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Timeline items from rrweb events, in event order.
+pub fn items_from_replay(events: &[Value]) -> Vec<TimelineItem> {
+    let mut names = NodeNames::default();
+    let mut items = Vec::new();
+    let mut last_input: Option<(u64, f64)> = None;
+    for event in events {
+        let time_ms = event.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
+        let data = event.get("data").unwrap_or(&Value::Null);
+        match event.get("type").and_then(Value::as_u64) {
+            Some(FULL_SNAPSHOT) => names.visit(data.get("node").unwrap_or(&Value::Null)),
+            Some(META) => {
+                if let Some(href) = string_field(data, "href") {
+                    let mut item = TimelineItem::new(time_ms, "navigation", href.clone());
+                    item.detail = serde_json::json!({"href": href});
+                    items.push(item);
+                }
+            }
+            Some(INCREMENTAL) => match data.get("source").and_then(Value::as_u64) {
+                Some(SOURCE_MUTATION) => {
+                    for added in data.get("adds").and_then(Value::as_array).into_iter().flatten() {
+                        names.visit(added.get("node").unwrap_or(&Value::Null));
+                    }
+                }
+                Some(SOURCE_MOUSE_INTERACTION) if data.get("type").and_then(Value::as_u64) == Some(MOUSE_CLICK) => {
+                    let node = data.get("id").and_then(Value::as_u64);
+                    let mut item = TimelineItem::new(time_ms, "click", format!("click {}", names.name(node)));
+                    item.detail = serde_json::json!({"node_id": node});
+                    items.push(item);
+                }
+                Some(SOURCE_INPUT) => {
+                    let node = data.get("id").and_then(Value::as_u64).unwrap_or(0);
+                    // One item per field being typed into, not one per keystroke.
+                    let same_field = last_input.is_some_and(|(id, at)| id == node && time_ms - at < 2_000.0);
+                    last_input = Some((node, time_ms));
+                    if !same_field {
+                        let mut item = TimelineItem::new(time_ms, "input", format!("input {}", names.name(Some(node))));
+                        item.detail = serde_json::json!({"node_id": node});
+                        items.push(item);
+                    }
+                }
+                _ => {}
+            },
+            Some(CUSTOM) => {
+                let payload = data.get("payload").unwrap_or(&Value::Null);
+                match data.get("tag").and_then(Value::as_str) {
+                    Some("sessiontrace/network") => items.push(network_item(time_ms, payload)),
+                    Some("sessiontrace/console") => {
+                        let level = string_field(payload, "level").unwrap_or_else(|| "log".into());
+                        let mut item = TimelineItem::new(time_ms, "console", truncate(&string_field(payload, "message").unwrap_or_default(), 200));
+                        item.status = (level == "error").then_some("error");
+                        item.level = Some(level);
+                        item.detail = payload.clone();
+                        items.push(item);
+                    }
+                    Some("sessiontrace/error") => {
+                        let mut item = TimelineItem::new(time_ms, "error", truncate(&string_field(payload, "message").unwrap_or_default(), 200));
+                        item.status = Some("error");
+                        item.level = Some("error".into());
+                        item.detail = payload.clone();
+                        items.push(item);
+                    }
+                    _ => {}
+                }
+            }
+            Some(PLUGIN) if data.get("plugin").and_then(Value::as_str) == Some("rrweb/console@1") => {
+                let payload = data.get("payload").unwrap_or(&Value::Null);
+                let level = string_field(payload, "level").unwrap_or_else(|| "log".into());
+                let message = payload
+                    .get("payload")
+                    .and_then(Value::as_array)
+                    .map(|parts| parts.iter().map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string)).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default();
+                let mut item = TimelineItem::new(time_ms, "console", truncate(&message, 200));
+                item.level = Some(level);
+                item.detail = payload.clone();
+                items.push(item);
+            }
+            _ => {}
+        }
+    }
+    items
+}
+
+fn network_item(time_ms: f64, payload: &Value) -> TimelineItem {
+    let method = string_field(payload, "method").unwrap_or_else(|| "GET".into());
+    let url = string_field(payload, "url").unwrap_or_default();
+    let status = payload.get("status").and_then(Value::as_u64);
+    let failed = payload.get("error").is_some_and(|e| !e.is_null()) || status.is_some_and(|s| s >= 500 || s == 0);
+    let label = match status {
+        Some(status) => format!("{method} {url} → {status}"),
+        None => format!("{method} {url}"),
+    };
+    let start = payload.get("start_ms").and_then(Value::as_f64).unwrap_or(time_ms);
+    let mut item = TimelineItem::new(start, "network", label);
+    item.trace_id = string_field(payload, "trace_id");
+    item.span_id = string_field(payload, "span_id");
+    item.duration_ms = payload.get("duration_ms").and_then(Value::as_f64);
+    item.status = Some(if failed { "error" } else { "ok" });
+    item.detail = payload.clone();
+    item
+}
+
+/// All replay events of a session, in order.
+pub async fn replay_events(store: &dyn Store, session: &Session) -> Result<Vec<Value>, StoreError> {
+    let mut events = Vec::new();
+    for chunk in store.replay_chunks(&session.id).await? {
+        if let Ok(Value::Array(chunk_events)) = serde_json::from_slice::<Value>(&chunk.events_json) {
+            events.extend(chunk_events);
+        }
+    }
+    Ok(events)
+}
+
+/// The whole timeline of a session, sorted by time.
+pub async fn session_timeline(store: &dyn Store, session: &Session) -> Result<Vec<TimelineItem>, StoreError> {
+    let events = replay_events(store, session).await?;
+    let mut items = items_from_replay(&events);
+    for trace in store.session_traces(session).await? {
+        let (name, service) = trace.root.clone().unzip();
+        let mut item = TimelineItem::new(nanos_to_ms(trace.start_unix_nano), "trace", name.unwrap_or_else(|| "trace".into()));
+        item.trace_id = Some(hex::encode(trace.trace_id));
+        item.service = service.or_else(|| trace.services.first().cloned());
+        item.duration_ms = Some((trace.end_unix_nano - trace.start_unix_nano) as f64 / 1_000_000.0);
+        item.status = Some(if trace.error_count > 0 { "error" } else { "ok" });
+        item.detail = serde_json::json!({"span_count": trace.span_count, "error_count": trace.error_count, "services": trace.services});
+        items.push(item);
+    }
+    let keys = vec![session.id.clone(), session.short_id.to_hex()];
+    for log in store.logs(&LogFilter { session_keys: keys, limit: Some(10_000), ..Default::default() }).await? {
+        let mut item = TimelineItem::new(nanos_to_ms(log.time_unix_nano), "log", truncate(&log.body, 200));
+        item.trace_id = log.trace_id.map(hex::encode);
+        item.span_id = log.span_id.map(hex::encode);
+        item.service = Some(log.service.clone());
+        item.status = (log.severity_number >= 17).then_some("error");
+        item.level = Some(if log.severity_text.is_empty() { "info".into() } else { log.severity_text.to_lowercase() });
+        items.push(item);
+    }
+    items.sort_by(|a, b| a.time_ms.total_cmp(&b.time_ms));
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_clicks_inputs_navigation_and_custom_events() {
+        let events = vec![
+            json!({"type": 4, "timestamp": 1000, "data": {"href": "http://127.0.0.1:3000/", "width": 800, "height": 600}}),
+            json!({"type": 2, "timestamp": 1001, "data": {"node": {"type": 0, "id": 1, "childNodes": [
+                {"type": 2, "id": 5, "tagName": "button", "attributes": {"id": "pay"}, "childNodes": [{"type": 3, "id": 6, "textContent": "Pay now"}]},
+                {"type": 2, "id": 7, "tagName": "input", "attributes": {"id": "email"}, "childNodes": []}
+            ]}}}),
+            json!({"type": 3, "timestamp": 1100, "data": {"source": 5, "id": 7, "text": "***"}}),
+            json!({"type": 3, "timestamp": 1200, "data": {"source": 5, "id": 7, "text": "****"}}),
+            json!({"type": 3, "timestamp": 1300, "data": {"source": 2, "type": 2, "id": 5, "x": 1, "y": 2}}),
+            json!({"type": 5, "timestamp": 1310, "data": {"tag": "sessiontrace/network", "payload": {
+                "method": "POST", "url": "/api/pay", "status": 500, "start_ms": 1305, "duration_ms": 20,
+                "trace_id": "debdeb0102030405aaaaaaaaaaaaaaaaaa", "span_id": "0102030405060708"}}}),
+            json!({"type": 5, "timestamp": 1400, "data": {"tag": "sessiontrace/error", "payload": {"message": "boom", "kind": "error"}}}),
+        ];
+        let items = items_from_replay(&events);
+        let summary: Vec<_> = items.iter().map(|i| (i.kind, i.label.as_str(), i.time_ms)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("navigation", "http://127.0.0.1:3000/", 1000.0),
+                ("input", "input input#email", 1100.0),
+                ("click", "click button#pay \"Pay now\"", 1300.0),
+                ("network", "POST /api/pay → 500", 1305.0),
+                ("error", "boom", 1400.0),
+            ]
+        );
+        assert_eq!(items[3].status, Some("error"));
+        assert_eq!(items[3].trace_id.as_deref(), Some("debdeb0102030405aaaaaaaaaaaaaaaaaa"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Replay events of the browser recorder: `POST /api/sessions/{id}/events` stores a chunk
+//! `{seq, events}` once per (session, seq) (a re-sent chunk changes nothing), `GET` returns every event
+//! in seq order. Bodies may be gzip-compressed and of any content type (keepalive fetches send text).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::header;
+use axum::routing::post;
+use serde_json::Value;
+use sessiontrace_ingest::decode::decompress;
+use sessiontrace_model::records::ReplayChunk;
+use sessiontrace_query::timeline::replay_events;
+
+use crate::endpoints::read_body;
+use crate::endpoints::sessions::find_session;
+use crate::error::ApiError;
+use crate::state::{AppState, Counters};
+
+/// The replay-event routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/sessions/{id}/events", post(put_events).get(get_events))
+}
+
+async fn put_events(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> Result<Json<Value>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let limit = state.config.max_replay_chunk_bytes;
+    let raw = read_body(body, limit).await?;
+    let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let bytes = decompress(raw, content_encoding, limit)?;
+    let session = find_session(&state, &id).await?;
+    let mut chunk: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("events body is not valid JSON: {e}")))?;
+    let seq = chunk
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ApiError::BadRequest("events body needs \"seq\", a whole number from 0".into()))?;
+    let Some(Value::Array(events)) = chunk.get_mut("events").map(Value::take) else {
+        return Err(ApiError::BadRequest("events body needs \"events\", an array of rrweb events".into()));
+    };
+    if events.len() > state.config.max_events_per_chunk {
+        return Err(ApiError::TooLarge(format!(
+            "{} events in one chunk; the limit is {}",
+            events.len(),
+            state.config.max_events_per_chunk
+        )));
+    }
+    let mut timestamps = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        let has_type = event.get("type").is_some_and(Value::is_u64);
+        let timestamp = event.get("timestamp").and_then(Value::as_f64);
+        match (has_type, timestamp) {
+            (true, Some(ms)) => timestamps.push(ms as i64),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "event {index} is not an rrweb event: it needs a numeric \"type\" and \"timestamp\""
+                )));
+            }
+        }
+    }
+    let event_count = events.len() as u32;
+    let chunk = ReplayChunk {
+        session_id: session.id.clone(),
+        seq,
+        event_count,
+        first_timestamp_ms: timestamps.iter().copied().min().unwrap_or(0),
+        last_timestamp_ms: timestamps.iter().copied().max().unwrap_or(0),
+        events_json: serde_json::to_vec(&events).map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    let stored = state.store.put_replay_chunk(chunk).await?;
+    let counter = if stored { &state.counters.replay_chunks_stored } else { &state.counters.replay_chunks_duplicate };
+    Counters::add(counter, 1);
+    Ok(Json(serde_json::json!({"seq": seq, "stored": stored})))
+}
+
+async fn get_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &id).await?;
+    let events = replay_events(state.store.as_ref(), &session).await?;
+    Ok(Json(serde_json::json!({"events": events})))
+}

@@ -1,0 +1,30 @@
+//! The HTTP and gRPC endpoints. Each file serves one area and has a `routes()` (or a tonic service).
+
+pub mod assets;
+pub mod events;
+pub mod health;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod query;
+pub mod sessions;
+
+use axum::body::Body;
+
+use crate::error::ApiError;
+
+/// Reads a request body of at most `limit` bytes; more is a 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(error) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(current) = source {
+                if current.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    return Err(ApiError::TooLarge(format!("request body is larger than the limit of {limit} bytes")));
+                }
+                source = current.source();
+            }
+            Err(ApiError::BadRequest(format!("could not read the request body: {error}")))
+        }
+    }
+}

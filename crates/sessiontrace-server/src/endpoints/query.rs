@@ -1,0 +1,147 @@
+//! Read endpoints over traces, logs, metrics and a session's timeline.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::Value;
+use sessiontrace_model::TraceId;
+use sessiontrace_query::sessions::session_json;
+use sessiontrace_query::spans::{logs_json, trace_spans, trace_summary_json};
+use sessiontrace_query::timeline::session_timeline;
+use sessiontrace_store::{LogFilter, MetricFilter};
+
+use crate::endpoints::sessions::{find_session, now_ms, parse_time_ms};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The query routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/traces/{trace_id}", get(show_trace))
+        .route("/api/sessions/{id}/traces", get(session_traces))
+        .route("/api/sessions/{id}/timeline", get(timeline))
+        .route("/api/sessions/{id}/logs", get(session_logs))
+        .route("/api/logs", get(logs))
+        .route("/api/metrics", get(metrics))
+}
+
+fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
+    TraceId::from_hex(&text.to_ascii_lowercase()).map_err(|e| ApiError::BadRequest(format!("invalid trace id {text:?}: {e}")))
+}
+
+async fn show_trace(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let trace_id = parse_trace_id(&trace_id)?;
+    let spans = trace_spans(state.store.as_ref(), trace_id.0).await?;
+    if spans.is_empty() {
+        return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
+    }
+    let session_key = state.store.trace_session_key(trace_id.0).await?;
+    let session_id = match session_key {
+        Some(key) => Some(state.store.session(&key).await?.map_or(key, |session| session.id)),
+        None => None,
+    };
+    Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "session_id": session_id, "spans": spans})))
+}
+
+async fn session_traces(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &id).await?;
+    let traces = state.store.session_traces(&session).await?;
+    let traces: Vec<Value> = traces.iter().map(trace_summary_json).collect();
+    Ok(Json(serde_json::json!({"traces": traces})))
+}
+
+async fn timeline(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &id).await?;
+    let stats = state.store.session_stats(&session).await?;
+    let items = session_timeline(state.store.as_ref(), &session).await?;
+    Ok(Json(serde_json::json!({"session": session_json(&session, Some(&stats)), "items": items})))
+}
+
+async fn session_logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &id).await?;
+    let filter = LogFilter { session_keys: vec![session.id.clone(), session.short_id.to_hex()], limit: Some(10_000), ..Default::default() };
+    Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &filter).await?})))
+}
+
+/// Query parameters of `GET /api/logs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    trace_id: Option<String>,
+    service: Option<String>,
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn logs(State(state): State<AppState>, query: Result<Query<LogsQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let filter = LogFilter {
+        trace_id: query.trace_id.as_deref().map(parse_trace_id).transpose()?.map(|id| id.0),
+        session_keys: vec![],
+        service: query.service,
+        text: query.q,
+        from_unix_nano: query.from.as_deref().map(|t| parse_time_ms("from", t)).transpose()?.map(|ms| ms * 1_000_000),
+        to_unix_nano: query.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?.map(|ms| ms * 1_000_000),
+        limit: query.limit,
+    };
+    Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &filter).await?})))
+}
+
+/// Query parameters of `GET /api/metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    service: Option<String>,
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// The points of the services this session touched, over its window.
+    session: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn metrics(State(state): State<AppState>, query: Result<Query<MetricsQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut filter = MetricFilter {
+        services: query.service.into_iter().collect(),
+        name: query.name,
+        from_unix_nano: query.from.as_deref().map(|t| parse_time_ms("from", t)).transpose()?.map(|ms| ms * 1_000_000),
+        to_unix_nano: query.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?.map(|ms| ms * 1_000_000),
+        limit: query.limit,
+    };
+    if let Some(key) = &query.session {
+        let session = find_session(&state, key).await?;
+        if filter.services.is_empty() {
+            filter.services = state.store.session_stats(&session).await?.services;
+            if filter.services.is_empty() {
+                return Ok(Json(serde_json::json!({"points": []})));
+            }
+        }
+        filter.from_unix_nano.get_or_insert(session.started_at_ms * 1_000_000);
+        filter.to_unix_nano.get_or_insert(session.stopped_at_ms.unwrap_or_else(now_ms) * 1_000_000);
+    }
+    let points: Vec<Value> = state
+        .store
+        .metric_points(&filter)
+        .await?
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "time_ms": sessiontrace_query::nanos_to_ms(p.time_unix_nano),
+                "service": p.service,
+                "name": p.name,
+                "kind": p.kind,
+                "unit": p.unit,
+                "value": p.value,
+                "attributes": serde_json::from_str::<Value>(&p.attributes_json).unwrap_or(Value::Null),
+                "detail": serde_json::from_str::<Value>(&p.detail_json).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"points": points})))
+}

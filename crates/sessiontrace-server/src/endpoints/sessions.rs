@@ -1,0 +1,159 @@
+//! The session API: start, stop, save, list and show sessions (shared/DESIGN.md section 6). A started
+//! session answers with its trace-id prefix and a ready `traceparent` with the sampled flag set.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use sessiontrace_model::ids::ShortId;
+use sessiontrace_model::{CaptureSettings, Session, SessionKind};
+use sessiontrace_query::sessions::session_json;
+use sessiontrace_store::{SessionFilter, StoreError};
+
+use crate::error::ApiError;
+use crate::state::{AppState, Counters};
+
+/// The session routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/sessions", post(start_session).get(list_sessions))
+        .route("/api/sessions/{id}", get(show_session))
+        .route("/api/sessions/{id}/stop", post(stop_session))
+        .route("/api/sessions/{id}/save", post(save_session))
+}
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The body of `POST /api/sessions`; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartSession {
+    name: Option<String>,
+    kind: Option<String>,
+    user: Option<Value>,
+    attributes: Option<serde_json::Map<String, Value>>,
+    tags: Option<Vec<String>>,
+    capture: Option<CaptureSettings>,
+}
+
+/// Finds a session by long id or short id, or answers 404.
+pub async fn find_session(state: &AppState, key: &str) -> Result<Session, ApiError> {
+    state.store.session(key).await?.ok_or_else(|| ApiError::NotFound(format!("no session {key:?}")))
+}
+
+async fn start_session(State(state): State<AppState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: StartSession = if body.iter().all(u8::is_ascii_whitespace) {
+        StartSession::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid session request: {e}")))?
+    };
+    let kind = match request.kind.as_deref() {
+        None => SessionKind::Manual,
+        Some(text) => SessionKind::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!("kind must be manual, continuous or backend, got {text:?}"))
+        })?,
+    };
+    let mut session = Session {
+        id: Session::new_id(),
+        short_id: ShortId::random(),
+        kind,
+        name: request.name,
+        user: request.user.unwrap_or(Value::Null),
+        attributes: Value::Object(request.attributes.unwrap_or_default()),
+        tags: request.tags.unwrap_or_default(),
+        capture: request.capture.unwrap_or_default(),
+        started_at_ms: now_ms(),
+        stopped_at_ms: None,
+        saved_at_ms: None,
+    };
+    // Short ids are 32 bits: retry the rare collision with a new one.
+    for _ in 0..8 {
+        match state.store.insert_session(&session).await {
+            Ok(()) => {
+                Counters::add(&state.counters.sessions_started, 1);
+                tracing::info!(session_id = %session.id, short_id = %session.short_id, kind = session.kind.as_str(), "session started");
+                return Ok((StatusCode::CREATED, Json(session_json(&session, None))));
+            }
+            Err(StoreError::Conflict) => {
+                session.id = Session::new_id();
+                session.short_id = ShortId::random();
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ApiError::Internal("could not find a free short id".into()))
+}
+
+async fn show_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &id).await?;
+    let stats = state.store.session_stats(&session).await?;
+    Ok(Json(session_json(&session, Some(&stats))))
+}
+
+async fn stop_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let mut session = find_session(&state, &id).await?;
+    if session.stopped_at_ms.is_none() {
+        session.stopped_at_ms = Some(now_ms());
+        state.store.update_session(&session).await?;
+        tracing::info!(session_id = %session.id, "session stopped");
+    }
+    let stats = state.store.session_stats(&session).await?;
+    Ok(Json(session_json(&session, Some(&stats))))
+}
+
+async fn save_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let mut session = find_session(&state, &id).await?;
+    session.saved_at_ms = Some(now_ms());
+    state.store.update_session(&session).await?;
+    let stats = state.store.session_stats(&session).await?;
+    Ok(Json(session_json(&session, Some(&stats))))
+}
+
+/// Query parameters of `GET /api/sessions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    q: Option<String>,
+    user: Option<String>,
+    service: Option<String>,
+    has_error: Option<bool>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// A time given as Unix milliseconds or RFC 3339.
+pub fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.parse::<f64>() {
+        return Ok(ms as i64);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| ApiError::BadRequest(format!("{name} must be Unix milliseconds or an RFC 3339 time, got {text:?}")))
+}
+
+async fn list_sessions(State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let filter = SessionFilter {
+        text: query.q,
+        user: query.user,
+        service: query.service,
+        has_error: query.has_error,
+        from_ms: query.from.as_deref().map(|t| parse_time_ms("from", t)).transpose()?,
+        to_ms: query.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?,
+        limit: query.limit,
+        offset: query.offset,
+    };
+    let page = state.store.list_sessions(&filter).await?;
+    let sessions: Vec<Value> = page.sessions.iter().map(|(s, stats)| session_json(s, Some(stats))).collect();
+    Ok(Json(serde_json::json!({"sessions": sessions, "total": page.total})))
+}

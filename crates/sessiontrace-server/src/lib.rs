@@ -1,0 +1,165 @@
+//! The sessiontrace collector: OTLP receivers, the session and query API, and the browser assets.
+//!
+//! # The path of one span
+//! 1. An SDK exports a batch: OTLP/HTTP `POST /v1/traces` ([`endpoints::otlp_http`], port 4318, and the
+//!    API port for browsers) or OTLP/gRPC `TraceService/Export` ([`endpoints::otlp_grpc`], port 4317).
+//!    The receiver checks the content type and size limit and undoes gzip.
+//! 2. [`pipeline::accept_traces`] hands the bytes to `sessiontrace_ingest::traces::prepare`: decode
+//!    (protobuf or OTLP JSON), refuse bad ids (partial success), rename and mask captured headers and
+//!    bodies, find each span's session (trace-id prefix `debdeb`/`cdbcdb` + short id, or `session.id`),
+//!    route each trace (session traces are always kept), and build one block — the received protobuf,
+//!    re-encoded only if something changed — with one index row per trace.
+//! 3. `Store::write` (SQLite by default) compresses the block with zstd and queues it for the single
+//!    writer thread, which commits queued writes together in one WAL transaction with `synchronous=FULL`.
+//! 4. Only after that commit does the receiver answer 200 / OK, so an acknowledged span survives a crash.
+//! 5. Reads (`/api/traces/{id}`, a session's timeline) find blocks through the index, decode them fully
+//!    and keep the spans asked for ([`sessiontrace_query`]).
+
+pub mod config;
+pub mod endpoints;
+pub mod error;
+pub mod pipeline;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use sessiontrace_ingest::IngestConfig;
+use sessiontrace_ingest::route::RoutingPolicy;
+use sessiontrace_model::masking::MaskingRules;
+use sessiontrace_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::ServerConfig;
+use crate::state::{AppState, Counters};
+
+/// Opens the embedded store and builds the shared state.
+pub fn build_state(config: ServerConfig) -> anyhow::Result<AppState> {
+    config.validate()?;
+    let path = config.database_path();
+    let store = SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))?;
+    let ingest = IngestConfig {
+        max_body_bytes: config.max_body_bytes,
+        max_attribute_value_bytes: config.max_attribute_value_bytes,
+        masking: MaskingRules::with_extra(&config.masked_headers, &config.masked_body_keys),
+        routing: RoutingPolicy { sampling_ratio: config.sampling_ratio },
+    };
+    Ok(AppState {
+        store: Arc::new(store),
+        ingest: Arc::new(ingest),
+        counters: Arc::new(Counters::default()),
+        config: Arc::new(config),
+    })
+}
+
+fn cors(config: &ServerConfig) -> CorsLayer {
+    let allowed = config.cors_origins.clone();
+    let origin_allowed = move |origin: &HeaderValue, _: &axum::http::request::Parts| {
+        let Ok(origin) = origin.to_str() else { return false };
+        if allowed.is_empty() {
+            let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+            host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+        } else {
+            allowed.iter().any(|a| a == origin)
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(origin_allowed))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ])
+        .expose_headers([HeaderName::from_static("x-trace-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The router of the API port: sessions, queries, replay events, OTLP/HTTP, health and browser assets.
+pub fn api_router(state: AppState) -> Router {
+    let ui_dir = state.config.ui_dir.clone().or_else(|| endpoints::assets::locate("ui/dist/index.html").and_then(|p| p.parent().map(|p| p.to_path_buf())));
+    let recorder_js = state.config.recorder_js.clone().or_else(|| endpoints::assets::locate("recorder/dist/recorder.js"));
+    Router::new()
+        .merge(endpoints::sessions::routes())
+        .merge(endpoints::query::routes())
+        .merge(endpoints::events::routes())
+        .merge(endpoints::otlp_http::routes())
+        .merge(endpoints::health::routes())
+        .merge(endpoints::assets::routes(ui_dir.as_deref(), recorder_js.as_deref()))
+        .layer(DefaultBodyLimit::disable())
+        .layer(cors(&state.config))
+        .with_state(state)
+}
+
+/// The router of the OTLP/HTTP port.
+pub fn otlp_http_router(state: AppState) -> Router {
+    Router::new()
+        .merge(endpoints::otlp_http::routes())
+        .merge(endpoints::health::routes())
+        .layer(DefaultBodyLimit::disable())
+        .layer(cors(&state.config))
+        .with_state(state)
+}
+
+/// Starts every listener and serves until Ctrl-C or SIGTERM.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let state = build_state(config)?;
+    let config = state.config.clone();
+    let bind = |address| async move {
+        TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))
+    };
+    let http_listener = bind(config.http).await?;
+    let otlp_http_listener = bind(config.otlp_http).await?;
+    let grpc_listener = bind(config.otlp_grpc).await?;
+    println!(
+        "sessiontrace listening: api+ui http://{}  otlp/http http://{}  otlp/grpc {}  data {}",
+        http_listener.local_addr()?,
+        otlp_http_listener.local_addr()?,
+        grpc_listener.local_addr()?,
+        config.database_path().display()
+    );
+    tracing::info!(http = %config.http, otlp_http = %config.otlp_http, otlp_grpc = %config.otlp_grpc, "server started");
+
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let wait_stop = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let api = axum::serve(http_listener, api_router(state.clone())).with_graceful_shutdown(wait_stop(stop.clone()));
+    let otlp_http = axum::serve(otlp_http_listener, otlp_http_router(state.clone())).with_graceful_shutdown(wait_stop(stop.clone()));
+    let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc = tonic::transport::Server::builder()
+        .add_routes(endpoints::otlp_grpc::router(state.clone()))
+        .serve_with_incoming_shutdown(grpc_incoming, wait_stop(stop.clone()));
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_sender.send(true);
+    });
+    let (api, otlp_http, grpc) = tokio::join!(api, otlp_http, grpc);
+    api.context("api server failed")?;
+    otlp_http.context("otlp/http server failed")?;
+    grpc.context("otlp/grpc server failed")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,15 @@
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from './fixtures.mjs';
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+page.on('pageerror', (e) => console.log('pageerror:', e.message));
+await page.goto('http://127.0.0.1:8099/sessions/b1b2c3d4');
+await page.waitForSelector('.replay-host iframe');
+await page.click('[data-testid=play]');
+await page.selectOption('select[aria-label=Speed]', '8');
+const fps = await page.evaluate(() => new Promise((r) => { let n = 0; const s = performance.now(); const f = () => { n++; if (performance.now() - s < 2000) requestAnimationFrame(f); else r(n / 2); }; requestAnimationFrame(f); }));
+console.log('fps while playing at 8x', fps, 'current', await page.locator('.tl-row.current').innerText());
+const t = Date.now();
+await page.locator('input.seek').fill('300000');
+console.log('seek to 5min ms', Date.now() - t, await page.locator('.clock').innerText());
+await browser.close();
