@@ -148,14 +148,19 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await page.locator('.tl-row.selected').waitFor();
     await shot(page, 'session');
 
-    // 8. The trace page by id (pasted into the box), a shareable URL.
+    // 8. A live session updates as data arrives: a new replay chunk shows up without a reload.
+    const more = [{ type: 5, timestamp: Date.now(), data: { tag: 'sessiontrace/console', payload: { level: 'warn', message: 'late console line' } } }];
+    assert.equal((await api(base, 'POST', `/api/sessions/${session.id}/events`, { seq: 1, events: more })).status, 200);
+    await page.locator('.tl-row[data-kind=console]', { hasText: 'late console line' }).waitFor({ timeout: 15000 });
+
+    // 9. The trace page by id (pasted into the box), a shareable URL.
     await page.goto(base + '/traces');
     await page.locator('input[aria-label="Trace id"]').first().fill(`00-${traceId}-${clientSpan}-01`);
     await page.locator('.trace-page button[type=submit]').click();
     await page.waitForURL(new RegExp(`/traces/${traceId}`));
     await waitFor(async () => (await page.locator('.wf-row').count()) === 4, 'trace page waterfall');
 
-    // 9. A backend-only session (no replay events) still shows its timeline and waterfall.
+    // 10. A backend-only session (no replay events) still shows its timeline and waterfall.
     const be = (await api(base, 'POST', '/api/sessions', { name: 'e2e backend job', kind: 'backend' })).json;
     const beTrace = traceIdFor(be);
     const now = Date.now();

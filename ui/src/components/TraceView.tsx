@@ -1,6 +1,6 @@
 // One trace: waterfall + details panel + logs, loaded from GET /api/traces/{id} and GET /api/logs?trace_id=.
 // Polls while `live` (spans of a running session keep arriving).
-import { useEffect, useMemo } from 'preact/hooks';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
 import { api, type Span, type TimelineItem } from '../api';
 import { useInterval, useLoad } from '../hooks';
 import { Waterfall } from './Waterfall';
@@ -13,18 +13,25 @@ interface Props {
   onSelectSpan: (id: string | null) => void;
   /** Timeline item that opened this trace (network call: shows the browser side too). */
   item?: TimelineItem | null;
-  live?: boolean;
+  /** Changes when the session got new data (live sessions): the trace and its logs are refetched. */
+  version?: string;
   showSessionLink?: boolean;
   /** Replay playhead (absolute ms), drawn as a line on the waterfall when inside the trace. */
   playhead?: number | null;
 }
 
-export function TraceView({ traceId, spanId, onSelectSpan, item, live, showSessionLink, playhead }: Props) {
+export function TraceView({ traceId, spanId, onSelectSpan, item, version, showSessionLink, playhead }: Props) {
   const trace = useLoad((sig) => api.trace(traceId, sig), [traceId]);
   const logs = useLoad((sig) => api.logs({ trace_id: traceId, limit: 5000 }, sig), [traceId]);
-  // Poll while live or while the trace is not there yet (spans may still be in flight).
+  // Refetch when the live session reports new data, and poll while the trace is not there yet.
   const waiting = !!trace.error && /^404/.test(trace.error);
-  useInterval(() => { trace.reload(); logs.reload(); }, live || waiting ? 3000 : null);
+  const seen = useRef(version);
+  useEffect(() => {
+    if (version === seen.current) return;
+    seen.current = version;
+    trace.reload(); logs.reload();
+  }, [version]);
+  useInterval(() => { trace.reload(); logs.reload(); }, waiting ? 3000 : null);
 
   const spans: Span[] = trace.data?.spans ?? [];
   const clientSpan = item?.kind === 'network' ? item.span_id ?? null : null;

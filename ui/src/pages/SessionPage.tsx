@@ -1,7 +1,7 @@
 // Session page: replay beside the timeline (synced both ways), the selected trace's waterfall below.
 // The selected trace/span live in the URL (?trace=&span=) so the view is shareable; live sessions poll.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, type TimelineItem } from '../api';
+import { api, type Session, type TimelineItem } from '../api';
 import { useInterval, useLoad } from '../hooks';
 import { setQuery } from '../router';
 import { itemKey, mergeTimeline, opensTrace } from '../lib/timeline';
@@ -16,7 +16,19 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
   const ev = useLoad((sig) => api.events(id, sig), [id]);
   const session = tl.data?.session ?? null;
   const live = !!session?.live;
-  useInterval(() => { tl.reload(); ev.reload(); }, live ? 2500 : null);
+  // Live: poll the cheap session object; refetch the timeline/events only when its counts change.
+  const [counts, setCounts] = useState<string>('');
+  const countsKey = (s: Session) => { const c = s.counts ?? {}; return `${c.events}|${c.spans}|${c.logs}|${c.traces}|${c.errors}|${s.live}`; };
+  useEffect(() => { if (session) setCounts(countsKey(session)); }, [tl.data]);
+  useInterval(() => {
+    api.session(id).then((s) => {
+      const k = countsKey(s);
+      if (k === counts) return;
+      if (s.counts?.events !== session?.counts?.events) ev.reload();
+      tl.reload();
+      setCounts(k);
+    }, () => { /* transient: retry next tick */ });
+  }, live ? 2500 : null);
 
   const items = useMemo(() => mergeTimeline(tl.data?.items ?? []), [tl.data]);
   const events = ev.data?.events ?? [];
@@ -95,7 +107,7 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
         </div>
       </div>
       {traceId ? (
-        <TraceView key={traceId} traceId={traceId} spanId={spanId} item={selItem} live={live} playhead={playhead}
+        <TraceView key={traceId} traceId={traceId} spanId={spanId} item={selItem} version={live ? counts : undefined} playhead={playhead}
           onSelectSpan={(s) => setQuery({ span: s })} />
       ) : (
         <p class="muted pad hint">Select a network call or a trace in the timeline to see its waterfall across services.</p>

@@ -47,6 +47,12 @@ fn encoded<M: Message + serde::Serialize>(encoding: Encoding, status: StatusCode
             let mut value = serde_json::to_value(message).unwrap_or_default();
             if let Some(object) = value.as_object_mut() {
                 object.retain(|_, field| !field.is_null());
+                // The OTLP JSON mapping writes int64 counts as decimal strings.
+                if let Some(partial) = object.get_mut("partialSuccess").and_then(|p| p.as_object_mut()) {
+                    for (_, field) in partial.iter_mut().filter(|(_, f)| f.is_number()) {
+                        *field = serde_json::Value::String(field.to_string());
+                    }
+                }
             }
             value.to_string().into_bytes()
         }
