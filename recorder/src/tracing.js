@@ -1,6 +1,6 @@
 // Browser tracing with the OpenTelemetry web SDK while a session records: session-prefixed trace ids,
 // always sampled, traceparent only to same-origin and `propagateTo` URLs, spans exported as OTLP/HTTP
-// JSON to {endpoint}/v1/traces. start() returns a teardown function.
+// JSON to {endpoint}/v1/traces. startTracing() returns {flush, stop}.
 
 import { context, propagation, trace } from '@opentelemetry/api';
 import { WebTracerProvider, BatchSpanProcessor, AlwaysOnSampler } from '@opentelemetry/sdk-trace-web';

@@ -39,6 +39,9 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
           const tp = `00-debdeb${m[1]}${hex(18)}-${hex(16)}-01`;
           html = html.replace('<!--META-->', `<meta name="traceparent" content="${tp}">`);
         }
+        // ?rec=server: the page loads the recorder from the server's /recorder.js, and start() gets no
+        // endpoint (it defaults to where the script came from).
+        if (url.searchParams.get('rec') === 'server') html = html.replace('src="/recorder.js"', `src="${st.api}/recorder.js"`);
         res.writeHead(200, { 'Content-Type': 'text/html' });
         return res.end(html);
       }
@@ -76,6 +79,8 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     const tab = await ctx.newPage();
     const pageErrors = [];
     tab.on('pageerror', (e) => pageErrors.push(e.message));
+    const ownCalls = []; // the recorder's calls to the server (session, events, spans)
+    tab.on('request', (r) => r.url().startsWith(st.api) && ownCalls.push(r));
     await tab.goto(pageUrl('&name=main'));
     const session = await tab.evaluate(() => window.stReady);
     assert.match(session.short_id, /^[0-9a-f]{8}$/);
@@ -146,6 +151,11 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     assert.ok(custom('sessiontrace/console').some((c) => c.level === 'log' && c.message === 'paid world'));
     assert.ok(custom('sessiontrace/console').some((c) => c.level === 'warn' && c.message === 'just before the reload'),
       'events recorded just before the reload were not lost');
+
+    // --- the recorder's own calls never carry a traceparent
+    assert.ok(ownCalls.some((r) => r.url().includes('/events')) && ownCalls.some((r) => r.url().includes('/v1/traces')));
+    for (const r of ownCalls) assert.equal((await r.allHeaders()).traceparent, undefined, `no traceparent on ${r.url()}`);
+    assert.ok(ownCalls.some((r) => r.url().includes('/events') && r.headers()['content-encoding'] === 'gzip'), 'gzip uploads');
 
     // --- the third party never got a traceparent (nor a preflight caused by one)
     assert.ok(thirdReceived.length >= 2);
@@ -234,7 +244,7 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     await ctx.close();
   });
 
-  test('attaches to a session the server started', async () => {
+  test('attaches to a session the server started, with the recorder served by the server', async () => {
     const res = await fetch(`${st.api}/api/sessions`, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'cli started', kind: 'backend' }),
     });
@@ -242,7 +252,8 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     const created = await res.json();
     const ctx = await browser.newContext();
     const tab = await ctx.newPage();
-    await tab.goto(pageUrl(`&name=attach&attach=${created.short_id}`));
+    await tab.goto(`${page.origin}/?rec=server&backend=${encodeURIComponent(backend.origin)}` +
+      `&third=${encodeURIComponent(third.origin)}&name=attach&attach=${created.short_id}`);
     const session = await tab.evaluate(() => window.stReady);
     assert.equal(session.id, created.id);
     await tab.click('#go');
@@ -254,6 +265,21 @@ describe('recorder end to end in Chromium', { skip: reason || false }, () => {
     assert.ok(call.trace_id.startsWith(created.trace_id_prefix));
     await tab.evaluate(() => sessiontrace.stop());
     assert.equal((await getJson(`${st.api}/api/sessions/${created.id}`)).live, true, 'an attached session is left running');
+    await ctx.close();
+  });
+
+  test('closing the tab flushes what is pending with keepalive', async () => {
+    const ctx = await browser.newContext();
+    const tab = await ctx.newPage();
+    await tab.goto(pageUrl('&name=close&flush=600000')); // no timed flush: only the page hide sends
+    const session = await tab.evaluate(() => window.stReady);
+    await tab.evaluate(() => console.error('last words before closing'));
+    await tab.close({ runBeforeUnload: true });
+    const events = await waitFor(async () => {
+      const r = await getJson(`${st.api}/api/sessions/${session.id}/events`);
+      return r.events.some((e) => e.type === 5 && e.data.payload.message === 'last words before closing') && r.events;
+    }, { timeout: 10000, what: 'events sent on page hide' });
+    assert.ok(events.some((e) => e.type === 4), 'meta event');
     await ctx.close();
   });
 });

@@ -18,9 +18,12 @@ export const CHROMIUM_ARGS = [
 
 /** Why the e2e tests cannot run here, or null. */
 export function skipReason() {
-  if (!existsSync(BIN)) return `sessiontrace server binary not found at ${BIN} (set SESSIONTRACE_BIN)`;
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} not found (apt-get install chromium)`;
-  return null;
+  let reason = null;
+  if (!existsSync(BIN)) reason = `sessiontrace server binary not found at ${BIN} (set SESSIONTRACE_BIN)`;
+  else if (!existsSync(CHROMIUM)) reason = `${CHROMIUM} not found (apt-get install chromium)`;
+  // CI sets SESSIONTRACE_E2E_REQUIRED so a missing prerequisite fails instead of skipping.
+  if (reason && process.env.SESSIONTRACE_E2E_REQUIRED) throw new Error(`e2e required but ${reason}`);
+  return reason;
 }
 
 export async function freePort() {
@@ -60,7 +63,10 @@ export async function startSessiontrace() {
   const dataDir = mkdtempSync(join(tmpdir(), 'st-e2e-'));
   const [http, otlpHttp, otlpGrpc] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(BIN, ['serve', '--data-dir', dataDir, '--http', `127.0.0.1:${http}`,
-    '--otlp-http', `127.0.0.1:${otlpHttp}`, '--otlp-grpc', `127.0.0.1:${otlpGrpc}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--otlp-http', `127.0.0.1:${otlpHttp}`, '--otlp-grpc', `127.0.0.1:${otlpGrpc}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SESSIONTRACE_RECORDER_JS: join(ROOT, 'dist', 'recorder.js') },
+  });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
   child.stderr.on('data', (d) => (log += d));

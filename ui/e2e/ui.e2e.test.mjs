@@ -18,6 +18,8 @@ const SHOTS = path.resolve(UI, '..', 'docs', 'screenshots');
 
 const skip = !fs.existsSync(BIN) ? `server binary not found at ${BIN} (set SESSIONTRACE_BIN or build it)`
   : !fs.existsSync(CHROMIUM) ? `chromium not found at ${CHROMIUM}` : false;
+// CI sets SESSIONTRACE_E2E_REQUIRED so a missing prerequisite fails instead of skipping.
+if (skip && process.env.SESSIONTRACE_E2E_REQUIRED) throw new Error(`UI e2e required but ${skip}`);
 if (skip) console.log(`# skipping UI e2e: ${skip}`);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

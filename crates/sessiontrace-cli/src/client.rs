@@ -63,7 +63,8 @@ pub struct ListArgs {
 
 /// Sends a request and returns the JSON answer, or the server's error message.
 pub async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let response = request.send().await.context("cannot reach the sessiontrace server (is `sessiontrace serve` running?)")?;
+    let response =
+        request.send().await.context("cannot reach the sessiontrace server (is `sessiontrace serve` running?)")?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -128,7 +129,10 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::new();
     let page = call(client.get(format!("{}/api/sessions", args.server.server)).query(&query)).await?;
     let sessions = page["sessions"].as_array().cloned().unwrap_or_default();
-    println!("{:<8}  {:<10}  {:<24}  {:>6}  {:>6}  {:>6}  {:<6}  name", "short", "kind", "started", "traces", "spans", "errors", "state");
+    println!(
+        "{:<8}  {:<10}  {:<24}  {:>6}  {:>6}  {:>6}  {:<6}  name",
+        "short", "kind", "started", "traces", "spans", "errors", "state"
+    );
     for session in &sessions {
         let counts = &session["counts"];
         println!(

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sessiontrace", version, about = "Full-stack session recordings: every backend span of a recorded session, kept")]
+#[command(
+    name = "sessiontrace",
+    version,
+    about = "Full-stack session recordings: every backend span of a recorded session, kept"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,9 +48,9 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

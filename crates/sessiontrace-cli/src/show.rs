@@ -46,7 +46,11 @@ pub async fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     println!("\ntimeline");
     for item in timeline["items"].as_array().into_iter().flatten() {
         let offset = (item["time_ms"].as_f64().unwrap_or(start) - start) / 1000.0;
-        let mut line = format!("  {offset:+9.3}s  {:<10}  {}", item["kind"].as_str().unwrap_or_default(), item["label"].as_str().unwrap_or_default());
+        let mut line = format!(
+            "  {offset:+9.3}s  {:<10}  {}",
+            item["kind"].as_str().unwrap_or_default(),
+            item["label"].as_str().unwrap_or_default()
+        );
         if let Some(service) = item["service"].as_str() {
             line.push_str(&format!("  [{service}]"));
         }
@@ -63,7 +67,11 @@ pub async fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     for trace in traces["traces"].as_array().into_iter().flatten() {
         let trace_id = trace["trace_id"].as_str().unwrap_or_default();
         let detail = call(client.get(format!("{base}/api/traces/{trace_id}"))).await?;
-        println!("\ntrace {trace_id}  {} spans  {}", trace["span_count"], duration(trace["duration_ms"].as_f64().unwrap_or(0.0)));
+        println!(
+            "\ntrace {trace_id}  {} spans  {}",
+            trace["span_count"],
+            duration(trace["duration_ms"].as_f64().unwrap_or(0.0))
+        );
         print_tree(detail["spans"].as_array().map(Vec::as_slice).unwrap_or(&[]));
     }
     Ok(ExitCode::SUCCESS)

@@ -22,10 +22,7 @@ pub fn to_json(value: &AnyValue) -> Value {
 
 /// Attributes as a JSON object (a later duplicate key wins).
 pub fn attributes_to_map(attributes: &[KeyValue]) -> Map<String, Value> {
-    attributes
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, to_json)))
-        .collect()
+    attributes.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, to_json))).collect()
 }
 
 /// Attributes as a JSON object string.

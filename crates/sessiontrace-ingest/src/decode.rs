@@ -57,15 +57,14 @@ pub fn decompress(body: Vec<u8>, content_encoding: Option<&str>, limit: usize) -
             }
             Ok(out)
         }
-        Some(other) => Err(IngestError::invalid(format!(
-            "unsupported content encoding {other:?}: use gzip or none"
-        ))),
+        Some(other) => Err(IngestError::invalid(format!("unsupported content encoding {other:?}: use gzip or none"))),
     }
 }
 
 /// Decodes an OTLP message from protobuf.
 pub fn from_protobuf<M: prost::Message + Default>(body: &[u8], what: &str) -> Result<M, IngestError> {
-    M::decode(body).map_err(|error| IngestError::invalid(format!("body is not a valid OTLP {what} protobuf message: {error}")))
+    M::decode(body)
+        .map_err(|error| IngestError::invalid(format!("body is not a valid OTLP {what} protobuf message: {error}")))
 }
 
 /// Decodes an OTLP message from the OTLP JSON mapping. `top_key` is the message's one top-level field
@@ -80,9 +79,7 @@ pub fn from_json<M: serde::de::DeserializeOwned>(body: &[u8], top_key: &str) -> 
         let known = top.keys().any(|key| key == top_key || snake_to_camel(key) == top_key);
         if !known {
             let keys: Vec<&str> = top.keys().map(String::as_str).collect();
-            return Err(IngestError::invalid(format!(
-                "OTLP JSON body has no {top_key:?} field (found {keys:?})"
-            )));
+            return Err(IngestError::invalid(format!("OTLP JSON body has no {top_key:?} field (found {keys:?})")));
         }
     }
     camel_case_keys(&mut value);

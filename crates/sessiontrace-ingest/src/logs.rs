@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn bad_trace_ids_are_refused() {
-        let body = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"0102","body":{"stringValue":"x"}}]}]}]}"#;
+        let body =
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"0102","body":{"stringValue":"x"}}]}]}]}"#;
         let error = prepare(LogInput::Json(body.to_vec()), &IngestConfig::default()).unwrap_err();
         assert!(error.to_string().contains("trace_id must be 16 bytes"), "{error}");
     }

@@ -76,9 +76,18 @@ pub fn prepare(input: MetricInput, _config: &IngestConfig) -> Result<Vec<MetricP
                 }
                 Some(Data::Summary(summary)) => {
                     for p in &summary.data_points {
-                        let quantiles: Vec<_> =
-                            p.quantile_values.iter().map(|q| json!({"quantile": q.quantile, "value": q.value})).collect();
-                        push(p.time_unix_nano, "summary", Some(p.sum), &p.attributes, json!({"count": p.count, "quantiles": quantiles}));
+                        let quantiles: Vec<_> = p
+                            .quantile_values
+                            .iter()
+                            .map(|q| json!({"quantile": q.quantile, "value": q.value}))
+                            .collect();
+                        push(
+                            p.time_unix_nano,
+                            "summary",
+                            Some(p.sum),
+                            &p.attributes,
+                            json!({"count": p.count, "quantiles": quantiles}),
+                        );
                     }
                 }
                 None => {}
@@ -98,7 +107,8 @@ mod tests {
           "scopeMetrics":[{"metrics":[{"name":"queue","unit":"1","gauge":{"dataPoints":[{"timeUnixNano":"5","asInt":"42"}]}},
           {"name":"requests","sum":{"isMonotonic":true,"aggregationTemporality":2,"dataPoints":[{"timeUnixNano":"6","asDouble":1.5}]}}]}]}]}"#;
         let points = prepare(MetricInput::Json(body.to_vec()), &IngestConfig::default()).unwrap();
-        let summary: Vec<_> = points.iter().map(|p| (p.name.as_str(), p.kind.as_str(), p.value, p.time_unix_nano)).collect();
+        let summary: Vec<_> =
+            points.iter().map(|p| (p.name.as_str(), p.kind.as_str(), p.value, p.time_unix_nano)).collect();
         assert_eq!(summary, vec![("queue", "gauge", Some(42.0), 5), ("requests", "sum", Some(1.5), 6)]);
         assert_eq!(points[0].service, "api");
     }

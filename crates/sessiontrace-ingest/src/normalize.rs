@@ -29,13 +29,12 @@ pub fn normalize_attributes(attributes: &mut Vec<KeyValue>, rules: &MaskingRules
             if rules.is_masked_header(name) {
                 changed |= mask_whole_value(&mut kv.value);
             }
-        } else if BODY_KEYS.contains(&key) {
-            if let Some(Kind::StringValue(body)) = kv.value.as_mut().and_then(|v| v.value.as_mut()) {
-                if let Some(masked) = rules.mask_body(body) {
-                    *body = masked;
-                    changed = true;
-                }
-            }
+        } else if BODY_KEYS.contains(&key)
+            && let Some(Kind::StringValue(body)) = kv.value.as_mut().and_then(|v| v.value.as_mut())
+            && let Some(masked) = rules.mask_body(body)
+        {
+            *body = masked;
+            changed = true;
         }
         changed |= cut_long_strings(&mut kv.value, max_value_bytes);
     }
@@ -52,11 +51,11 @@ fn mask_whole_value(value: &mut Option<AnyValue>) -> bool {
         Some(Kind::ArrayValue(array)) => {
             let mut changed = false;
             for item in &mut array.values {
-                if let Some(Kind::StringValue(text)) = item.value.as_mut() {
-                    if text != MASKED {
-                        *text = MASKED.to_string();
-                        changed = true;
-                    }
+                if let Some(Kind::StringValue(text)) = item.value.as_mut()
+                    && text != MASKED
+                {
+                    *text = MASKED.to_string();
+                    changed = true;
                 }
             }
             changed
@@ -155,10 +154,7 @@ pub fn session_key(trace_id: &[u8], attributes: &[KeyValue], resource_session: O
 
 /// The value of `session.id` or `multiplayer.session.id`, when set and not empty.
 pub fn session_attribute(attributes: &[KeyValue]) -> Option<&str> {
-    SESSION_ATTRIBUTE_KEYS
-        .iter()
-        .find_map(|key| string_attribute(attributes, key))
-        .filter(|value| !value.is_empty())
+    SESSION_ATTRIBUTE_KEYS.iter().find_map(|key| string_attribute(attributes, key)).filter(|value| !value.is_empty())
 }
 
 /// Checks an OTLP id field; `optional` allows an empty value (parent span id, log trace context).
@@ -167,7 +163,11 @@ pub fn check_id(bytes: &[u8], expected: usize, what: &str, optional: bool) -> Re
         return Ok(());
     }
     if bytes.len() != expected {
-        return Err(format!("{what} must be {expected} bytes ({} hex characters), got {} bytes", expected * 2, bytes.len()));
+        return Err(format!(
+            "{what} must be {expected} bytes ({} hex characters), got {} bytes",
+            expected * 2,
+            bytes.len()
+        ));
     }
     if bytes.iter().all(|b| *b == 0) {
         return Err(format!("{what} must not be all zeros"));

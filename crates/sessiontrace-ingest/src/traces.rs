@@ -60,6 +60,7 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
     let mut changed = false;
     let mut index: Vec<TraceIndexEntry> = Vec::new();
     let mut position: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut entry_has_true_root: Vec<bool> = Vec::new();
 
     for (resource_number, resource_spans) in request.resource_spans.iter_mut().enumerate() {
         let resource_attributes = resource_spans.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
@@ -74,12 +75,13 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
                     .and_then(|_| check_id(&span.parent_span_id, 8, "parent_span_id", true));
                 if let Err(message) = ids_ok {
                     outcome.rejected_spans += 1;
-                    outcome.rejection_message.get_or_insert_with(|| {
-                        format!("span {:?} (resource {resource_number}): {message}", span.name)
-                    });
+                    outcome
+                        .rejection_message
+                        .get_or_insert_with(|| format!("span {:?} (resource {resource_number}): {message}", span.name));
                     return false;
                 }
-                changed |= normalize_attributes(&mut span.attributes, &config.masking, config.max_attribute_value_bytes);
+                changed |=
+                    normalize_attributes(&mut span.attributes, &config.masking, config.max_attribute_value_bytes);
                 let trace_id: [u8; 16] = span.trace_id.as_slice().try_into().expect("checked length");
                 let has_error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32)
                     || span.events.iter().any(|e| e.name == "exception");
@@ -94,6 +96,7 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
                         error_count: 0,
                         root: None,
                     });
+                    entry_has_true_root.push(false);
                     index.len() - 1
                 });
                 let entry = &mut index[slot];
@@ -103,13 +106,19 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
                 if !entry.services.contains(&service) {
                     entry.services.push(service.clone());
                 }
-                entry.start_unix_nano = entry.start_unix_nano.min(span.start_time_unix_nano as i64);
-                entry.end_unix_nano = entry.end_unix_nano.max(span.end_time_unix_nano.max(span.start_time_unix_nano) as i64);
+                entry.end_unix_nano =
+                    entry.end_unix_nano.max(span.end_time_unix_nano.max(span.start_time_unix_nano) as i64);
                 entry.span_count += 1;
                 entry.error_count += has_error as u32;
-                if span.parent_span_id.is_empty() {
+                // The root is the parentless span; a trace continued from a browser or another
+                // process has none here, so its earliest span stands in until a parentless one comes.
+                let is_true_root = span.parent_span_id.is_empty();
+                let earliest = (span.start_time_unix_nano as i64) <= entry.start_unix_nano;
+                if is_true_root || (earliest && !entry_has_true_root[slot]) {
                     entry.root = Some((span.name.clone(), service.clone()));
+                    entry_has_true_root[slot] |= is_true_root;
                 }
+                entry.start_unix_nano = entry.start_unix_nano.min(span.start_time_unix_nano as i64);
                 true
             });
             changed |= scope_spans.spans.len() != before;
@@ -175,7 +184,11 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
     fn kv(key: &str, value: &str) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Kind::StringValue(value.into())) }), ..Default::default() }
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(Kind::StringValue(value.into())) }),
+            ..Default::default()
+        }
     }
 
     fn span(trace: [u8; 16], id: u8, parent: Option<u8>, error: bool) -> Span {
@@ -206,7 +219,8 @@ mod tests {
 
     #[test]
     fn untouched_protobuf_is_stored_as_received() {
-        let bytes = request("api", vec![span(OTHER_TRACE, 1, None, false), span(OTHER_TRACE, 2, Some(1), false)]).encode_to_vec();
+        let bytes = request("api", vec![span(OTHER_TRACE, 1, None, false), span(OTHER_TRACE, 2, Some(1), false)])
+            .encode_to_vec();
         let outcome = prepare(TraceInput::Protobuf(bytes.clone()), &IngestConfig::default()).unwrap();
         let block = outcome.block.unwrap();
         assert_eq!(block.protobuf, bytes);
@@ -224,6 +238,19 @@ mod tests {
                 root: Some(("span1".into(), "api".into())),
             }]
         );
+    }
+
+    #[test]
+    fn a_trace_continued_from_elsewhere_uses_its_earliest_span_as_root() {
+        let mut server = span(OTHER_TRACE, 2, Some(9), false);
+        server.start_time_unix_nano = 500;
+        let child = span(OTHER_TRACE, 3, Some(2), false);
+        let outcome =
+            prepare(TraceInput::Decoded(request("api", vec![child, server])), &IngestConfig::default()).unwrap();
+        assert_eq!(outcome.block.unwrap().traces[0].root, Some(("span2".into(), "api".into())));
+        let with_root = vec![span(OTHER_TRACE, 3, Some(2), false), span(OTHER_TRACE, 1, None, false)];
+        let outcome = prepare(TraceInput::Decoded(request("api", with_root)), &IngestConfig::default()).unwrap();
+        assert_eq!(outcome.block.unwrap().traces[0].root, Some(("span1".into(), "api".into())));
     }
 
     #[test]

@@ -72,9 +72,7 @@ fn parse_hex<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], 
 }
 
 fn from_bytes<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], IdError> {
-    let array: [u8; N] = bytes
-        .try_into()
-        .map_err(|_| IdError::WrongLength { what, expected: N, got: bytes.len() })?;
+    let array: [u8; N] = bytes.try_into().map_err(|_| IdError::WrongLength { what, expected: N, got: bytes.len() })?;
     if array == [0u8; N] {
         return Err(IdError::AllZero { what });
     }

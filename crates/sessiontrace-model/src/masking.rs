@@ -184,7 +184,10 @@ mod tests {
 
     #[test]
     fn masks_cut_json_and_form_bodies() {
-        check(r#"{"user":"ann","password":"hunter2","note":"abc"#, Some(r#"{"user":"ann","password":"***MASKED***","note":"abc"#));
+        check(
+            r#"{"user":"ann","password":"hunter2","note":"abc"#,
+            Some(r#"{"user":"ann","password":"***MASKED***","note":"abc"#),
+        );
         check(r#"{"password":"hun"#, Some(r#"{"password":"***MASKED***""#));
         check("user=ann&password=hunter2", Some("user=ann&password=***MASKED***"));
         check("plain text with password=1 inside", None);

@@ -53,7 +53,13 @@ fn kind_name(kind: i32) -> &'static str {
     }
 }
 
-fn span_view(span: &Span, service: &str, resource: &Map<String, Value>, scope: &Value, resource_session: Option<&str>) -> SpanView {
+fn span_view(
+    span: &Span,
+    service: &str,
+    resource: &Map<String, Value>,
+    scope: &Value,
+    resource_session: Option<&str>,
+) -> SpanView {
     let status = span.status.as_ref();
     let code = match status.map(|s| StatusCode::try_from(s.code)) {
         Some(Ok(StatusCode::Ok)) => "ok",
@@ -118,9 +124,10 @@ pub async fn trace_spans(store: &dyn Store, trace_id: [u8; 16]) -> Result<Vec<Sp
             let resource = attributes_to_map(resource_attributes);
             let resource_session = sessiontrace_ingest::normalize::session_attribute(resource_attributes);
             for scope_spans in &resource_spans.scope_spans {
-                let scope = scope_spans.scope.as_ref().map_or(Value::Null, |scope| {
-                    serde_json::json!({"name": scope.name, "version": scope.version})
-                });
+                let scope = scope_spans
+                    .scope
+                    .as_ref()
+                    .map_or(Value::Null, |scope| serde_json::json!({"name": scope.name, "version": scope.version}));
                 for span in scope_spans.spans.iter().filter(|span| span.trace_id == trace_id) {
                     spans.push(span_view(span, &service, &resource, &scope, resource_session));
                 }

@@ -166,14 +166,22 @@ pub fn items_from_replay(events: &[Value]) -> Vec<TimelineItem> {
                     Some("sessiontrace/network") => items.push(network_item(time_ms, payload)),
                     Some("sessiontrace/console") => {
                         let level = string_field(payload, "level").unwrap_or_else(|| "log".into());
-                        let mut item = TimelineItem::new(time_ms, "console", truncate(&string_field(payload, "message").unwrap_or_default(), 200));
+                        let mut item = TimelineItem::new(
+                            time_ms,
+                            "console",
+                            truncate(&string_field(payload, "message").unwrap_or_default(), 200),
+                        );
                         item.status = (level == "error").then_some("error");
                         item.level = Some(level);
                         item.detail = payload.clone();
                         items.push(item);
                     }
                     Some("sessiontrace/error") => {
-                        let mut item = TimelineItem::new(time_ms, "error", truncate(&string_field(payload, "message").unwrap_or_default(), 200));
+                        let mut item = TimelineItem::new(
+                            time_ms,
+                            "error",
+                            truncate(&string_field(payload, "message").unwrap_or_default(), 200),
+                        );
                         item.status = Some("error");
                         item.level = Some("error".into());
                         item.detail = payload.clone();
@@ -188,7 +196,13 @@ pub fn items_from_replay(events: &[Value]) -> Vec<TimelineItem> {
                 let message = payload
                     .get("payload")
                     .and_then(Value::as_array)
-                    .map(|parts| parts.iter().map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string)).collect::<Vec<_>>().join(" "))
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
                     .unwrap_or_default();
                 let mut item = TimelineItem::new(time_ms, "console", truncate(&message, 200));
                 item.level = Some(level);
@@ -237,7 +251,8 @@ pub async fn session_timeline(store: &dyn Store, session: &Session) -> Result<Ve
     let mut items = items_from_replay(&events);
     for trace in store.session_traces(session).await? {
         let (name, service) = trace.root.clone().unzip();
-        let mut item = TimelineItem::new(nanos_to_ms(trace.start_unix_nano), "trace", name.unwrap_or_else(|| "trace".into()));
+        let mut item =
+            TimelineItem::new(nanos_to_ms(trace.start_unix_nano), "trace", name.unwrap_or_else(|| "trace".into()));
         item.trace_id = Some(hex::encode(trace.trace_id));
         item.service = service.or_else(|| trace.services.first().cloned());
         item.duration_ms = Some((trace.end_unix_nano - trace.start_unix_nano) as f64 / 1_000_000.0);

@@ -68,7 +68,8 @@ impl ServerConfig {
     /// The defaults, overlaid with the TOML file at `path` when given.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let Some(path) = path else { return Ok(ServerConfig::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::from_toml(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 

@@ -75,7 +75,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict => ApiError::Conflict(error.to_string()),
-            StoreError::Unavailable(message) => ApiError::Unavailable(format!("store unavailable, retry later: {message}")),
+            StoreError::Unavailable(message) => {
+                ApiError::Unavailable(format!("store unavailable, retry later: {message}"))
+            }
             StoreError::Internal(message) => {
                 let id = format!("{:08x}", rand_id());
                 tracing::error!(error_id = %id, error = %message, "internal store error");

@@ -84,8 +84,12 @@ fn cors(config: &ServerConfig) -> CorsLayer {
 
 /// The router of the API port: sessions, queries, replay events, OTLP/HTTP, health and browser assets.
 pub fn api_router(state: AppState) -> Router {
-    let ui_dir = state.config.ui_dir.clone().or_else(|| endpoints::assets::locate("ui/dist/index.html").and_then(|p| p.parent().map(|p| p.to_path_buf())));
-    let recorder_js = state.config.recorder_js.clone().or_else(|| endpoints::assets::locate("recorder/dist/recorder.js"));
+    let ui_dir =
+        state.config.ui_dir.clone().or_else(|| {
+            endpoints::assets::locate("ui/dist/index.html").and_then(|p| p.parent().map(|p| p.to_path_buf()))
+        });
+    let recorder_js =
+        state.config.recorder_js.clone().or_else(|| endpoints::assets::locate("recorder/dist/recorder.js"));
     Router::new()
         .merge(endpoints::sessions::routes())
         .merge(endpoints::query::routes())
@@ -132,7 +136,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
     let api = axum::serve(http_listener, api_router(state.clone())).with_graceful_shutdown(wait_stop(stop.clone()));
-    let otlp_http = axum::serve(otlp_http_listener, otlp_http_router(state.clone())).with_graceful_shutdown(wait_stop(stop.clone()));
+    let otlp_http = axum::serve(otlp_http_listener, otlp_http_router(state.clone()))
+        .with_graceful_shutdown(wait_stop(stop.clone()));
     let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let grpc = tonic::transport::Server::builder()
         .add_routes(endpoints::otlp_grpc::router(state.clone()))
@@ -154,7 +159,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = terminate.recv() => {}

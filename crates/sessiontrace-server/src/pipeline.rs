@@ -24,7 +24,8 @@ pub async fn accept_traces(state: &AppState, input: TraceInput) -> Result<TraceO
     Counters::add(&counters.spans_received, prepared.received_spans);
     Counters::add(&counters.spans_rejected, prepared.rejected_spans);
     Counters::add(&counters.spans_dropped, prepared.dropped_spans);
-    let outcome = TraceOutcome { rejected_spans: prepared.rejected_spans, rejection_message: prepared.rejection_message };
+    let outcome =
+        TraceOutcome { rejected_spans: prepared.rejected_spans, rejection_message: prepared.rejection_message };
     let Some(block) = prepared.block else { return Ok(outcome) };
     let stored = block.span_count as u64;
     write(state, WriteBatch { trace_blocks: vec![block], ..Default::default() }).await?;

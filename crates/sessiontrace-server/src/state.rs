@@ -51,8 +51,16 @@ impl Counters {
             ("sessiontrace_spans_received_total", "Spans received in valid requests", &self.spans_received),
             ("sessiontrace_spans_rejected_total", "Spans refused for bad ids", &self.spans_rejected),
             ("sessiontrace_spans_stored_total", "Spans durably stored", &self.spans_stored),
-            ("sessiontrace_spans_kept_session_total", "Spans kept because their trace belongs to a session", &self.spans_kept_session),
-            ("sessiontrace_spans_kept_error_total", "Spans kept because their trace has an error", &self.spans_kept_error),
+            (
+                "sessiontrace_spans_kept_session_total",
+                "Spans kept because their trace belongs to a session",
+                &self.spans_kept_session,
+            ),
+            (
+                "sessiontrace_spans_kept_error_total",
+                "Spans kept because their trace has an error",
+                &self.spans_kept_error,
+            ),
             ("sessiontrace_spans_kept_policy_total", "Spans kept by the sampling policy", &self.spans_kept_policy),
             ("sessiontrace_spans_dropped_total", "Spans dropped by the sampling policy", &self.spans_dropped),
             ("sessiontrace_logs_received_total", "Log records received", &self.logs_received),
@@ -61,14 +69,21 @@ impl Counters {
             ("sessiontrace_logs_dropped_total", "Log records dropped with their trace", &self.logs_dropped),
             ("sessiontrace_metric_points_stored_total", "Metric points durably stored", &self.metric_points_stored),
             ("sessiontrace_replay_chunks_stored_total", "Replay chunks stored", &self.replay_chunks_stored),
-            ("sessiontrace_replay_chunks_duplicate_total", "Replay chunks received again and ignored", &self.replay_chunks_duplicate),
+            (
+                "sessiontrace_replay_chunks_duplicate_total",
+                "Replay chunks received again and ignored",
+                &self.replay_chunks_duplicate,
+            ),
             ("sessiontrace_requests_invalid_total", "Requests refused as invalid", &self.requests_invalid),
             ("sessiontrace_store_failures_total", "Writes the store failed", &self.store_failures),
             ("sessiontrace_sessions_started_total", "Sessions started", &self.sessions_started),
         ];
         let mut text = String::new();
         for (name, help, counter) in rows {
-            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", counter.load(Ordering::Relaxed)));
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                counter.load(Ordering::Relaxed)
+            ));
         }
         text
     }

@@ -58,7 +58,11 @@ impl TestServer {
 }
 
 fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Kind::StringValue(value.into())) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(Kind::StringValue(value.into())) }),
+        ..Default::default()
+    }
 }
 
 fn traces(trace_id: &[u8], spans: usize) -> ExportTraceServiceRequest {
@@ -90,7 +94,10 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -104,19 +111,28 @@ async fn bad_input_gets_a_clear_error_and_loses_nothing() {
     let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
         (
             "malformed protobuf",
-            Request::post("/v1/traces").header(header::CONTENT_TYPE, "application/x-protobuf").body(Body::from(vec![0x0a, 0xff, 0xff])).unwrap(),
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .body(Body::from(vec![0x0a, 0xff, 0xff]))
+                .unwrap(),
             StatusCode::BAD_REQUEST,
             "not a valid OTLP trace protobuf",
         ),
         (
             "malformed JSON",
-            Request::post("/v1/traces").header(header::CONTENT_TYPE, json).body(Body::from("{\"resourceSpans\": [")).unwrap(),
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, json)
+                .body(Body::from("{\"resourceSpans\": ["))
+                .unwrap(),
             StatusCode::BAD_REQUEST,
             "not valid JSON",
         ),
         (
             "JSON without OTLP keys",
-            Request::post("/v1/traces").header(header::CONTENT_TYPE, json).body(Body::from(r#"{"spans":[{"name":"x"}]}"#)).unwrap(),
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, json)
+                .body(Body::from(r#"{"spans":[{"name":"x"}]}"#))
+                .unwrap(),
             StatusCode::BAD_REQUEST,
             "no \"resourceSpans\" field",
         ),
@@ -138,19 +154,28 @@ async fn bad_input_gets_a_clear_error_and_loses_nothing() {
         ),
         (
             "trace id of the wrong length",
-            Request::post("/v1/traces").header(header::CONTENT_TYPE, "application/x-protobuf").body(Body::from(traces(&[1, 2, 3], 1).encode_to_vec())).unwrap(),
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .body(Body::from(traces(&[1, 2, 3], 1).encode_to_vec()))
+                .unwrap(),
             StatusCode::BAD_REQUEST,
             "trace_id must be 16 bytes",
         ),
         (
             "all-zero trace id",
-            Request::post("/v1/traces").header(header::CONTENT_TYPE, "application/x-protobuf").body(Body::from(traces(&[0; 16], 1).encode_to_vec())).unwrap(),
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .body(Body::from(traces(&[0; 16], 1).encode_to_vec()))
+                .unwrap(),
             StatusCode::BAD_REQUEST,
             "trace_id must not be all zeros",
         ),
         (
             "oversized body",
-            Request::post("/v1/traces").header(header::CONTENT_TYPE, "application/x-protobuf").body(Body::from(vec![0u8; 65 * 1024])).unwrap(),
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .body(Body::from(vec![0u8; 65 * 1024]))
+                .unwrap(),
             StatusCode::PAYLOAD_TOO_LARGE,
             "larger than the limit",
         ),
@@ -168,7 +193,8 @@ async fn bad_input_gets_a_clear_error_and_loses_nothing() {
     for (name, request, expected_status, expected_message) in cases {
         let (status, body) = server.send(request).await;
         assert_eq!(status, expected_status, "{name}: {}", String::from_utf8_lossy(&body));
-        let text = if body.first() == Some(&b'{') { message(&body) } else { String::from_utf8_lossy(&body).to_string() };
+        let text =
+            if body.first() == Some(&b'{') { message(&body) } else { String::from_utf8_lossy(&body).to_string() };
         let text = if text.is_empty() {
             // Protobuf answers carry a google.rpc.Status: field 2 is the message.
             String::from_utf8_lossy(&body).to_string()
@@ -245,7 +271,8 @@ async fn a_session_links_spans_by_prefix_and_attribute_even_after_it_stopped() {
     assert_eq!(shown["counts"]["spans"], 6);
     assert_eq!(shown["live"], false);
     let (_, listed) = server.get_json(&format!("/api/sessions/{id}/traces")).await;
-    let mut trace_ids: Vec<&str> = listed["traces"].as_array().unwrap().iter().map(|t| t["trace_id"].as_str().unwrap()).collect();
+    let mut trace_ids: Vec<&str> =
+        listed["traces"].as_array().unwrap().iter().map(|t| t["trace_id"].as_str().unwrap()).collect();
     trace_ids.sort();
     let mut expected = vec![hex::encode(&session_trace), hex::encode([3u8; 16])];
     expected.sort();
@@ -275,7 +302,8 @@ async fn replay_chunks_are_stored_once_and_returned_in_order() {
         .unwrap();
     assert_eq!(server.send(gzipped).await.0, StatusCode::OK);
     let (_, events) = server.get_json(&path).await;
-    let times: Vec<u64> = events["events"].as_array().unwrap().iter().map(|e| e["timestamp"].as_u64().unwrap()).collect();
+    let times: Vec<u64> =
+        events["events"].as_array().unwrap().iter().map(|e| e["timestamp"].as_u64().unwrap()).collect();
     assert_eq!(times, vec![10, 11, 20, 21, 30, 31]);
 
     let too_many = json!({"seq": 5, "events": [{"type":3,"timestamp":1},{"type":3,"timestamp":2},{"type":3,"timestamp":3},{"type":3,"timestamp":4}]});
@@ -284,10 +312,12 @@ async fn replay_chunks_are_stored_once_and_returned_in_order() {
     let (status, body) = server.post(&path, "application/json", br#"{"events":[]}"#.to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("seq"));
-    let (status, body) = server.post(&path, "application/json", br#"{"seq":9,"events":[{"no":"type"}]}"#.to_vec()).await;
+    let (status, body) =
+        server.post(&path, "application/json", br#"{"seq":9,"events":[{"no":"type"}]}"#.to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("not an rrweb event"));
-    let (status, _) = server.post("/api/sessions/nope/events", "application/json", chunk(0, 1).to_string().into_bytes()).await;
+    let (status, _) =
+        server.post("/api/sessions/nope/events", "application/json", chunk(0, 1).to_string().into_bytes()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -300,7 +330,8 @@ async fn session_requests_are_validated() {
     let (status, body) = server.post("/api/sessions", "application/json", br#"{"nmae":"typo"}"#.to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("unknown field"));
-    let (status, session) = server.post("/api/sessions", "application/json", br#"{"kind":"continuous"}"#.to_vec()).await;
+    let (status, session) =
+        server.post("/api/sessions", "application/json", br#"{"kind":"continuous"}"#.to_vec()).await;
     assert_eq!(status, StatusCode::CREATED);
     let session: Value = serde_json::from_slice(&session).unwrap();
     assert!(session["trace_id_prefix"].as_str().unwrap().starts_with("cdbcdb"));

@@ -164,8 +164,10 @@ async fn session_list_filters(store: &dyn Store) {
     store.insert_session(&failing).await.unwrap();
     store.insert_session(&quiet).await.unwrap();
     let failing_trace = TraceId::for_session(SessionTraceKind::Recorded, failing.short_id);
-    let batch =
-        WriteBatch { trace_blocks: vec![block(failing_trace, Some(failing.short_id.to_hex()), "payments", 2)], ..Default::default() };
+    let batch = WriteBatch {
+        trace_blocks: vec![block(failing_trace, Some(failing.short_id.to_hex()), "payments", 2)],
+        ..Default::default()
+    };
     store.write(batch).await.unwrap();
     let names = |page: crate::SessionPage| page.sessions.into_iter().map(|(s, _)| s.id).collect::<Vec<_>>();
     let base = SessionFilter { text: Some(marker.clone()), ..Default::default() };
@@ -175,9 +177,13 @@ async fn session_list_filters(store: &dyn Store) {
     assert_eq!(names(all), vec![quiet.id.clone(), failing.id.clone()], "newest first");
     let errors = store.list_sessions(&SessionFilter { has_error: Some(true), ..base.clone() }).await.unwrap();
     assert_eq!(names(errors), vec![failing.id.clone()]);
-    let service = store.list_sessions(&SessionFilter { service: Some("payments".into()), ..base.clone() }).await.unwrap();
+    let service =
+        store.list_sessions(&SessionFilter { service: Some("payments".into()), ..base.clone() }).await.unwrap();
     assert_eq!(names(service), vec![failing.id.clone()]);
-    let user = store.list_sessions(&SessionFilter { user: Some(format!("user-{marker} quiet")), ..base.clone() }).await.unwrap();
+    let user = store
+        .list_sessions(&SessionFilter { user: Some(format!("user-{marker} quiet")), ..base.clone() })
+        .await
+        .unwrap();
     assert_eq!(names(user), vec![quiet.id.clone()]);
     let window = SessionFilter { from_ms: Some(1_800_000_003_000), ..base.clone() };
     assert_eq!(names(store.list_sessions(&window).await.unwrap()), vec![failing.id.clone()], "quiet stopped before");
@@ -197,7 +203,8 @@ async fn metric_points_by_service_and_window(store: &dyn Store) {
         attributes_json: "{}".into(),
         detail_json: "{}".into(),
     };
-    let batch = WriteBatch { metric_points: vec![point(10, 1.0), point(20, 2.0), point(30, 3.0)], ..Default::default() };
+    let batch =
+        WriteBatch { metric_points: vec![point(10, 1.0), point(20, 2.0), point(30, 3.0)], ..Default::default() };
     store.write(batch).await.unwrap();
     let filter = MetricFilter {
         services: vec![service.clone()],

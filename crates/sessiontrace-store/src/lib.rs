@@ -28,10 +28,10 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        if let rusqlite::Error::SqliteFailure(code, _) = &error {
-            if code.code == rusqlite::ErrorCode::ConstraintViolation {
-                return StoreError::Conflict;
-            }
+        if let rusqlite::Error::SqliteFailure(code, _) = &error
+            && code.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return StoreError::Conflict;
         }
         StoreError::Internal(error.to_string())
     }

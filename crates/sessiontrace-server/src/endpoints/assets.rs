@@ -41,8 +41,12 @@ pub fn routes(ui_dir: Option<&Path>, recorder_js: Option<&Path>) -> Router<AppSt
     };
     match ui_dir {
         Some(dir) => {
+            // Client routes fall back to index.html; a missing bundle file is a plain 404, so a cached
+            // page that names an old bundle fails clearly.
             let index = dir.join("index.html");
-            router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+            router
+                .nest_service("/assets", ServeDir::new(dir.join("assets")))
+                .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
         }
         None => router.fallback(|| async {
             (

@@ -22,15 +22,19 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/sessions/{id}/events", post(put_events).get(get_events))
 }
 
-async fn put_events(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> Result<Json<Value>, ApiError> {
+async fn put_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (parts, body) = request.into_parts();
     let limit = state.config.max_replay_chunk_bytes;
     let raw = read_body(body, limit).await?;
     let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let bytes = decompress(raw, content_encoding, limit)?;
     let session = find_session(&state, &id).await?;
-    let mut chunk: Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("events body is not valid JSON: {e}")))?;
+    let mut chunk: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("events body is not valid JSON: {e}")))?;
     let seq = chunk
         .get("seq")
         .and_then(Value::as_u64)

@@ -5,7 +5,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsS
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -33,8 +35,10 @@ impl OtlpGrpc {
         let limit = self.state.config.max_body_bytes;
         let size = message.encoded_len();
         if size > limit {
-            return Err(ApiError::TooLarge(format!("request of {size} bytes is larger than the limit of {limit} bytes"))
-                .grpc_status());
+            return Err(ApiError::TooLarge(format!(
+                "request of {size} bytes is larger than the limit of {limit} bytes"
+            ))
+            .grpc_status());
         }
         Ok(())
     }

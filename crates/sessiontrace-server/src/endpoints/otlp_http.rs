@@ -86,7 +86,11 @@ fn error_response(encoding: Encoding, error: ApiError) -> Response {
 }
 
 /// Content type, size limit and gzip: the decoded body and its encoding.
-async fn body_of(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(Encoding, Vec<u8>), (Encoding, ApiError)> {
+async fn body_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, Vec<u8>), (Encoding, ApiError)> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let encoding = Encoding::from_content_type(content_type).map_err(|e| (Encoding::Json, ApiError::from(e)))?;
     let limit = state.config.max_body_bytes;

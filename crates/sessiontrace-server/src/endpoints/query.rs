@@ -29,20 +29,30 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
-    TraceId::from_hex(&text.to_ascii_lowercase()).map_err(|e| ApiError::BadRequest(format!("invalid trace id {text:?}: {e}")))
+    TraceId::from_hex(&text.to_ascii_lowercase())
+        .map_err(|e| ApiError::BadRequest(format!("invalid trace id {text:?}: {e}")))
 }
 
 async fn show_trace(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Json<Value>, ApiError> {
     let trace_id = parse_trace_id(&trace_id)?;
-    let spans = trace_spans(state.store.as_ref(), trace_id.0).await?;
+    let mut spans = trace_spans(state.store.as_ref(), trace_id.0).await?;
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
     }
     let session_key = state.store.trace_session_key(trace_id.0).await?;
-    let session_id = match session_key {
-        Some(key) => Some(state.store.session(&key).await?.map_or(key, |session| session.id)),
+    let session = match &session_key {
+        Some(key) => state.store.session(key).await?,
         None => None,
     };
+    // Spans name their session by whatever linked them (short id or long id): show the long id.
+    if let Some(session) = &session {
+        for span in &mut spans {
+            if span.session_id.as_deref().is_some_and(|key| session.is_named_by(key)) {
+                span.session_id = Some(session.id.clone());
+            }
+        }
+    }
+    let session_id = session.map(|s| s.id).or(session_key);
     Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "session_id": session_id, "spans": spans})))
 }
 
@@ -62,7 +72,11 @@ async fn timeline(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 
 async fn session_logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let session = find_session(&state, &id).await?;
-    let filter = LogFilter { session_keys: vec![session.id.clone(), session.short_id.to_hex()], limit: Some(10_000), ..Default::default() };
+    let filter = LogFilter {
+        session_keys: vec![session.id.clone(), session.short_id.to_hex()],
+        limit: Some(10_000),
+        ..Default::default()
+    };
     Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &filter).await?})))
 }
 
@@ -78,7 +92,10 @@ struct LogsQuery {
     limit: Option<u32>,
 }
 
-async fn logs(State(state): State<AppState>, query: Result<Query<LogsQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn logs(
+    State(state): State<AppState>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let filter = LogFilter {
         trace_id: query.trace_id.as_deref().map(parse_trace_id).transpose()?.map(|id| id.0),
@@ -105,7 +122,10 @@ struct MetricsQuery {
     limit: Option<u32>,
 }
 
-async fn metrics(State(state): State<AppState>, query: Result<Query<MetricsQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn metrics(
+    State(state): State<AppState>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut filter = MetricFilter {
         services: query.service.into_iter().collect(),

@@ -49,7 +49,10 @@ pub async fn find_session(state: &AppState, key: &str) -> Result<Session, ApiErr
     state.store.session(key).await?.ok_or_else(|| ApiError::NotFound(format!("no session {key:?}")))
 }
 
-async fn start_session(State(state): State<AppState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn start_session(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: StartSession = if body.iter().all(u8::is_ascii_whitespace) {
         StartSession::default()
     } else {
@@ -57,9 +60,8 @@ async fn start_session(State(state): State<AppState>, body: axum::body::Bytes) -
     };
     let kind = match request.kind.as_deref() {
         None => SessionKind::Manual,
-        Some(text) => SessionKind::parse(text).ok_or_else(|| {
-            ApiError::BadRequest(format!("kind must be manual, continuous or backend, got {text:?}"))
-        })?,
+        Some(text) => SessionKind::parse(text)
+            .ok_or_else(|| ApiError::BadRequest(format!("kind must be manual, continuous or backend, got {text:?}")))?,
     };
     let mut session = Session {
         id: Session::new_id(),
@@ -138,10 +140,15 @@ pub fn parse_time_ms(name: &str, text: &str) -> Result<i64, ApiError> {
     }
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| ApiError::BadRequest(format!("{name} must be Unix milliseconds or an RFC 3339 time, got {text:?}")))
+        .map_err(|_| {
+            ApiError::BadRequest(format!("{name} must be Unix milliseconds or an RFC 3339 time, got {text:?}"))
+        })
 }
 
-async fn list_sessions(State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn list_sessions(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let filter = SessionFilter {
         text: query.q,

@@ -88,7 +88,8 @@ impl Writer {
             tracing::error!(%error, jobs = done.len(), "sqlite commit failed");
         }
         for answer in done {
-            let failed = || StoreError::Internal(format!("commit failed: {}", commit_error.clone().unwrap_or_default()));
+            let failed =
+                || StoreError::Internal(format!("commit failed: {}", commit_error.clone().unwrap_or_default()));
             match answer {
                 Done::Unit(reply, result) => {
                     let _ = reply.send(if commit_error.is_some() { Err(failed()) } else { result });

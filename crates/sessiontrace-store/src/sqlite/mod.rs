@@ -15,9 +15,7 @@ use sessiontrace_model::Session;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
 use tokio::sync::oneshot;
 
-use crate::{
-    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, TraceSummary,
-};
+use crate::{LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, TraceSummary};
 use insert::{Job, Writer};
 
 /// zstd level for span blocks and replay chunks: level 1 compresses OTLP about 10× at hundreds of MB/s.
@@ -106,11 +104,8 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let compressed = batch
-            .trace_blocks
-            .iter()
-            .map(|block| compress(&block.protobuf))
-            .collect::<Result<Vec<_>, _>>()?;
+        let compressed =
+            batch.trace_blocks.iter().map(|block| compress(&block.protobuf)).collect::<Result<Vec<_>, _>>()?;
         self.submit(|reply| Job::Write { batch, compressed, reply }).await
     }
 

@@ -56,8 +56,8 @@ pub(crate) fn session_stats(connection: &Connection, session: &Session) -> Resul
         .prepare_cached("SELECT SUM(event_count) FROM replay_chunks_v1 WHERE session_id = ?1")?
         .query_row([&session.id], |row| row.get(0))?;
     let mut services: Vec<String> = Vec::new();
-    let mut statement = connection
-        .prepare_cached("SELECT DISTINCT services FROM trace_index_v1 WHERE session_key IN (?1, ?2)")?;
+    let mut statement =
+        connection.prepare_cached("SELECT DISTINCT services FROM trace_index_v1 WHERE session_key IN (?1, ?2)")?;
     let mut rows = statement.query(keys)?;
     while let Some(row) = rows.next()? {
         let joined: String = row.get(0)?;
@@ -181,11 +181,15 @@ pub(crate) fn session_traces(connection: &Connection, session: &Session) -> Resu
             traces.len() - 1
         });
         let summary = &mut traces[slot];
-        summary.start_unix_nano = summary.start_unix_nano.min(row.get(2)?);
+        let start: i64 = row.get(2)?;
+        // Rows come oldest first: the first block's root (the parentless span, or the earliest span
+        // when the trace was continued from a browser) is the trace's root.
+        let is_earliest_block = start < summary.start_unix_nano || summary.root.is_none();
+        summary.start_unix_nano = summary.start_unix_nano.min(start);
         summary.end_unix_nano = summary.end_unix_nano.max(row.get(3)?);
         summary.span_count += row.get::<_, u64>(4)?;
         summary.error_count += row.get::<_, u64>(5)?;
-        if let (Some(name), Some(service)) = (root_name, root_service) {
+        if let (Some(name), Some(service), true) = (root_name, root_service, is_earliest_block) {
             summary.root = Some((name, service));
         }
         for service in services.split(',').filter(|s| !s.is_empty()) {
@@ -205,15 +209,16 @@ pub(crate) fn trace_blocks(connection: &Connection, trace_id: &[u8; 16]) -> Resu
         "SELECT b.data FROM span_blocks_v1 b WHERE b.id IN (SELECT block_id FROM trace_index_v1 WHERE trace_id = ?1)
          ORDER BY b.id",
     )?;
-    let compressed = statement
-        .query_map([&trace_id[..]], |row| row.get::<_, Vec<u8>>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let compressed =
+        statement.query_map([&trace_id[..]], |row| row.get::<_, Vec<u8>>(0))?.collect::<Result<Vec<_>, _>>()?;
     compressed.iter().map(|data| decompress(data)).collect()
 }
 
 pub(crate) fn trace_session_key(connection: &Connection, trace_id: &[u8; 16]) -> Result<Option<String>, StoreError> {
     Ok(connection
-        .prepare_cached("SELECT session_key FROM trace_index_v1 WHERE trace_id = ?1 AND session_key IS NOT NULL LIMIT 1")?
+        .prepare_cached(
+            "SELECT session_key FROM trace_index_v1 WHERE trace_id = ?1 AND session_key IS NOT NULL LIMIT 1",
+        )?
         .query_row([&trace_id[..]], |row| row.get(0))
         .optional()?)
 }
@@ -253,7 +258,8 @@ pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<Lo
         values.push(Value::Integer(to));
         conditions.push(format!("time_ns <= ?{}", values.len()));
     }
-    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let where_clause =
+        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
     let limit = filter.limit.unwrap_or(1000).min(100_000);
     let sql = format!(
         "SELECT time_ns, trace_id, span_id, session_key, service, severity_number, severity_text, body,
@@ -304,7 +310,8 @@ pub(crate) fn metric_points(connection: &Connection, filter: &MetricFilter) -> R
         values.push(Value::Integer(to));
         conditions.push(format!("time_ns <= ?{}", values.len()));
     }
-    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let where_clause =
+        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
     let limit = filter.limit.unwrap_or(10_000).min(100_000);
     let sql = format!(
         "SELECT time_ns, service, name, kind, unit, value, attributes_json, detail_json FROM metric_points_v1
