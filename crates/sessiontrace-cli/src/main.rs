@@ -2,6 +2,7 @@
 //! running server over its HTTP API.
 
 mod client;
+mod loadgen;
 mod serve;
 mod show;
 
@@ -31,6 +32,8 @@ enum Command {
     Sessions(client::ListArgs),
     /// Print a session's timeline and its traces as trees.
     Show(show::ShowArgs),
+    /// Send realistic OTLP traffic to a server and report spans/s, latency and errors.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Session(command) => client::session(command).await,
             Command::Sessions(args) => client::list(args).await,
             Command::Show(args) => show::run(args).await,
+            Command::Loadgen(args) => loadgen::run(args).await,
         }
     })
 }

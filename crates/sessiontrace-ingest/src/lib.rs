@@ -2,6 +2,8 @@
 //! receiver it came through (OTLP/HTTP protobuf or JSON, OTLP/gRPC):
 //!
 //! 1. [`decode`]: content type, gzip, size limit, protobuf or JSON (the OTLP JSON mapping) → OTLP types;
+//!    protobuf trace requests first try [`scan`], a read of the wire format that takes only the index
+//!    fields and keeps the received bytes, and fall back to the full decode when it cannot vouch for them;
 //! 2. [`normalize`]: ids validated, `multiplayer.*` capture keys renamed, secrets masked, the session of
 //!    each span found (trace-id prefix, `session.id`, `multiplayer.session.id`);
 //! 3. [`route`]: the one place that decides, per trace, whether it is kept;
@@ -14,10 +16,12 @@
 pub mod anyvalue;
 pub mod decode;
 pub mod error;
+pub mod index;
 pub mod logs;
 pub mod metrics;
 pub mod normalize;
 pub mod route;
+pub mod scan;
 pub mod traces;
 
 pub use error::IngestError;

@@ -3,8 +3,6 @@
 //! masked, each trace routed, and the per-trace index built. The block keeps the received protobuf bytes
 //! untouched when nothing had to change, so the common case costs one decode and no encode.
 
-use std::collections::HashMap;
-
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
@@ -12,8 +10,10 @@ use sessiontrace_model::records::{TraceBlock, TraceIndexEntry};
 
 use crate::anyvalue::string_attribute;
 use crate::decode::{from_json, from_protobuf};
+use crate::index::{IndexBuilder, SpanFacts};
 use crate::normalize::{check_id, normalize_attributes, session_attribute, session_key};
 use crate::route::{Decision, KeepReason, TraceFacts};
+use crate::scan::scan_traces;
 use crate::{IngestConfig, IngestError};
 
 /// A trace request as it arrived.
@@ -42,6 +42,8 @@ pub struct PreparedTraces {
     pub kept_policy_spans: u64,
     /// Spans the routing policy dropped.
     pub dropped_spans: u64,
+    /// The fast path's index, until the block is built.
+    pending_index: Vec<TraceIndexEntry>,
 }
 
 /// The service name in a resource's attributes, or `unknown_service` as the OpenTelemetry spec says.
@@ -49,18 +51,25 @@ pub fn service_name(attributes: &[opentelemetry_proto::tonic::common::v1::KeyVal
     string_attribute(attributes, "service.name").unwrap_or("unknown_service").to_string()
 }
 
-/// Decodes, checks, normalizes, routes and indexes one trace request.
+/// Decodes, checks, normalizes, routes and indexes one trace request. Protobuf requests first try the
+/// [`scan`](crate::scan) fast path, which stores the received bytes as they are; anything it cannot vouch
+/// for takes the full decode below, with the same result.
 pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTraces, IngestError> {
     let (mut request, mut original) = match input {
-        TraceInput::Protobuf(bytes) => (from_protobuf::<ExportTraceServiceRequest>(&bytes, "trace")?, Some(bytes)),
+        TraceInput::Protobuf(bytes) => {
+            if let Some((index, span_count)) = scan_traces(&bytes, config)
+                && let Some(outcome) = route_unchanged(index, span_count, config)
+            {
+                return Ok(outcome.with_block(bytes));
+            }
+            (from_protobuf::<ExportTraceServiceRequest>(&bytes, "trace")?, Some(bytes))
+        }
         TraceInput::Json(bytes) => (from_json::<ExportTraceServiceRequest>(&bytes, "resourceSpans")?, None),
         TraceInput::Decoded(request) => (request, None),
     };
     let mut outcome = PreparedTraces::default();
     let mut changed = false;
-    let mut index: Vec<TraceIndexEntry> = Vec::new();
-    let mut position: HashMap<[u8; 16], usize> = HashMap::new();
-    let mut entry_has_true_root: Vec<bool> = Vec::new();
+    let mut builder = IndexBuilder::default();
 
     for (resource_number, resource_spans) in request.resource_spans.iter_mut().enumerate() {
         let resource_attributes = resource_spans.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
@@ -82,43 +91,17 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
                 }
                 changed |=
                     normalize_attributes(&mut span.attributes, &config.masking, config.max_attribute_value_bytes);
-                let trace_id: [u8; 16] = span.trace_id.as_slice().try_into().expect("checked length");
-                let has_error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32)
-                    || span.events.iter().any(|e| e.name == "exception");
-                let slot = *position.entry(trace_id).or_insert_with(|| {
-                    index.push(TraceIndexEntry {
-                        trace_id,
-                        session_key: None,
-                        services: Vec::new(),
-                        start_unix_nano: i64::MAX,
-                        end_unix_nano: i64::MIN,
-                        span_count: 0,
-                        error_count: 0,
-                        root: None,
-                    });
-                    entry_has_true_root.push(false);
-                    index.len() - 1
+                builder.add(SpanFacts {
+                    trace_id: span.trace_id.as_slice().try_into().expect("checked length"),
+                    session_key: session_key(&span.trace_id, &span.attributes, resource_session.as_deref()),
+                    service: &service,
+                    name: &span.name,
+                    start_unix_nano: span.start_time_unix_nano,
+                    end_unix_nano: span.end_time_unix_nano,
+                    has_error: span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32)
+                        || span.events.iter().any(|e| e.name == "exception"),
+                    is_true_root: span.parent_span_id.is_empty(),
                 });
-                let entry = &mut index[slot];
-                if entry.session_key.is_none() {
-                    entry.session_key = session_key(&span.trace_id, &span.attributes, resource_session.as_deref());
-                }
-                if !entry.services.contains(&service) {
-                    entry.services.push(service.clone());
-                }
-                entry.end_unix_nano =
-                    entry.end_unix_nano.max(span.end_time_unix_nano.max(span.start_time_unix_nano) as i64);
-                entry.span_count += 1;
-                entry.error_count += has_error as u32;
-                // The root is the parentless span; a trace continued from a browser or another
-                // process has none here, so its earliest span stands in until a parentless one comes.
-                let is_true_root = span.parent_span_id.is_empty();
-                let earliest = (span.start_time_unix_nano as i64) <= entry.start_unix_nano;
-                if is_true_root || (earliest && !entry_has_true_root[slot]) {
-                    entry.root = Some((span.name.clone(), service.clone()));
-                    entry_has_true_root[slot] |= is_true_root;
-                }
-                entry.start_unix_nano = entry.start_unix_nano.min(span.start_time_unix_nano as i64);
                 true
             });
             changed |= scope_spans.spans.len() != before;
@@ -130,26 +113,8 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
         return Err(IngestError::InvalidRequest(format!("every span was rejected; first: {message}")));
     }
 
-    let mut dropped: Vec<[u8; 16]> = Vec::new();
-    index.retain(|entry| {
-        let facts = TraceFacts {
-            trace_id: &entry.trace_id,
-            is_session: entry.session_key.is_some(),
-            has_error: entry.error_count > 0,
-        };
-        let spans = entry.span_count as u64;
-        match config.routing.decide(facts) {
-            Decision::Keep(KeepReason::Session) => outcome.kept_session_spans += spans,
-            Decision::Keep(KeepReason::Error) => outcome.kept_error_spans += spans,
-            Decision::Keep(KeepReason::Policy) => outcome.kept_policy_spans += spans,
-            Decision::Drop => {
-                outcome.dropped_spans += spans;
-                dropped.push(entry.trace_id);
-                return false;
-            }
-        }
-        true
-    });
+    let mut index = builder.finish();
+    let dropped = outcome.route(&mut index, config);
     if !dropped.is_empty() {
         changed = true;
         for scope_spans in request.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()) {
@@ -166,13 +131,59 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
         request.resource_spans.retain(|r| !r.scope_spans.is_empty());
         original = None;
     }
-    for entry in &mut index {
-        entry.services.sort();
-    }
     let span_count = index.iter().map(|e| e.span_count).sum();
     let protobuf = original.unwrap_or_else(|| request.encode_to_vec());
     outcome.block = Some(TraceBlock { protobuf, span_count, traces: index });
     Ok(outcome)
+}
+
+/// Routing of a fast-path request: `None` when a trace is dropped, since dropping means rewriting.
+fn route_unchanged(mut index: Vec<TraceIndexEntry>, span_count: u64, config: &IngestConfig) -> Option<PreparedTraces> {
+    let mut outcome = PreparedTraces { received_spans: span_count, ..Default::default() };
+    let dropped = outcome.route(&mut index, config);
+    if !dropped.is_empty() {
+        return None;
+    }
+    outcome.pending_index = index;
+    Some(outcome)
+}
+
+impl PreparedTraces {
+    /// Decides every trace of `index`, counts spans by decision, removes dropped traces from the index
+    /// and returns their ids.
+    fn route(&mut self, index: &mut Vec<TraceIndexEntry>, config: &IngestConfig) -> Vec<[u8; 16]> {
+        let mut dropped = Vec::new();
+        index.retain(|entry| {
+            let facts = TraceFacts {
+                trace_id: &entry.trace_id,
+                is_session: entry.session_key.is_some(),
+                has_error: entry.error_count > 0,
+            };
+            let spans = entry.span_count as u64;
+            match config.routing.decide(facts) {
+                Decision::Keep(KeepReason::Session) => self.kept_session_spans += spans,
+                Decision::Keep(KeepReason::Error) => self.kept_error_spans += spans,
+                Decision::Keep(KeepReason::Policy) => self.kept_policy_spans += spans,
+                Decision::Drop => {
+                    self.dropped_spans += spans;
+                    dropped.push(entry.trace_id);
+                    return false;
+                }
+            }
+            true
+        });
+        dropped
+    }
+
+    /// The fast path's block: the received bytes with the index the scan built.
+    fn with_block(mut self, protobuf: Vec<u8>) -> Self {
+        let index = std::mem::take(&mut self.pending_index);
+        if !index.is_empty() {
+            let span_count = index.iter().map(|e| e.span_count).sum();
+            self.block = Some(TraceBlock { protobuf, span_count, traces: index });
+        }
+        self
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub async fn run_all(store: &dyn Store) {
     replay_chunks_are_idempotent(store).await;
     session_list_filters(store).await;
     metric_points_by_service_and_window(store).await;
+    totals_count_what_was_written(store).await;
 }
 
 fn new_session(name: &str) -> Session {
@@ -214,4 +215,12 @@ async fn metric_points_by_service_and_window(store: &dyn Store) {
         limit: None,
     };
     assert_eq!(store.metric_points(&filter).await.unwrap(), vec![point(20, 2.0), point(30, 3.0)]);
+}
+
+async fn totals_count_what_was_written(store: &dyn Store) {
+    let before = store.totals().await.expect("totals");
+    let batch = WriteBatch { trace_blocks: vec![block(TraceId::random(), None, "api", 0)], ..Default::default() };
+    store.write(batch).await.unwrap();
+    let after = store.totals().await.unwrap();
+    assert_eq!((after.spans - before.spans, after.span_blocks - before.span_blocks), (3, 1));
 }

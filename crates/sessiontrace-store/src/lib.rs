@@ -109,6 +109,17 @@ pub struct MetricFilter {
     pub limit: Option<u32>,
 }
 
+/// How much a store holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub spans: u64,
+    pub span_blocks: u64,
+    pub logs: u64,
+    pub metric_points: u64,
+    pub sessions: u64,
+    pub replay_chunks: u64,
+}
+
 /// The storage contract. Writes return only once durable.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -139,4 +150,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_replay_chunk(&self, chunk: ReplayChunk) -> Result<bool, StoreError>;
     /// Every replay chunk of a session (long id), in seq order.
     async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError>;
+    /// Counts of everything stored (`/api/stats`, the load generator's check).
+    async fn totals(&self) -> Result<Totals, StoreError> {
+        Err(StoreError::Unavailable("this backend does not count its totals".into()))
+    }
 }

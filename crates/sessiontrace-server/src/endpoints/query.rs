@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sessions/{id}/logs", get(session_logs))
         .route("/api/logs", get(logs))
         .route("/api/metrics", get(metrics))
+        .route("/api/stats", get(stats))
 }
 
 fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
@@ -164,4 +165,16 @@ async fn metrics(
         })
         .collect();
     Ok(Json(serde_json::json!({"points": points})))
+}
+
+async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let totals = state.store.totals().await?;
+    Ok(Json(serde_json::json!({
+        "spans": totals.spans,
+        "span_blocks": totals.span_blocks,
+        "logs": totals.logs,
+        "metric_points": totals.metric_points,
+        "sessions": totals.sessions,
+        "replay_chunks": totals.replay_chunks,
+    })))
 }

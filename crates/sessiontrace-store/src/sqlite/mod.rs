@@ -15,7 +15,9 @@ use sessiontrace_model::Session;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
 use tokio::sync::oneshot;
 
-use crate::{LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, TraceSummary};
+use crate::{
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceSummary,
+};
 use insert::{Job, Writer};
 
 /// zstd level for span blocks and replay chunks: level 1 compresses OTLP about 10× at hundreds of MB/s.
@@ -91,7 +93,19 @@ impl SqliteStore {
 }
 
 pub(crate) fn compress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    zstd::bulk::compress(bytes, ZSTD_LEVEL).map_err(|e| StoreError::Internal(format!("zstd: {e}")))
+    thread_local! {
+        // A compression context per thread: creating one per block costs as much as a small block.
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot =
+                Some(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| StoreError::Internal(format!("zstd: {e}")))?);
+        }
+        let compressor = slot.as_mut().expect("set above");
+        compressor.compress(bytes).map_err(|e| StoreError::Internal(format!("zstd: {e}")))
+    })
 }
 
 pub(crate) fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -165,6 +179,10 @@ impl Store for SqliteStore {
     async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
         let session_id = session_id.to_string();
         self.read(move |c| query::replay_chunks(c, &session_id)).await
+    }
+
+    async fn totals(&self) -> Result<Totals, StoreError> {
+        self.read(query::totals).await
     }
 }
 

@@ -7,7 +7,7 @@ use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
 use sessiontrace_model::{Session, SessionKind};
 
 use super::decompress;
-use crate::{LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, TraceSummary};
+use crate::{LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceSummary};
 
 const SESSION_COLUMNS: &str = "id, short_id, kind, name, user_json, attributes_json, tags_json, capture_json, \
                                started_ms, stopped_ms, saved_ms";
@@ -356,4 +356,18 @@ pub(crate) fn replay_chunks(connection: &Connection, session_id: &str) -> Result
             })
         })
         .collect()
+}
+
+pub(crate) fn totals(connection: &Connection) -> Result<Totals, StoreError> {
+    let count = |sql: &str| -> Result<u64, StoreError> {
+        Ok(connection.prepare_cached(sql)?.query_row([], |row| row.get::<_, Option<u64>>(0))?.unwrap_or(0))
+    };
+    Ok(Totals {
+        spans: count("SELECT SUM(span_count) FROM span_blocks_v1")?,
+        span_blocks: count("SELECT COUNT(*) FROM span_blocks_v1")?,
+        logs: count("SELECT COUNT(*) FROM logs_v1")?,
+        metric_points: count("SELECT COUNT(*) FROM metric_points_v1")?,
+        sessions: count("SELECT COUNT(*) FROM sessions_v1")?,
+        replay_chunks: count("SELECT COUNT(*) FROM replay_chunks_v1")?,
+    })
 }

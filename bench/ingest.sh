@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Ingest benchmark (issue 3). Starts the server on the embedded store pinned to CPU 0, drives it with
+# `sessiontrace loadgen` pinned to CPU 1 (200-span OTLP/HTTP protobuf requests of realistic spans, encoded
+# before the clock starts), and prints accepted spans/s, server CPU seconds, spans per CPU-second, idle and
+# peak RSS, bytes on disk per span, and whether every acknowledged span is queryable afterwards.
+#
+#   bench/ingest.sh [--duration S] [--connections N] [--protocol http-protobuf|http-json|grpc]
+#                   [--alloc system|jemalloc] [--peer rotel]
+#
+# --peer rotel runs the same load against Rotel (pip package `rotel`, installed into bench/.venv-rotel,
+# started with --exporter blackhole and Debian's libjemalloc2 preloaded) and prints both and the ratio.
+# Rotel decodes and discards; sessiontrace decodes, routes and stores durably, so the ratio is a hard test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=20 CONNECTIONS=8 PROTOCOL=http-protobuf ALLOC=system PEER=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --protocol) PROTOCOL=$2; shift 2 ;;
+    --alloc) ALLOC=$2; shift 2 ;;
+    --peer) PEER=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+need_jemalloc() {
+  [ -f "$JEMALLOC" ] || { apt-get install -y -qq libjemalloc2 >/dev/null || { echo "libjemalloc2 is needed" >&2; exit 1; }; }
+}
+cargo build --release --quiet -p sessiontrace-cli
+BIN=target/release/sessiontrace
+TICKS=$(getconf CLK_TCK)
+cpu_seconds() { awk -v t="$TICKS" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
+rss_kib() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+
+# run_load NAME PID ENDPOINT [loadgen flags...]: prints one result line and sets RESULT_RATE.
+run_load() {
+  local name=$1 pid=$2 endpoint=$3; shift 3
+  local idle_rss cpu_before cpu_after peak_rss out
+  idle_rss=$(rss_kib "$pid" VmRSS)
+  cpu_before=$(cpu_seconds "$pid")
+  out=$(taskset -c 1 "$BIN" loadgen --protocol "$PROTOCOL" --endpoint "$endpoint" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --json --quiet "$@" || true)
+  cpu_after=$(cpu_seconds "$pid")
+  peak_rss=$(rss_kib "$pid" VmHWM)
+  python3 - "$name" "$out" "$cpu_before" "$cpu_after" "$idle_rss" "$peak_rss" <<'PY'
+import json, sys
+name, out, before, after, idle, peak = sys.argv[1:]
+r = json.loads(out)
+cpu = float(after) - float(before)
+per_cpu = r["spans_accepted"] / cpu if cpu > 0 else 0
+print(f"{name}: {r['spans_accepted']:,} spans accepted in {r['seconds']:.1f}s ({r['accepted_spans_per_second']:,.0f}/s wall), "
+      f"server CPU {cpu:.2f}s -> {per_cpu:,.0f} spans per CPU-second; idle RSS {int(idle)/1024:.1f} MiB, "
+      f"peak RSS {int(peak)/1024:.1f} MiB; latency p50 {r['latency_ms']['p50']:.1f} ms p99 {r['latency_ms']['p99']:.1f} ms; "
+      f"errors {r['errors']}" + (f"; stored {r['spans_stored']:,} ({'all acknowledged spans queryable' if r['verified'] else 'MISMATCH'})" if 'spans_stored' in r else ""))
+open("/tmp/sessiontrace-bench-rate", "w").write(str(per_cpu))
+PY
+  RESULT_RATE=$(cat /tmp/sessiontrace-bench-rate)
+}
+
+DATA=$(mktemp -d)
+HTTP=$(free_port) OTLP_HTTP=$(free_port) OTLP_GRPC=$(free_port)
+PRELOAD=""
+if [ "$ALLOC" = jemalloc ]; then need_jemalloc; PRELOAD=$JEMALLOC; fi
+LD_PRELOAD=$PRELOAD SESSIONTRACE_LOG=warn taskset -c 0 "$BIN" serve --data-dir "$DATA" --http "127.0.0.1:$HTTP" \
+  --otlp-http "127.0.0.1:$OTLP_HTTP" --otlp-grpc "127.0.0.1:$OTLP_GRPC" >/dev/null &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; [ -n "${ROTEL:-}" ] && kill $ROTEL 2>/dev/null; rm -rf "$DATA"' EXIT
+wait_http "http://127.0.0.1:$HTTP/healthz"
+sleep 1
+ENDPOINT="http://127.0.0.1:$OTLP_HTTP"
+[ "$PROTOCOL" = grpc ] && ENDPOINT="http://127.0.0.1:$OTLP_GRPC"
+echo "sessiontrace ingest benchmark: $PROTOCOL, $CONNECTIONS connections, ${DURATION}s, allocator $ALLOC, server on CPU 0, load on CPU 1"
+run_load "sessiontrace (durable SQLite store)" "$SERVER" "$ENDPOINT" --api "http://127.0.0.1:$HTTP" --verify
+OURS=$RESULT_RATE
+sleep 1
+BYTES=$(du -sb "$DATA" | cut -f1)
+SPANS=$(curl -s "http://127.0.0.1:$HTTP/api/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["spans"])')
+echo "disk: $BYTES bytes for $SPANS spans = $((BYTES / (SPANS > 0 ? SPANS : 1))) bytes per span (database + WAL)"
+
+if [ "$PEER" = rotel ]; then
+  need_jemalloc
+  if [ ! -x bench/.venv-rotel/bin/python ]; then python3 -m venv bench/.venv-rotel; fi
+  bench/.venv-rotel/bin/pip install --quiet --disable-pip-version-check rotel
+  AGENT=$(bench/.venv-rotel/bin/python -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
+  R_HTTP=$(free_port) R_GRPC=$(free_port)
+  LD_PRELOAD=$JEMALLOC taskset -c 0 "$AGENT" start --exporter blackhole \
+    --otlp-http-endpoint "127.0.0.1:$R_HTTP" --otlp-grpc-endpoint "127.0.0.1:$R_GRPC" >/dev/null 2>&1 &
+  ROTEL=$!
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$R_HTTP) 2>/dev/null && break; sleep 0.05; done
+  sleep 1
+  R_ENDPOINT="http://127.0.0.1:$R_HTTP"
+  [ "$PROTOCOL" = grpc ] && R_ENDPOINT="http://127.0.0.1:$R_GRPC"
+  run_load "rotel (decode and discard, jemalloc)" "$ROTEL" "$R_ENDPOINT"
+  python3 -c "import sys; o, r = float(sys.argv[1]), float(sys.argv[2]); print(f'ratio: sessiontrace / rotel = {o / r:.2f}x spans per CPU-second' if r else 'ratio: n/a')" "$OURS" "$RESULT_RATE"
+fi

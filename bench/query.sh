@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Query benchmark (issue 3). Fills a fresh embedded store through the real ingest path with `--spans`
+# spans (default 10,000,000) in traces of 100 spans spread over 2,000 sessions, then measures p50/p99
+# latency of: a session's timeline, a trace by id, the sessions list with a filter; and bytes on disk per
+# span.
+#
+#   bench/query.sh [--spans N] [--sessions N] [--samples N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPANS=10000000 SESSIONS=2000 SAMPLES=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --spans) SPANS=$2; shift 2 ;;
+    --sessions) SESSIONS=$2; shift 2 ;;
+    --samples) SAMPLES=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+cargo build --release --quiet -p sessiontrace-cli
+BIN=target/release/sessiontrace
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+DATA=$(mktemp -d)
+HTTP=$(free_port) OTLP_HTTP=$(free_port) OTLP_GRPC=$(free_port)
+SESSIONTRACE_LOG=warn "$BIN" serve --data-dir "$DATA" --http "127.0.0.1:$HTTP" --otlp-http "127.0.0.1:$OTLP_HTTP" \
+  --otlp-grpc "127.0.0.1:$OTLP_GRPC" >/dev/null &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$HTTP/healthz" && break; sleep 0.05; done
+
+echo "filling: $SPANS spans, traces of 100 spans, $SESSIONS sessions"
+"$BIN" loadgen --endpoint "http://127.0.0.1:$OTLP_HTTP" --api "http://127.0.0.1:$HTTP" --spans "$SPANS" \
+  --spans-per-trace 100 --session-share 1.0 --create-sessions "$SESSIONS" --connections 4 --verify --quiet
+sleep 1
+BYTES=$(du -sb "$DATA" | cut -f1)
+
+python3 - "http://127.0.0.1:$HTTP" "$SAMPLES" "$BYTES" <<'PY'
+import json, random, sys, time, urllib.request
+api, samples, disk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def get(path):
+    started = time.perf_counter()
+    with urllib.request.urlopen(api + path) as response:
+        body = response.read()
+    return (time.perf_counter() - started) * 1000, json.loads(body)
+def report(name, times):
+    times.sort()
+    pick = lambda p: times[min(len(times) - 1, int(round((len(times) - 1) * p)))]
+    print(f"{name:<34} p50 {pick(0.5):7.2f} ms   p99 {pick(0.99):7.2f} ms   ({len(times)} requests)")
+random.seed(7)
+_, page = get("/api/sessions?limit=1000")
+sessions = [s["id"] for s in page["sessions"]]
+stats = get("/api/stats")[1]
+print(f"store: {stats['spans']:,} spans in {stats['span_blocks']:,} blocks, {stats['sessions']:,} sessions")
+timeline, traces, listing, trace_ids = [], [], [], []
+for _ in range(samples):
+    ms, body = get(f"/api/sessions/{random.choice(sessions)}/timeline")
+    timeline.append(ms)
+    trace_ids.extend(i["trace_id"] for i in body["items"] if i["kind"] == "trace")
+for _ in range(samples):
+    ms, body = get(f"/api/traces/{random.choice(trace_ids)}")
+    assert body["spans"], "empty trace"
+    traces.append(ms)
+for service in ["gateway", "orders", "inventory", "payments"] * (samples // 4):
+    ms, _ = get(f"/api/sessions?service={service}&limit=50")
+    listing.append(ms)
+report("session timeline", timeline)
+report("trace by id", traces)
+report("sessions list (service filter)", listing)
+print(f"disk: {disk:,} bytes for {stats['spans']:,} spans = {disk / max(stats['spans'], 1):.1f} bytes per span")
+PY

@@ -1,0 +1,310 @@
+//! The load driver: N connections send pre-encoded requests (trace ids patched per send) flat out or at a
+//! target rate, until a duration or a span count is reached, with a progress line every second and a
+//! summary of spans sent and accepted, spans/s, request latency percentiles and errors.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+use crate::workload::{Protocol, Template, patch_trace_ids};
+
+/// How to drive the load.
+#[derive(Debug, Clone)]
+pub struct DriveSpec {
+    pub protocol: Protocol,
+    /// Base URL: `http://127.0.0.1:4318` (HTTP) or `http://127.0.0.1:4317` (gRPC).
+    pub endpoint: String,
+    pub connections: usize,
+    /// Target spans per second; 0 means flat out.
+    pub rate: u64,
+    pub duration: Option<Duration>,
+    /// Stop after this many spans were sent.
+    pub max_spans: Option<u64>,
+    pub gzip: bool,
+    /// Print a progress line every second (stderr).
+    pub progress: bool,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub requests: u64,
+    pub spans_sent: u64,
+    pub spans_accepted: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    /// Request latencies in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl Report {
+    /// Latency percentile in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let index = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
+        self.latencies_us[index] as f64 / 1000.0
+    }
+
+    /// Accepted spans per wall-clock second.
+    pub fn accepted_per_second(&self) -> f64 {
+        self.spans_accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The summary as one JSON object, for scripts.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "requests": self.requests,
+            "spans_sent": self.spans_sent,
+            "spans_accepted": self.spans_accepted,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "seconds": self.elapsed.as_secs_f64(),
+            "accepted_spans_per_second": self.accepted_per_second(),
+            "latency_ms": {"p50": self.percentile_ms(0.5), "p90": self.percentile_ms(0.9), "p99": self.percentile_ms(0.99), "max": self.percentile_ms(1.0)},
+        })
+    }
+}
+
+/// Sends raw, already-encoded protobuf messages over gRPC.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+struct Shared {
+    templates: Vec<Template>,
+    spec: DriveSpec,
+    next_request: AtomicU64,
+    spans_sent: AtomicU64,
+    spans_accepted: AtomicU64,
+    errors: AtomicU64,
+    stop: AtomicBool,
+    first_error: std::sync::Mutex<Option<String>>,
+    salt: u64,
+}
+
+enum Client {
+    Http(reqwest::Client, String),
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
+}
+
+impl Client {
+    async fn send(&mut self, body: Vec<u8>, protocol: Protocol, gzip: bool) -> Result<(), String> {
+        match self {
+            Client::Http(client, url) => {
+                let content_type =
+                    if protocol == Protocol::HttpJson { "application/json" } else { "application/x-protobuf" };
+                let mut request = client.post(url.as_str()).header("content-type", content_type);
+                let body = if gzip {
+                    request = request.header("content-encoding", "gzip");
+                    flate2_gzip(&body)
+                } else {
+                    body
+                };
+                let response = request.body(body).send().await.map_err(|e| format!("request failed: {e}"))?;
+                let status = response.status();
+                let text = response.bytes().await.map_err(|e| format!("reading the answer failed: {e}"))?;
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&text).chars().take(200).collect::<String>()
+                    ))
+                }
+            }
+            Client::Grpc(grpc) => {
+                grpc.ready().await.map_err(|e| format!("gRPC channel not ready: {e}"))?;
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                );
+                grpc.unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| format!("gRPC {:?}: {}", status.code(), status.message()))
+            }
+        }
+    }
+}
+
+fn flate2_gzip(body: &[u8]) -> Vec<u8> {
+    // Compression level 1: the generator must not become the bottleneck.
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    encoder.write_all(body).expect("in-memory gzip");
+    encoder.finish().expect("in-memory gzip")
+}
+
+async fn connection(shared: Arc<Shared>, mut client: Client) -> Vec<u32> {
+    let spec = &shared.spec;
+    let mut latencies = Vec::new();
+    // Each connection sends its share of the target rate.
+    let spans_per_request = shared.templates[0].span_count as f64;
+    let interval = (spec.rate > 0)
+        .then(|| Duration::from_secs_f64(spans_per_request * spec.connections as f64 / spec.rate as f64));
+    let mut next_send = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let number = shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let template = &shared.templates[number as usize % shared.templates.len()];
+        if let Some(max) = spec.max_spans {
+            let sent = shared.spans_sent.fetch_add(template.span_count as u64, Ordering::Relaxed);
+            if sent >= max {
+                shared.spans_sent.fetch_sub(template.span_count as u64, Ordering::Relaxed);
+                break;
+            }
+        } else {
+            shared.spans_sent.fetch_add(template.span_count as u64, Ordering::Relaxed);
+        }
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(next_send.into()).await;
+            next_send += interval;
+        }
+        let mut body = template.body.clone();
+        patch_trace_ids(template, &mut body, spec.protocol, number, shared.salt);
+        let started = Instant::now();
+        let outcome = client.send(body, spec.protocol, spec.gzip).await;
+        latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        match outcome {
+            Ok(()) => {
+                shared.spans_accepted.fetch_add(template.span_count as u64, Ordering::Relaxed);
+            }
+            Err(message) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                shared.first_error.lock().expect("lock").get_or_insert(message);
+            }
+        }
+    }
+    latencies
+}
+
+/// Drives the load and returns the report.
+pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Report> {
+    anyhow::ensure!(!templates.is_empty(), "no request templates");
+    let salt: u64 = rand::random::<u64>() & 0x00ff_ffff_ffff_ffff;
+    let mut clients = Vec::with_capacity(spec.connections);
+    for _ in 0..spec.connections.max(1) {
+        let client = match spec.protocol {
+            Protocol::Grpc => {
+                let channel = tonic::transport::Endpoint::from_shared(spec.endpoint.clone())?.connect().await?;
+                let mut grpc = tonic::client::Grpc::new(channel);
+                if spec.gzip {
+                    grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                Client::Grpc(grpc)
+            }
+            _ => {
+                // One client per connection so each task keeps its own keep-alive connection.
+                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+                Client::Http(http, format!("{}/v1/traces", spec.endpoint.trim_end_matches('/')))
+            }
+        };
+        clients.push(client);
+    }
+    let shared = Arc::new(Shared {
+        templates,
+        spec: spec.clone(),
+        next_request: AtomicU64::new(0),
+        spans_sent: AtomicU64::new(0),
+        spans_accepted: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        first_error: std::sync::Mutex::new(None),
+        salt,
+    });
+    let started = Instant::now();
+    let tasks: Vec<_> = clients.into_iter().map(|client| tokio::spawn(connection(shared.clone(), client))).collect();
+    let progress = {
+        let shared = shared.clone();
+        let show = spec.progress;
+        let duration = spec.duration;
+        tokio::spawn(async move {
+            let terminal = std::io::stderr().is_terminal();
+            let mut last = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let elapsed = started.elapsed();
+                if duration.is_some_and(|d| elapsed >= d) {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+                let accepted = shared.spans_accepted.load(Ordering::Relaxed);
+                if show {
+                    let line = format!(
+                        "[{:>4.0}s] sent {:>11} spans  accepted {:>11}  {:>9}/s  errors {}",
+                        elapsed.as_secs_f64(),
+                        shared.spans_sent.load(Ordering::Relaxed),
+                        accepted,
+                        accepted - last,
+                        shared.errors.load(Ordering::Relaxed)
+                    );
+                    if terminal {
+                        eprint!("\r{line}");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                    let _ = std::io::stderr().flush();
+                }
+                last = accepted;
+                if shared.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        })
+    };
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await?);
+    }
+    let elapsed = started.elapsed();
+    shared.stop.store(true, Ordering::Relaxed);
+    progress.abort();
+    if spec.progress && std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    latencies.sort_unstable();
+    Ok(Report {
+        requests: latencies.len() as u64,
+        spans_sent: shared.spans_sent.load(Ordering::Relaxed),
+        spans_accepted: shared.spans_accepted.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
+        first_error: shared.first_error.lock().expect("lock").clone(),
+        elapsed,
+        latencies_us: latencies,
+    })
+}
