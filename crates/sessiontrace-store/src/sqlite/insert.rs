@@ -1,26 +1,59 @@
 //! The single writer. It takes the first queued job, then every job already waiting (up to a bound), runs
 //! them in one transaction, each inside its own savepoint so one failing job does not undo the others,
 //! commits (fsync of the WAL, `synchronous=FULL`), and only then answers each job.
+//!
+//! The trace index is written later than the blocks. Random trace ids make every index insert touch a
+//! different B-tree page, so indexing each request as it commits would write several pages per request.
+//! Instead each block carries its own index entries (`index_data`, durable with the block), and the writer
+//! inserts the entries of many blocks at once, sorted by trace id, at most every [`INDEX_FLUSH_INTERVAL`]
+//! or [`INDEX_FLUSH_ENTRIES`] entries, recording in `index_state_v1` how far the tables are complete. A
+//! read that needs the index asks for a flush first ([`Job::FlushIndex`]), and opening the store indexes
+//! whatever blocks a crash left unindexed, so readers always see every acknowledged span.
 
-use std::sync::mpsc::Receiver;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
 use sessiontrace_model::Session;
-use sessiontrace_model::records::{ReplayChunk, WriteBatch};
+use sessiontrace_model::records::{ReplayChunk, TraceIndexEntry, WriteBatch};
 use tokio::sync::oneshot;
 
+use super::index_codec;
 use crate::StoreError;
 
 /// Jobs committed together at most; bounds the latency of one commit.
 const MAX_JOBS_PER_COMMIT: usize = 512;
+/// Longest time index entries wait before they are written to the index tables.
+pub(crate) const INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// Most index entries held before they are written.
+pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
 
 /// One unit of work for the writer.
 pub(crate) enum Job {
-    Write { batch: WriteBatch, compressed: Vec<Vec<u8>>, reply: oneshot::Sender<Result<(), StoreError>> },
-    InsertSession { session: Session, reply: oneshot::Sender<Result<(), StoreError>> },
-    UpdateSession { session: Session, reply: oneshot::Sender<Result<(), StoreError>> },
-    PutReplayChunk { chunk: ReplayChunk, compressed: Vec<u8>, reply: oneshot::Sender<Result<bool, StoreError>> },
+    Write {
+        batch: WriteBatch,
+        compressed: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    InsertSession {
+        session: Session,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    UpdateSession {
+        session: Session,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    PutReplayChunk {
+        chunk: ReplayChunk,
+        compressed: Vec<u8>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// Write every pending index entry now (a read needs the index complete).
+    FlushIndex {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// A job's answer, held until the commit.
@@ -31,6 +64,11 @@ enum Done {
 
 pub(crate) struct Writer {
     connection: Connection,
+    /// Index entries of committed blocks not yet in the index tables, with their block ids.
+    pending: Vec<(i64, TraceIndexEntry)>,
+    pending_since: Option<Instant>,
+    /// `pending.len()`, for readers deciding whether to ask for a flush.
+    pending_count: Arc<AtomicUsize>,
 }
 
 fn now_ms() -> i64 {
@@ -57,35 +95,89 @@ pub(crate) fn session_params(session: &Session) -> [rusqlite::types::Value; 11] 
 }
 
 impl Writer {
-    pub(crate) fn new(connection: Connection) -> Self {
-        Writer { connection }
+    pub(crate) fn new(connection: Connection, pending_count: Arc<AtomicUsize>) -> Self {
+        Writer { connection, pending: Vec::new(), pending_since: None, pending_count }
     }
 
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut pending = vec![first];
-            while pending.len() < MAX_JOBS_PER_COMMIT {
-                match jobs.try_recv() {
-                    Ok(job) => pending.push(job),
-                    Err(_) => break,
+        loop {
+            let wait = self
+                .pending_since
+                .map_or(Duration::from_secs(3600), |since| INDEX_FLUSH_INTERVAL.saturating_sub(since.elapsed()));
+            let first = match jobs.recv_timeout(wait) {
+                Ok(job) => job,
+                // A failed flush is logged and its entries kept for the next one.
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.flush_index();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.flush_index();
+                    return;
+                }
+            };
+            let mut flush_replies = Vec::new();
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::FlushIndex { reply } => flush_replies.push(reply),
+                    job => batch.push(job),
+                }
+                if batch.len() < MAX_JOBS_PER_COMMIT {
+                    next = jobs.try_recv().ok();
                 }
             }
-            self.commit(pending);
+            if !batch.is_empty() {
+                self.commit(batch);
+            }
+            let due = self.pending.len() >= INDEX_FLUSH_ENTRIES
+                || self.pending_since.is_some_and(|since| since.elapsed() >= INDEX_FLUSH_INTERVAL);
+            if due || !flush_replies.is_empty() {
+                let outcome = self.flush_index();
+                for reply in flush_replies {
+                    let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Internal(e.clone())));
+                }
+            }
         }
+    }
+
+    /// Writes every pending index entry, sorted by trace id, and records how far the index is complete.
+    pub(crate) fn flush_index(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut entries = std::mem::take(&mut self.pending);
+        entries.sort_unstable_by_key(|(_, entry)| entry.trace_id);
+        let outcome = insert_index_entries(&mut self.connection, &entries).map_err(|e| e.to_string());
+        match &outcome {
+            Ok(()) => self.pending_since = None,
+            Err(error) => {
+                tracing::error!(%error, entries = entries.len(), "writing the trace index failed; will retry");
+                self.pending = entries;
+            }
+        }
+        self.pending_count.store(self.pending.len(), Ordering::Release);
+        outcome
     }
 
     fn commit(&mut self, jobs: Vec<Job>) {
         let mut done = Vec::with_capacity(jobs.len());
+        let mut indexed: Vec<(i64, TraceIndexEntry)> = Vec::new();
         let outcome = (|| -> Result<(), rusqlite::Error> {
             let transaction = self.connection.transaction()?;
             for job in jobs {
-                done.push(run_job(&transaction, job));
+                done.push(run_job(&transaction, job, &mut indexed));
             }
             transaction.commit()
         })();
         let commit_error = outcome.err().map(|e| e.to_string());
         if let Some(error) = &commit_error {
             tracing::error!(%error, jobs = done.len(), "sqlite commit failed");
+        } else if !indexed.is_empty() {
+            self.pending_since.get_or_insert_with(Instant::now);
+            self.pending.extend(indexed);
+            self.pending_count.store(self.pending.len(), Ordering::Release);
         }
         for answer in done {
             let failed =
@@ -102,8 +194,9 @@ impl Writer {
     }
 }
 
-/// Runs one job inside a savepoint of the open transaction.
-fn run_job(connection: &Connection, job: Job) -> Done {
+/// Runs one job inside a savepoint of the open transaction; a write adds its blocks' index entries to
+/// `indexed` (kept only if the job and the transaction succeed).
+fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndexEntry)>) -> Done {
     fn in_savepoint<T>(connection: &Connection, work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         connection.execute_batch("SAVEPOINT job")?;
         match work() {
@@ -119,8 +212,15 @@ fn run_job(connection: &Connection, job: Job) -> Done {
     }
     match job {
         Job::Write { batch, compressed, reply } => {
-            Done::Unit(reply, in_savepoint(connection, || write_batch(connection, &batch, &compressed)))
+            let mut entries = Vec::new();
+            let result = in_savepoint(connection, || write_batch(connection, &batch, &compressed, &mut entries));
+            if result.is_ok() {
+                indexed.extend(entries);
+            }
+            Done::Unit(reply, result)
         }
+        // Taken out of the batch by `run`; answered there after the flush.
+        Job::FlushIndex { reply } => Done::Unit(reply, Ok(())),
         Job::InsertSession { session, reply } => Done::Unit(
             reply,
             in_savepoint(connection, || {
@@ -164,32 +264,20 @@ fn run_job(connection: &Connection, job: Job) -> Done {
     }
 }
 
-fn write_batch(connection: &Connection, batch: &WriteBatch, compressed: &[Vec<u8>]) -> Result<(), StoreError> {
+fn write_batch(
+    connection: &Connection,
+    batch: &WriteBatch,
+    compressed: &[Vec<u8>],
+    indexed: &mut Vec<(i64, TraceIndexEntry)>,
+) -> Result<(), StoreError> {
     let received_ms = now_ms();
-    let mut insert_block =
-        connection.prepare_cached("INSERT INTO span_blocks_v1 (received_ms, span_count, data) VALUES (?1, ?2, ?3)")?;
-    let mut insert_index = connection.prepare_cached(
-        "INSERT INTO trace_index_v1 (trace_id, block_id, session_key, services, start_ns, end_ns, span_count,
-         error_count, root_name, root_service) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    let mut insert_block = connection.prepare_cached(
+        "INSERT INTO span_blocks_v1 (received_ms, span_count, data, index_data) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for (block, data) in batch.trace_blocks.iter().zip(compressed) {
-        insert_block.execute(params![received_ms, block.span_count, data])?;
+        insert_block.execute(params![received_ms, block.span_count, data, index_codec::encode(&block.traces)])?;
         let block_id = connection.last_insert_rowid();
-        for trace in &block.traces {
-            let (root_name, root_service) = trace.root.clone().unzip();
-            insert_index.execute(params![
-                &trace.trace_id[..],
-                block_id,
-                trace.session_key,
-                trace.services.join(","),
-                trace.start_unix_nano,
-                trace.end_unix_nano,
-                trace.span_count,
-                trace.error_count,
-                root_name,
-                root_service
-            ])?;
-        }
+        indexed.extend(block.traces.iter().map(|trace| (block_id, trace.clone())));
     }
     if !batch.logs.is_empty() {
         let mut insert_log = connection.prepare_cached(
@@ -230,4 +318,63 @@ fn write_batch(connection: &Connection, batch: &WriteBatch, compressed: &[Vec<u8
         }
     }
     Ok(())
+}
+
+/// Inserts index entries (sorted by trace id for page locality) and moves `index_state_v1` forward, in
+/// one transaction.
+pub(crate) fn insert_index_entries(
+    connection: &mut Connection,
+    entries: &[(i64, TraceIndexEntry)],
+) -> Result<(), rusqlite::Error> {
+    let transaction = connection.transaction()?;
+    {
+        let mut insert_index = transaction.prepare_cached(
+            "INSERT INTO trace_index_v1 (trace_id, block_id, session_key, services, start_ns, end_ns, span_count,
+             error_count, root_name, root_service) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for (block_id, trace) in entries {
+            let (root_name, root_service) = trace.root.clone().unzip();
+            insert_index.execute(params![
+                &trace.trace_id[..],
+                block_id,
+                trace.session_key,
+                trace.services.join(","),
+                trace.start_unix_nano,
+                trace.end_unix_nano,
+                trace.span_count,
+                trace.error_count,
+                root_name,
+                root_service
+            ])?;
+        }
+        let through = entries.iter().map(|(block_id, _)| *block_id).max().unwrap_or(0);
+        transaction
+            .execute("UPDATE index_state_v1 SET indexed_through = MAX(indexed_through, ?1) WHERE id = 0", [through])?;
+    }
+    transaction.commit()
+}
+
+/// Indexes the blocks a crash left unindexed (those after `index_state_v1.indexed_through`).
+pub(crate) fn recover_index(connection: &mut Connection) -> Result<usize, StoreError> {
+    let through: i64 =
+        connection.query_row("SELECT indexed_through FROM index_state_v1 WHERE id = 0", [], |row| row.get(0))?;
+    let mut entries: Vec<(i64, TraceIndexEntry)> = Vec::new();
+    {
+        let mut statement =
+            connection.prepare("SELECT id, index_data FROM span_blocks_v1 WHERE id > ?1 ORDER BY id")?;
+        let mut rows = statement.query([through])?;
+        while let Some(row) = rows.next()? {
+            let block_id: i64 = row.get(0)?;
+            let data: Vec<u8> = row.get(1)?;
+            let decoded = index_codec::decode(&data)
+                .ok_or_else(|| StoreError::Internal(format!("block {block_id} has an unreadable index")))?;
+            entries.extend(decoded.into_iter().map(|entry| (block_id, entry)));
+        }
+    }
+    entries.sort_unstable_by_key(|(_, entry)| entry.trace_id);
+    let count = entries.len();
+    if count > 0 {
+        insert_index_entries(connection, &entries)?;
+    }
+    Ok(count)
 }

@@ -2,11 +2,13 @@
 //! write connection and commits whatever jobs are queued in one transaction (group commit), answering
 //! each job only after that commit; reads use a small pool of read-only connections on blocking threads.
 
+mod index_codec;
 mod insert;
 mod query;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -30,6 +32,8 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: std::sync::mpsc::SyncSender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Index entries the writer holds back (see `insert.rs`); reads of the index flush them first.
+    pending_index: Arc<AtomicUsize>,
 }
 
 impl SqliteStore {
@@ -39,18 +43,24 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Internal(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let connection = Connection::open(path)?;
+        let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
         connection.execute_batch(schema::SCHEMA)?;
+        schema::migrate(&connection)?;
+        let recovered = insert::recover_index(&mut connection)?;
+        if recovered > 0 {
+            tracing::info!(entries = recovered, "indexed blocks written before the last stop");
+        }
         let (jobs, receiver) = std::sync::mpsc::sync_channel(QUEUE_DEPTH);
-        let writer = Writer::new(connection);
+        let pending_index = Arc::new(AtomicUsize::new(0));
+        let writer = Writer::new(connection, pending_index.clone());
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { path: path.to_path_buf(), jobs, readers: Arc::new(Mutex::new(Vec::new())) })
+        Ok(SqliteStore { path: path.to_path_buf(), jobs, readers: Arc::new(Mutex::new(Vec::new())), pending_index })
     }
 
     async fn submit<T: Send + 'static>(
@@ -63,6 +73,14 @@ impl SqliteStore {
             std::sync::mpsc::TrySendError::Disconnected(_) => StoreError::Internal("the writer has stopped".into()),
         })?;
         answer.await.map_err(|_| StoreError::Internal("the writer dropped a job".into()))?
+    }
+
+    /// Makes the trace index complete before a read that uses it.
+    async fn index_ready(&self) -> Result<(), StoreError> {
+        if self.pending_index.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        self.submit(|reply| Job::FlushIndex { reply }).await
     }
 
     /// Runs a read on a pooled read-only connection on a blocking thread.
@@ -139,29 +157,35 @@ impl Store for SqliteStore {
     }
 
     async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+        self.index_ready().await?;
         let filter = filter.clone();
         self.read(move |c| query::list_sessions(c, &filter)).await
     }
 
     async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
+        self.index_ready().await?;
         let session = session.clone();
         self.read(move |c| query::session_stats(c, &session)).await
     }
 
     async fn session_traces(&self, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
+        self.index_ready().await?;
         let session = session.clone();
         self.read(move |c| query::session_traces(c, &session)).await
     }
 
     async fn trace_blocks(&self, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.index_ready().await?;
         self.read(move |c| query::trace_blocks(c, &trace_id)).await
     }
 
     async fn trace_session_key(&self, trace_id: [u8; 16]) -> Result<Option<String>, StoreError> {
+        self.index_ready().await?;
         self.read(move |c| query::trace_session_key(c, &trace_id)).await
     }
 
     async fn logs(&self, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
+        self.index_ready().await?;
         let filter = filter.clone();
         self.read(move |c| query::logs(c, &filter)).await
     }
@@ -195,6 +219,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
         crate::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocks_written_before_a_crash_are_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let batch = crate::conformance::sample_batch();
+        let trace_id = batch.trace_blocks[0].traces[0].trace_id;
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.write(batch.clone()).await.unwrap();
+        }
+        // A crash between the block's commit and the index flush leaves the block unindexed.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch("DELETE FROM trace_index_v1; UPDATE index_state_v1 SET indexed_through = 0;").unwrap();
+        drop(raw);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.trace_blocks(trace_id).await.unwrap(), vec![batch.trace_blocks[0].protobuf.clone()]);
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let after: i64 = raw.query_row("SELECT COUNT(*) FROM trace_index_v1", [], |r| r.get(0)).unwrap();
+        assert_eq!(after, 1, "recovered entries are indexed exactly once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,13 +17,19 @@ CREATE TABLE IF NOT EXISTS sessions_v1 (
 );
 CREATE INDEX IF NOT EXISTS sessions_v1_started ON sessions_v1 (started_ms);
 
--- Received spans: zstd-compressed OTLP ExportTraceServiceRequest protobuf, one row per request.
+-- Received spans: zstd-compressed OTLP ExportTraceServiceRequest protobuf, one row per request, with the
+-- block's own trace index entries (index_codec) from which trace_index_v1 is filled.
 CREATE TABLE IF NOT EXISTS span_blocks_v1 (
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,
     span_count INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    index_data BLOB NOT NULL
 );
+
+-- How far trace_index_v1 is complete: every block with id <= indexed_through is in it.
+CREATE TABLE IF NOT EXISTS index_state_v1 (id INTEGER PRIMARY KEY CHECK (id = 0), indexed_through INTEGER NOT NULL);
+INSERT OR IGNORE INTO index_state_v1 (id, indexed_through) VALUES (0, 0);
 
 -- One row per (trace, block): which blocks hold a trace, and what the lists need without decoding.
 CREATE TABLE IF NOT EXISTS trace_index_v1 (
@@ -82,3 +88,20 @@ CREATE TABLE IF NOT EXISTS replay_chunks_v1 (
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 ";
+
+/// Brings a file made by an earlier version up to this schema.
+pub fn migrate(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has_index_data: bool = connection.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('span_blocks_v1') WHERE name = 'index_data'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_index_data {
+        // Files from before the deferred index had every block indexed as it was written.
+        connection.execute_batch(
+            "ALTER TABLE span_blocks_v1 ADD COLUMN index_data BLOB NOT NULL DEFAULT x'';
+             UPDATE index_state_v1 SET indexed_through = (SELECT COALESCE(MAX(id), 0) FROM span_blocks_v1);",
+        )?;
+    }
+    Ok(())
+}
