@@ -347,6 +347,31 @@ pub(crate) fn insert_index_entries(
                 root_service
             ])?;
         }
+        // Session totals and services, summed in memory first: one upsert per session of the batch.
+        let mut sessions: std::collections::HashMap<&str, (u64, u64, Vec<&str>)> = std::collections::HashMap::new();
+        for (_, trace) in entries {
+            let Some(key) = trace.session_key.as_deref() else { continue };
+            let summary = sessions.entry(key).or_default();
+            summary.0 += u64::from(trace.span_count);
+            summary.1 += u64::from(trace.error_count);
+            for service in &trace.services {
+                if !summary.2.contains(&service.as_str()) {
+                    summary.2.push(service);
+                }
+            }
+        }
+        let mut upsert_summary = transaction.prepare_cached(
+            "INSERT INTO session_summary_v1 (session_key, spans, errors) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_key) DO UPDATE SET spans = spans + excluded.spans, errors = errors + excluded.errors",
+        )?;
+        let mut insert_service = transaction
+            .prepare_cached("INSERT OR IGNORE INTO session_services_v1 (session_key, service) VALUES (?1, ?2)")?;
+        for (key, (spans, errors, services)) in &sessions {
+            upsert_summary.execute(params![key, spans, errors])?;
+            for service in services {
+                insert_service.execute(params![key, service])?;
+            }
+        }
         let through = entries.iter().map(|(block_id, _)| *block_id).max().unwrap_or(0);
         transaction
             .execute("UPDATE index_state_v1 SET indexed_through = MAX(indexed_through, ?1) WHERE id = 0", [through])?;

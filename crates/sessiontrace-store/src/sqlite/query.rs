@@ -43,30 +43,22 @@ pub(crate) fn session(connection: &Connection, key: &str) -> Result<Option<Sessi
 
 pub(crate) fn session_stats(connection: &Connection, session: &Session) -> Result<SessionStats, StoreError> {
     let keys = params![session.short_id.to_hex(), session.id];
-    let (traces, spans, errors): (u64, Option<u64>, Option<u64>) = connection
-        .prepare_cached(
-            "SELECT COUNT(DISTINCT trace_id), SUM(span_count), SUM(error_count) FROM trace_index_v1
-             WHERE session_key IN (?1, ?2)",
-        )?
-        .query_row(keys, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let traces: u64 = connection
+        .prepare_cached("SELECT COUNT(DISTINCT trace_id) FROM trace_index_v1 WHERE session_key IN (?1, ?2)")?
+        .query_row(keys, |row| row.get(0))?;
+    let (spans, errors): (Option<u64>, Option<u64>) = connection
+        .prepare_cached("SELECT SUM(spans), SUM(errors) FROM session_summary_v1 WHERE session_key IN (?1, ?2)")?
+        .query_row(keys, |row| Ok((row.get(0)?, row.get(1)?)))?;
     let logs: u64 = connection
         .prepare_cached("SELECT COUNT(*) FROM logs_v1 WHERE session_key IN (?1, ?2)")?
         .query_row(keys, |row| row.get(0))?;
     let events: Option<u64> = connection
         .prepare_cached("SELECT SUM(event_count) FROM replay_chunks_v1 WHERE session_id = ?1")?
         .query_row([&session.id], |row| row.get(0))?;
-    let mut services: Vec<String> = Vec::new();
-    let mut statement =
-        connection.prepare_cached("SELECT DISTINCT services FROM trace_index_v1 WHERE session_key IN (?1, ?2)")?;
-    let mut rows = statement.query(keys)?;
-    while let Some(row) = rows.next()? {
-        let joined: String = row.get(0)?;
-        for service in joined.split(',').filter(|s| !s.is_empty()) {
-            if !services.iter().any(|s| s == service) {
-                services.push(service.to_string());
-            }
-        }
-    }
+    let mut services: Vec<String> = connection
+        .prepare_cached("SELECT DISTINCT service FROM session_services_v1 WHERE session_key IN (?1, ?2)")?
+        .query_map(keys, |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
     services.sort();
     Ok(SessionStats {
         traces,
@@ -100,19 +92,18 @@ pub(crate) fn list_sessions(connection: &Connection, filter: &SessionFilter) -> 
         sql_conditions.push(format!("s.user_json LIKE ?{n} ESCAPE '\\'"));
     }
     if let Some(service) = filter.service.as_deref().filter(|t| !t.is_empty()) {
-        let n = next(&mut values, Value::Text(format!("%,{service},%")));
+        let n = next(&mut values, Value::Text(service.to_string()));
         sql_conditions.push(format!(
-            "EXISTS (SELECT 1 FROM trace_index_v1 t WHERE t.session_key IN (s.short_id, s.id)
-             AND (',' || t.services || ',') LIKE ?{n})"
+            "EXISTS (SELECT 1 FROM session_services_v1 v WHERE v.session_key IN (s.short_id, s.id) AND v.service = ?{n})"
         ));
     }
     match filter.has_error {
         Some(true) => sql_conditions.push(
-            "EXISTS (SELECT 1 FROM trace_index_v1 t WHERE t.session_key IN (s.short_id, s.id) AND t.error_count > 0)"
+            "EXISTS (SELECT 1 FROM session_summary_v1 m WHERE m.session_key IN (s.short_id, s.id) AND m.errors > 0)"
                 .into(),
         ),
         Some(false) => sql_conditions.push(
-            "NOT EXISTS (SELECT 1 FROM trace_index_v1 t WHERE t.session_key IN (s.short_id, s.id) AND t.error_count > 0)"
+            "NOT EXISTS (SELECT 1 FROM session_summary_v1 m WHERE m.session_key IN (s.short_id, s.id) AND m.errors > 0)"
                 .into(),
         ),
         None => {}

@@ -27,6 +27,20 @@ CREATE TABLE IF NOT EXISTS span_blocks_v1 (
     index_data BLOB NOT NULL
 );
 
+-- Per session (by session key: short id or long id), kept with the trace index: span and error totals and
+-- the services its traces touched, so the sessions list filters and counts without reading index rows.
+CREATE TABLE IF NOT EXISTS session_summary_v1 (
+    session_key TEXT PRIMARY KEY,
+    spans INTEGER NOT NULL,
+    errors INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_services_v1 (
+    session_key TEXT NOT NULL,
+    service TEXT NOT NULL,
+    PRIMARY KEY (session_key, service)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_services_v1_service ON session_services_v1 (service, session_key);
+
 -- How far trace_index_v1 is complete: every block with id <= indexed_through is in it.
 CREATE TABLE IF NOT EXISTS index_state_v1 (id INTEGER PRIMARY KEY CHECK (id = 0), indexed_through INTEGER NOT NULL);
 INSERT OR IGNORE INTO index_state_v1 (id, indexed_through) VALUES (0, 0);
@@ -102,6 +116,31 @@ pub fn migrate(connection: &rusqlite::Connection) -> rusqlite::Result<()> {
             "ALTER TABLE span_blocks_v1 ADD COLUMN index_data BLOB NOT NULL DEFAULT x'';
              UPDATE index_state_v1 SET indexed_through = (SELECT COALESCE(MAX(id), 0) FROM span_blocks_v1);",
         )?;
+    }
+    let summaries: i64 = connection.query_row("SELECT COUNT(*) FROM session_summary_v1", [], |row| row.get(0))?;
+    if summaries == 0 {
+        // Files from before the session summary: derive it from the trace index once.
+        connection.execute_batch(
+            "INSERT INTO session_summary_v1 (session_key, spans, errors)
+               SELECT session_key, SUM(span_count), SUM(error_count) FROM trace_index_v1
+               WHERE session_key IS NOT NULL GROUP BY session_key;",
+        )?;
+        let mut pairs = Vec::new();
+        {
+            let mut statement = connection
+                .prepare("SELECT DISTINCT session_key, services FROM trace_index_v1 WHERE session_key IS NOT NULL")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                let services: String = row.get(1)?;
+                pairs.extend(services.split(',').filter(|s| !s.is_empty()).map(|s| (key.clone(), s.to_string())));
+            }
+        }
+        let mut insert =
+            connection.prepare("INSERT OR IGNORE INTO session_services_v1 (session_key, service) VALUES (?1, ?2)")?;
+        for (key, service) in pairs {
+            insert.execute([key, service])?;
+        }
     }
     Ok(())
 }
