@@ -2,6 +2,7 @@
 //! running server over its HTTP API.
 
 mod client;
+mod demo;
 mod loadgen;
 mod serve;
 mod show;
@@ -32,6 +33,11 @@ enum Command {
     Sessions(client::ListArgs),
     /// Print a session's timeline and its traces as trees.
     Show(show::ShowArgs),
+    /// Start the server and a demo shop of instrumented services, drive a recorded session through them.
+    Demo(demo::DemoArgs),
+    /// Run one demo shop service (started by `demo`).
+    #[command(hide = true)]
+    DemoService(demo::DemoServiceArgs),
     /// Send realistic OTLP traffic to a server and report spans/s, latency and errors.
     Loadgen(loadgen::LoadgenArgs),
 }
@@ -64,6 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Session(command) => client::session(command).await,
             Command::Sessions(args) => client::list(args).await,
             Command::Show(args) => show::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::DemoService(args) => demo::run_service(args).await,
             Command::Loadgen(args) => loadgen::run(args).await,
         }
     })
