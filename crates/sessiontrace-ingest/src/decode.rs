@@ -70,6 +70,15 @@ pub fn from_protobuf<M: prost::Message + Default>(body: &[u8], what: &str) -> Re
 /// Decodes an OTLP message from the OTLP JSON mapping. `top_key` is the message's one top-level field
 /// (`resourceSpans`, `resourceLogs`, `resourceMetrics`).
 pub fn from_json<M: serde::de::DeserializeOwned>(body: &[u8], top_key: &str) -> Result<M, IngestError> {
+    // The common case — lowerCamelCase keys, the expected top-level field — parses straight into the
+    // OTLP types; anything else takes the slower path below, which renames keys or explains the error.
+    let names_top_key = contains(body, format!("\"{top_key}\"").as_bytes());
+    if names_top_key
+        && !has_snake_case_key(body)
+        && let Ok(message) = serde_json::from_slice::<M>(body)
+    {
+        return Ok(message);
+    }
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|error| IngestError::invalid(format!("body is not valid JSON: {error}")))?;
     let Value::Object(top) = &value else {
@@ -84,6 +93,48 @@ pub fn from_json<M: serde::de::DeserializeOwned>(body: &[u8], top_key: &str) -> 
     }
     camel_case_keys(&mut value);
     serde_json::from_value(value).map_err(|error| IngestError::invalid(format!("body is not valid OTLP JSON: {error}")))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+/// Whether any object key (a string followed by `:`) contains `_`. Errs on the side of `true` for odd
+/// input (escaped quotes): that only costs the slower path.
+fn has_snake_case_key(body: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut string_start = 0;
+    let mut last_string: Option<(usize, usize)> = None;
+    for (position, &byte) in body.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+                last_string = Some((string_start, position));
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                string_start = position + 1;
+            }
+            b':' => {
+                if let Some((start, end)) = last_string.take()
+                    && body[start..end].contains(&b'_')
+                {
+                    return true;
+                }
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            _ => last_string = None,
+        }
+    }
+    false
 }
 
 fn snake_to_camel(key: &str) -> String {
@@ -145,6 +196,13 @@ mod tests {
         assert_eq!(decompress(gz, Some("gzip"), 5_000), Err(IngestError::TooLarge { limit: 5_000 }));
         assert!(matches!(decompress(b"not gzip".to_vec(), Some("gzip"), 100), Err(IngestError::InvalidRequest(_))));
         assert!(matches!(decompress(vec![0; 200], None, 100), Err(IngestError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn finds_snake_case_keys_but_not_snake_case_values() {
+        assert!(has_snake_case_key(br#"{"resource_spans": []}"#));
+        assert!(!has_snake_case_key(br#"{"resourceSpans": [{"key": "db_name", "value": {"stringValue": "a_b:c"}}]}"#));
+        assert!(!has_snake_case_key(br#"{"k": "quote \" inside_", "x": 1}"#));
     }
 
     #[test]
