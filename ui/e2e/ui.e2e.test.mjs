@@ -1,7 +1,8 @@
 // End-to-end test of the web UI in real headless Chromium against the REAL sessiontrace server binary:
 // records a demo checkout with rrweb, seeds the session through the public API (events + OTLP/HTTP JSON
 // spans of 3 services), then drives the UI: list -> session -> replay -> timeline -> waterfall -> details.
-// Skips (passing) when the server binary or /usr/bin/chromium is missing.
+// Skips (passing) when the server binary or /usr/bin/chromium is missing. Its screenshots are saved as
+// ui/test-artifacts/seeded-*.png; the README's pictures come from demo.e2e.test.mjs (the real demo).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -14,7 +15,6 @@ import { CHROMIUM, CHROMIUM_ARGS, checkoutLogs, checkoutTrace, freePort, hex, re
 const UI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = process.env.SESSIONTRACE_BIN || path.resolve(UI, '..', 'target', 'debug', 'sessiontrace');
 const ART = path.join(UI, 'test-artifacts');
-const SHOTS = path.resolve(UI, '..', 'docs', 'screenshots');
 
 const skip = !fs.existsSync(BIN) ? `server binary not found at ${BIN} (set SESSIONTRACE_BIN or build it)`
   : !fs.existsSync(CHROMIUM) ? `chromium not found at ${CHROMIUM}` : false;
@@ -69,12 +69,7 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
   const server = await startServer();
   const demo = await startDemoServer();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const shots = [];
-  const shot = async (target, name) => {
-    const file = path.join(ART, `${name}.png`);
-    await target.screenshot({ path: file });
-    shots.push(file);
-  };
+  const shot = (target, name) => target.screenshot({ path: path.join(ART, `seeded-${name}.png`) });
   try {
     const { base } = server;
     // 1. A session recorded the way a person would: type, click Pay (which calls the backend).
@@ -176,8 +171,6 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await waitFor(async () => (await page.locator('.wf-row').count()) === 4, 'backend-only session waterfall');
 
     assert.deepEqual(errors, [], 'no uncaught page errors');
-    fs.mkdirSync(SHOTS, { recursive: true });
-    for (const f of shots) fs.copyFileSync(f, path.join(SHOTS, path.basename(f)));
   } finally {
     await browser.close().catch(() => {});
     await demo.close();

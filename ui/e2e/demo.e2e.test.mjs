@@ -1,0 +1,244 @@
+// End-to-end test of the whole product in real headless Chromium: starts `sessiontrace demo` (the server in
+// process plus the demo shop's gateway, orders, inventory and payment services, all on free ports), records
+// a session the way a person would on the shop's own page (start recording, type a user and a password, log
+// in, load products, buy tea), then opens the sessiontrace UI: sessions list -> that session -> the replay
+// iframe shows the shop page, the timeline lists the checkout call, selecting it shows a waterfall across
+// the services, and the login's password is shown as ***MASKED*** (the real one never appears).
+// Screenshots go to ui/test-artifacts/ and are copied to docs/screenshots/ (the README's pictures).
+// Skips (passing) when the server binary or /usr/bin/chromium is missing, unless SESSIONTRACE_E2E_REQUIRED.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHROMIUM, CHROMIUM_ARGS, freePort, hex } from './fixtures.mjs';
+
+const UI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(UI, '..');
+const BIN = process.env.SESSIONTRACE_BIN || path.join(ROOT, 'target', 'debug', 'sessiontrace');
+const RECORDER = path.join(ROOT, 'recorder');
+const ART = path.join(UI, 'test-artifacts');
+const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+
+const skip = !fs.existsSync(BIN) ? `server binary not found at ${BIN} (set SESSIONTRACE_BIN or build it)`
+  : !fs.existsSync(CHROMIUM) ? `chromium not found at ${CHROMIUM}`
+  : !fs.existsSync(path.join(RECORDER, 'dist', 'recorder.js')) && !fs.existsSync(path.join(RECORDER, 'node_modules'))
+    ? 'recorder bundle not built and recorder/node_modules missing (run: npm --prefix recorder ci && npm --prefix recorder run build)'
+  : false;
+// CI sets SESSIONTRACE_E2E_REQUIRED so a missing prerequisite fails instead of skipping.
+if (skip && process.env.SESSIONTRACE_E2E_REQUIRED) throw new Error(`demo e2e required but ${skip}`);
+if (skip) console.log(`# skipping demo e2e: ${skip}`);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(fn, what, ms = 20000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 300)}`);
+}
+
+async function getJson(url) {
+  const res = await fetch(url);
+  if (!res.ok) return null;
+  return res.json();
+}
+
+/** Starts `sessiontrace demo` on free ports and waits for its `demo page:` line. */
+async function startDemo() {
+  if (!fs.existsSync(path.join(UI, 'dist', 'index.html'))) execFileSync('npm', ['run', 'build'], { cwd: UI, stdio: 'inherit' });
+  if (!fs.existsSync(path.join(RECORDER, 'dist', 'recorder.js'))) execFileSync('npm', ['run', 'build'], { cwd: RECORDER, stdio: 'inherit' });
+  const ports = {};
+  for (const k of ['http', 'otlp-http', 'otlp-grpc', 'gateway', 'orders', 'inventory', 'payment']) ports[k] = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessiontrace-demo-e2e-'));
+  fs.mkdirSync(ART, { recursive: true });
+  const logFile = path.join(ART, 'demo.log');
+  const log = fs.createWriteStream(logFile);
+  const args = ['demo', '--data-dir', dataDir, '--payment-failure-rate', '0',
+    ...Object.entries(ports).flatMap(([k, p]) => [`--${k}`, `127.0.0.1:${p}`])];
+  // Its own process group, so a SIGKILL fallback also reaches the service processes it started. The
+  // working directory is the repository, where the server finds ui/dist and recorder/dist.
+  const proc = spawn(BIN, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let exited = null;
+  const exit = new Promise((r) => proc.on('exit', (code, signal) => { exited = signal ?? code; r(); }));
+  proc.stdout.on('data', (d) => { out += d; log.write(d); });
+  proc.stderr.on('data', (d) => log.write(d));
+  const stop = async () => {
+    if (exited === null) {
+      try { process.kill(proc.pid, 'SIGTERM'); } catch { /* gone */ }
+      await Promise.race([exit, sleep(10000)]);
+      if (exited === null) {
+        console.log('# demo did not stop within 10 s of SIGTERM; SIGKILL');
+        try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+        await Promise.race([exit, sleep(5000)]);
+      }
+    }
+    // The services are children of the demo; make sure none outlives it (same process group).
+    try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* group already empty */ }
+    log.end(`\n[e2e] demo exited: ${exited}\n`);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const page = await waitFor(async () => {
+      if (exited !== null) throw new Error(`demo exited (${exited}); see ${logFile}`);
+      return out.match(/^demo page: (http:\/\/\S+)$/m)?.[1];
+    }, 'the demo to print `demo page:`', 180000).catch((e) => { throw new Error(`${e.message}\n--- demo output ---\n${out}`); });
+    const scripted = out.match(/\/sessions\/([0-9a-f]{32})/)?.[1] ?? null;
+    return { page, base: `http://127.0.0.1:${ports.http}`, scripted, stop, output: () => out };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+test('demo end to end: record the shop in Chromium, then list -> session -> replay -> waterfall -> masked password', { skip, timeout: 420_000 }, async () => {
+  const { chromium } = await import('playwright-core');
+  const demo = await startDemo();
+  let browser;
+  const shots = [];
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const { base } = demo;
+    const password = `pw-${hex(6)}`; // unique, so finding it anywhere proves a leak
+    const user = 'grace';
+
+    // 1. A person on the shop page: start recording, type a user and a password, log in, look at the
+    // products, buy tea (the flow that calls gateway -> orders -> inventory / payment), stop recording.
+    const shopCtx = await browser.newContext({ viewport: { width: 1024, height: 700 } });
+    const shop = await shopCtx.newPage();
+    const shopErrors = [];
+    shop.on('pageerror', (e) => shopErrors.push(e.message));
+    await shop.goto(demo.page);
+    await shop.waitForFunction(() => !!window.sessiontrace, null, { timeout: 15000 });
+    await shop.click('#record');
+    const sessionLink = shop.locator('#session a');
+    await sessionLink.waitFor({ timeout: 15000 });
+    const sessionId = (await sessionLink.getAttribute('href')).split('/sessions/')[1];
+    assert.match(sessionId, /^[0-9a-f]{32}$/, 'the page links the new session');
+    await shop.waitForTimeout(300);
+    const type = async (sel, text) => {
+      await shop.click(sel, { clickCount: 3 }); // select what is there, so typing replaces it
+      await shop.keyboard.press('Backspace');
+      await shop.keyboard.type(text, { delay: 25 });
+    };
+    await type('#user', user);
+    await type('#password', password);
+    const out = shop.locator('#out');
+    const clickAndWait = async (sel, pathname, expect) => {
+      const [resp] = await Promise.all([
+        shop.waitForResponse((r) => new URL(r.url()).pathname === pathname, { timeout: 15000 }),
+        shop.click(sel),
+      ]);
+      await waitFor(async () => (await out.innerText()).startsWith(expect), `the page to show "${expect}"`);
+      const traceparent = await resp.request().headerValue('traceparent');
+      assert.match(traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, `${pathname} carried the session's traceparent`);
+      return traceparent.split('-')[1];
+    };
+    const loginTrace = await clickAndWait('#login', '/api/login', 'login → 200');
+    await shop.waitForTimeout(300);
+    await clickAndWait('#products', '/api/products', 'products → 200');
+    await shop.waitForTimeout(300);
+    const checkoutTrace = await clickAndWait('#checkout', '/api/checkout', 'checkout → 201');
+    const session = await getJson(`${base}/api/sessions/${sessionId}`);
+    assert.ok(checkoutTrace.startsWith(session.trace_id_prefix), `trace ${checkoutTrace} belongs to the session (${session.trace_id_prefix})`);
+    await shop.waitForTimeout(500);
+    await shop.click('#stop'); // uploads what is left and stops the session
+    await shop.locator('#session', { hasText: 'stopped' }).waitFor({ timeout: 15000 });
+    assert.deepEqual(shopErrors, [], 'no uncaught errors on the shop page');
+    await shopCtx.close();
+
+    // The backend spans of every service arrive within a second or two (batch exporters).
+    const wanted = ['browser', 'gateway', 'orders', 'inventory', 'payment'];
+    await waitFor(async () => {
+      const t = await getJson(`${base}/api/traces/${checkoutTrace}`);
+      const have = new Set((t?.spans ?? []).map((s) => s.service ?? s.resource?.['service.name']));
+      if (!wanted.every((s) => have.has(s))) throw new Error(`services so far: ${[...have].join(', ')}`);
+      return true;
+    }, `spans of ${wanted.join(', ')} in the checkout trace`, 30000);
+    await waitFor(async () => (await getJson(`${base}/api/traces/${loginTrace}`))?.spans?.some((s) => JSON.stringify(s).includes('***MASKED***')),
+      'the login trace with its masked body', 30000);
+    // The password was stored masked everywhere: replay events, traces, the session.
+    for (const p of [`/api/sessions/${sessionId}/events`, `/api/traces/${loginTrace}`, `/api/sessions/${sessionId}/timeline`]) {
+      const text = await (await fetch(base + p)).text();
+      assert.ok(!text.includes(password), `the real password is not in ${p}`);
+    }
+
+    // 2. The sessions list: the recorded visit (and the demo's scripted session).
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(base + '/');
+    const row = page.locator(`tr[data-session="${sessionId}"]`);
+    await row.waitFor({ timeout: 15000 });
+    assert.match(await row.innerText(), /demo shop visit/);
+    if (demo.scripted) await page.locator(`tr[data-session="${demo.scripted}"]`).waitFor({ timeout: 15000 });
+    for (const s of ['gateway', 'inventory', 'payment']) assert.match(await row.innerText(), new RegExp(s), `the list shows service ${s}`);
+    const shot = async (target, name) => {
+      const file = path.join(ART, `${name}.png`);
+      await target.screenshot({ path: file });
+      shots.push(file);
+    };
+    await shot(page, 'list');
+
+    // 3. The session page: the replay iframe renders the recorded shop page.
+    await row.locator('a.sess-name').click();
+    await page.waitForURL(new RegExp(`/sessions/${sessionId}`));
+    const frame = page.frameLocator('.replay-host iframe');
+    await frame.locator('h1', { hasText: 'demo shop' }).waitFor({ timeout: 20000 });
+    await frame.locator('#checkout', { hasText: 'Buy 2 tea' }).waitFor();
+
+    // 4. The timeline lists the network call of the click on "Buy 2 tea".
+    await page.locator('[data-testid=timeline-list] .tl-row').first().waitFor({ timeout: 15000 });
+    await page.locator('button.chip', { hasText: 'network' }).click();
+    const net = page.locator(`.tl-row[data-kind=network][data-trace="${checkoutTrace}"]`);
+    await net.first().waitFor({ timeout: 15000 });
+    assert.match(await net.first().innerText(), /\/api\/checkout/);
+
+    // 5. Selecting it opens the waterfall across the services.
+    await net.first().click();
+    await page.waitForURL(new RegExp(`trace=${checkoutTrace}`));
+    await page.locator('[data-testid=waterfall] .wf-row').first().waitFor({ timeout: 15000 });
+    const services = await waitFor(async () => {
+      const s = new Set(await page.locator('.wf-row').evaluateAll((els) => els.map((e) => e.getAttribute('data-service'))));
+      return ['gateway', 'orders', 'inventory', 'payment'].every((x) => s.has(x)) ? s : null;
+    }, 'waterfall rows of gateway, orders, inventory and payment');
+    assert.ok(services.size >= 3, `spans of at least 3 services: ${[...services].join(', ')}`);
+    await shot(page.locator('[data-testid=trace-view]'), 'waterfall');
+
+    // 6. The login call: the password in the captured request body is ***MASKED***.
+    const login = page.locator(`.tl-row[data-kind=network][data-trace="${loginTrace}"]`);
+    await login.first().click();
+    await page.waitForURL(new RegExp(`trace=${loginTrace}`));
+    const details = page.locator('[data-testid=span-details]');
+    await details.waitFor({ timeout: 15000 });
+    await waitFor(async () => /"password": "\*\*\*MASKED\*\*\*"/.test(await details.innerText()), 'the masked password in the span details');
+    const browserSide = page.locator('details.section', { hasText: 'Browser side of' });
+    await browserSide.locator('summary').first().click();
+    await waitFor(async () => /"password": "\*\*\*MASKED\*\*\*"/.test(await browserSide.innerText()), 'the masked password in the browser side of the call');
+    // The session page with the checkout selected (replay at the click, its waterfall below) for the README.
+    await net.first().click();
+    await page.waitForURL(new RegExp(`trace=${checkoutTrace}`));
+    await waitFor(async () => (await page.locator('.wf-row[data-service=payment]').count()) > 0, 'the checkout waterfall again');
+    await page.locator('button.chip', { hasText: 'network' }).click(); // back to the whole timeline
+    await page.locator('.tl-row.selected').waitFor();
+    await page.waitForTimeout(500);
+    await shot(page, 'session');
+
+    // 7. The real password appears nowhere: not in the UI's DOM, not in the replayed page.
+    for (const f of page.frames()) assert.ok(!(await f.content()).includes(password), `password not in frame ${f.url()}`);
+    assert.ok(!(await page.locator('body').innerText()).includes(password), 'password not in the visible text');
+
+    assert.deepEqual(errors, [], 'no uncaught errors in the UI');
+    fs.mkdirSync(SHOTS, { recursive: true });
+    for (const f of shots) fs.copyFileSync(f, path.join(SHOTS, path.basename(f)));
+  } finally {
+    await browser?.close().catch(() => {});
+    await demo.stop();
+  }
+});
