@@ -4,7 +4,5 @@
 # scripted session through them. Open the printed `demo page:` address to record a session of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-(cd recorder && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-cargo build --release -p sessiontrace-cli
+scripts/build.sh
 exec target/release/sessiontrace demo "$@"

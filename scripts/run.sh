@@ -4,7 +4,5 @@
 # Extra arguments go to `sessiontrace serve` (for example --http 127.0.0.1:9090).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-(cd recorder && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-cargo build --release -p sessiontrace-cli
+scripts/build.sh
 exec target/release/sessiontrace serve "$@"

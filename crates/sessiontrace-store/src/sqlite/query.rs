@@ -214,43 +214,69 @@ pub(crate) fn trace_session_key(connection: &Connection, trace_id: &[u8; 16]) ->
         .optional()?)
 }
 
+/// WHERE conditions with numbered parameters, for queries whose filters are all optional.
+#[derive(Default)]
+struct Conditions {
+    conditions: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Conditions {
+    /// Binds a value and returns its placeholder (`?N`).
+    fn bind(&mut self, value: Value) -> String {
+        self.values.push(value);
+        format!("?{}", self.values.len())
+    }
+
+    /// Placeholders of several values, comma-separated.
+    fn bind_all(&mut self, values: impl IntoIterator<Item = String>) -> String {
+        values.into_iter().map(|v| self.bind(Value::Text(v))).collect::<Vec<_>>().join(", ")
+    }
+
+    fn add(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    /// `time_ns` within the optional bounds.
+    fn time_window(&mut self, from: Option<i64>, to: Option<i64>) {
+        if let Some(from) = from {
+            let p = self.bind(Value::Integer(from));
+            self.add(format!("time_ns >= {p}"));
+        }
+        if let Some(to) = to {
+            let p = self.bind(Value::Integer(to));
+            self.add(format!("time_ns <= {p}"));
+        }
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conditions.is_empty() { String::new() } else { format!("WHERE {}", self.conditions.join(" AND ")) }
+    }
+}
+
 pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+    let mut conditions = Conditions::default();
     if let Some(trace_id) = filter.trace_id {
-        values.push(Value::Blob(trace_id.to_vec()));
-        conditions.push(format!("trace_id = ?{}", values.len()));
+        let p = conditions.bind(Value::Blob(trace_id.to_vec()));
+        conditions.add(format!("trace_id = {p}"));
     }
     if !filter.session_keys.is_empty() {
-        let mut placeholders = Vec::new();
-        for key in &filter.session_keys {
-            values.push(Value::Text(key.clone()));
-            placeholders.push(format!("?{}", values.len()));
-        }
         // Logs linked to the session directly, or through a trace that belongs to it.
-        let list = placeholders.join(", ");
-        conditions.push(format!(
+        let list = conditions.bind_all(filter.session_keys.iter().cloned());
+        conditions.add(format!(
             "(session_key IN ({list}) OR trace_id IN (SELECT trace_id FROM trace_index_v1 WHERE session_key IN ({list})))"
         ));
     }
     if let Some(service) = &filter.service {
-        values.push(Value::Text(service.clone()));
-        conditions.push(format!("service = ?{}", values.len()));
+        let p = conditions.bind(Value::Text(service.clone()));
+        conditions.add(format!("service = {p}"));
     }
     if let Some(text) = &filter.text {
-        values.push(Value::Text(format!("%{text}%")));
-        conditions.push(format!("body LIKE ?{}", values.len()));
+        let p = conditions.bind(Value::Text(format!("%{text}%")));
+        conditions.add(format!("body LIKE {p}"));
     }
-    if let Some(from) = filter.from_unix_nano {
-        values.push(Value::Integer(from));
-        conditions.push(format!("time_ns >= ?{}", values.len()));
-    }
-    if let Some(to) = filter.to_unix_nano {
-        values.push(Value::Integer(to));
-        conditions.push(format!("time_ns <= ?{}", values.len()));
-    }
-    let where_clause =
-        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    conditions.time_window(filter.from_unix_nano, filter.to_unix_nano);
+    let where_clause = conditions.where_clause();
     let limit = filter.limit.unwrap_or(1000).min(100_000);
     let sql = format!(
         "SELECT time_ns, trace_id, span_id, session_key, service, severity_number, severity_text, body,
@@ -258,7 +284,7 @@ pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<Lo
     );
     let records = connection
         .prepare(&sql)?
-        .query_map(params_from_iter(values.iter()), |row| {
+        .query_map(params_from_iter(conditions.values.iter()), |row| {
             let trace_id: Option<Vec<u8>> = row.get(1)?;
             let span_id: Option<Vec<u8>> = row.get(2)?;
             Ok(LogRecord {
@@ -279,30 +305,17 @@ pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<Lo
 }
 
 pub(crate) fn metric_points(connection: &Connection, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+    let mut conditions = Conditions::default();
     if !filter.services.is_empty() {
-        let mut placeholders = Vec::new();
-        for service in &filter.services {
-            values.push(Value::Text(service.clone()));
-            placeholders.push(format!("?{}", values.len()));
-        }
-        conditions.push(format!("service IN ({})", placeholders.join(", ")));
+        let list = conditions.bind_all(filter.services.iter().cloned());
+        conditions.add(format!("service IN ({list})"));
     }
     if let Some(name) = &filter.name {
-        values.push(Value::Text(name.clone()));
-        conditions.push(format!("name = ?{}", values.len()));
+        let p = conditions.bind(Value::Text(name.clone()));
+        conditions.add(format!("name = {p}"));
     }
-    if let Some(from) = filter.from_unix_nano {
-        values.push(Value::Integer(from));
-        conditions.push(format!("time_ns >= ?{}", values.len()));
-    }
-    if let Some(to) = filter.to_unix_nano {
-        values.push(Value::Integer(to));
-        conditions.push(format!("time_ns <= ?{}", values.len()));
-    }
-    let where_clause =
-        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    conditions.time_window(filter.from_unix_nano, filter.to_unix_nano);
+    let where_clause = conditions.where_clause();
     let limit = filter.limit.unwrap_or(10_000).min(100_000);
     let sql = format!(
         "SELECT time_ns, service, name, kind, unit, value, attributes_json, detail_json FROM metric_points_v1
@@ -310,7 +323,7 @@ pub(crate) fn metric_points(connection: &Connection, filter: &MetricFilter) -> R
     );
     let points = connection
         .prepare(&sql)?
-        .query_map(params_from_iter(values.iter()), |row| {
+        .query_map(params_from_iter(conditions.values.iter()), |row| {
             Ok(MetricPoint {
                 time_unix_nano: row.get(0)?,
                 service: row.get(1)?,
