@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use sessiontrace_server::config::ServerConfig;
+use sessiontrace_server::config::{ServerConfig, StoreKind};
 use tracing_subscriber::EnvFilter;
 
 /// Flags of `serve`; each also reads a `SESSIONTRACE_*` variable.
@@ -32,12 +32,37 @@ pub struct ServeArgs {
     /// Share of non-session traces without errors kept, 0.0 to 1.0 [default: 1.0].
     #[arg(long, env = "SESSIONTRACE_SAMPLING_RATIO")]
     sampling_ratio: Option<f64>,
+    /// Keep non-session traces slower than this many milliseconds [default: off].
+    #[arg(long, env = "SESSIONTRACE_SLOW_TRACE_MS")]
+    slow_trace_ms: Option<u64>,
+    /// How long a trace the ratio would drop waits for an error or slow root, in ms; 0 = none [default: 5000].
+    #[arg(long, env = "SESSIONTRACE_DECISION_WAIT_MS")]
+    decision_wait_ms: Option<u64>,
+    /// Rolling window of continuous sessions, in seconds [default: 90].
+    #[arg(long, env = "SESSIONTRACE_CONTINUOUS_WINDOW_SECS")]
+    continuous_window_secs: Option<u64>,
+    /// Forward to an upstream OTLP endpoint, repeatable (added to the config file's `[[forward]]`):
+    /// URL[,mode=all|non-session|kept][,protocol=http|grpc][,gzip=false][,header=NAME:VALUE][,name=NAME].
+    #[arg(long, env = "SESSIONTRACE_FORWARD", value_delimiter = ' ')]
+    forward: Vec<sessiontrace_server::forward::ForwardConfig>,
     /// Built web UI folder [default: ui/dist, found near the binary].
     #[arg(long, env = "SESSIONTRACE_UI_DIR")]
     ui_dir: Option<PathBuf>,
     /// Built recorder bundle [default: recorder/dist/recorder.js, found near the binary].
     #[arg(long, env = "SESSIONTRACE_RECORDER_JS")]
     recorder_js: Option<PathBuf>,
+    /// Storage backend: sqlite or clickhouse [default: sqlite].
+    #[arg(long, env = "SESSIONTRACE_STORE")]
+    store: Option<StoreKind>,
+    /// ClickHouse HTTP interface, e.g. http://127.0.0.1:8123 (with --store clickhouse).
+    #[arg(long, env = "SESSIONTRACE_CLICKHOUSE_URL")]
+    clickhouse_url: Option<String>,
+    /// ClickHouse database of the store's tables [default: sessiontrace].
+    #[arg(long, env = "SESSIONTRACE_CLICKHOUSE_DATABASE")]
+    clickhouse_database: Option<String>,
+    /// Days of data the ClickHouse store keeps; 0 keeps everything [default: 30].
+    #[arg(long, env = "SESSIONTRACE_RETENTION_DAYS")]
+    retention_days: Option<u32>,
 }
 
 impl ServeArgs {
@@ -62,11 +87,33 @@ impl ServeArgs {
         if let Some(ratio) = self.sampling_ratio {
             config.sampling_ratio = ratio;
         }
+        if let Some(ms) = self.slow_trace_ms {
+            config.slow_trace_ms = Some(ms);
+        }
+        if let Some(ms) = self.decision_wait_ms {
+            config.decision_wait_ms = ms;
+        }
+        if let Some(secs) = self.continuous_window_secs {
+            config.continuous_window_secs = secs;
+        }
+        config.forward.extend(self.forward.iter().cloned());
         if let Some(dir) = &self.ui_dir {
             config.ui_dir = Some(dir.clone());
         }
         if let Some(path) = &self.recorder_js {
             config.recorder_js = Some(path.clone());
+        }
+        if let Some(store) = self.store {
+            config.store = store;
+        }
+        if let Some(url) = &self.clickhouse_url {
+            config.clickhouse_url = Some(url.clone());
+        }
+        if let Some(database) = &self.clickhouse_database {
+            config.clickhouse_database = database.clone();
+        }
+        if let Some(days) = self.retention_days {
+            config.retention_days = days;
         }
         config.validate()?;
         Ok(config)

@@ -1,6 +1,8 @@
 //! OTLP log requests to [`LogRecord`]s: trace context checked, attributes masked like span attributes,
 //! the session found from the trace id or a `session.id` attribute. Logs follow their trace's routing
-//! decision (a log of a dropped trace is dropped); logs without a trace are kept.
+//! decision (a log of a dropped trace is dropped, an error log keeps its trace); logs without a trace are
+//! kept. With [`hold_dropped`](crate::route::RoutingPolicy::hold_dropped) the dropped records are handed
+//! back in [`PreparedLogs::held`], so the server can keep them when their trace's tail decision is keep.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use sessiontrace_model::records::LogRecord;
@@ -26,7 +28,10 @@ pub struct PreparedLogs {
     pub received: u64,
     pub rejected: u64,
     pub rejection_message: Option<String>,
+    /// Records the policy dropped (counted in `dropped`).
     pub dropped: u64,
+    /// The dropped records, when the policy holds them for a tail decision; empty otherwise.
+    pub held: Vec<LogRecord>,
 }
 
 /// Decodes, checks, masks and routes one log request.
@@ -55,11 +60,15 @@ pub fn prepare(input: LogInput, config: &IngestConfig) -> Result<PreparedLogs, I
                 normalize_attributes(&mut log.attributes, &config.masking, config.max_attribute_value_bytes);
                 let trace_id: Option<[u8; 16]> = log.trace_id.as_slice().try_into().ok();
                 let session = session_key(&log.trace_id, &log.attributes, resource_session.as_deref());
+                let mut dropped = false;
                 if let Some(trace_id) = &trace_id {
                     let has_error = log.severity_number >= 17;
-                    let facts = TraceFacts { trace_id, is_session: session.is_some(), has_error };
-                    if config.routing.decide(facts) == Decision::Drop {
-                        outcome.dropped += 1;
+                    let facts = TraceFacts { trace_id, is_session: session.is_some(), has_error, duration_ns: 0 };
+                    dropped = config.routing.decide(facts) == Decision::Drop;
+                }
+                if dropped {
+                    outcome.dropped += 1;
+                    if !config.routing.hold_dropped {
                         continue;
                     }
                 }
@@ -68,7 +77,8 @@ pub fn prepare(input: LogInput, config: &IngestConfig) -> Result<PreparedLogs, I
                 if let Some(masked) = config.masking.mask_body(&body) {
                     body = masked;
                 }
-                outcome.records.push(LogRecord {
+                let target = if dropped { &mut outcome.held } else { &mut outcome.records };
+                target.push(LogRecord {
                     time_unix_nano: time as i64,
                     trace_id,
                     span_id: log.span_id.as_slice().try_into().ok(),
@@ -115,5 +125,22 @@ mod tests {
             br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"0102","body":{"stringValue":"x"}}]}]}]}"#;
         let error = prepare(LogInput::Json(body.to_vec()), &IngestConfig::default()).unwrap_err();
         assert!(error.to_string().contains("trace_id must be 16 bytes"), "{error}");
+    }
+
+    #[test]
+    fn logs_follow_the_trace_decision_and_can_be_held() {
+        let body = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+          {"traceId":"05050505050505050505050505050505","severityNumber":9,"body":{"stringValue":"dropped"}},
+          {"traceId":"06060606060606060606060606060606","severityNumber":17,"body":{"stringValue":"error"}},
+          {"traceId":"debdeb0102030405060708090a0b0c0d","severityNumber":9,"body":{"stringValue":"session"}},
+          {"severityNumber":9,"body":{"stringValue":"no trace"}}]}]}]}"#;
+        let mut config = IngestConfig { routing: crate::route::RoutingPolicy::with_ratio(0.0), ..Default::default() };
+        let outcome = prepare(LogInput::Json(body.to_vec()), &config).unwrap();
+        let bodies: Vec<_> = outcome.records.iter().map(|r| r.body.as_str()).collect();
+        assert_eq!(bodies, vec!["error", "session", "no trace"]);
+        assert_eq!((outcome.dropped, outcome.held.len()), (1, 0));
+        config.routing.hold_dropped = true;
+        let outcome = prepare(LogInput::Json(body.to_vec()), &config).unwrap();
+        assert_eq!((outcome.records.len(), outcome.dropped, outcome.held[0].body.as_str()), (3, 1, "dropped"));
     }
 }

@@ -12,7 +12,7 @@ use crate::anyvalue::string_attribute;
 use crate::decode::{from_json, from_protobuf};
 use crate::index::{IndexBuilder, SpanFacts};
 use crate::normalize::{check_id, normalize_attributes, session_attribute, session_key};
-use crate::route::{Decision, KeepReason, TraceFacts};
+use crate::route::{Decision, KeepReason, TraceFacts, take_traces};
 use crate::scan::scan_traces;
 use crate::{IngestConfig, IngestError};
 
@@ -39,11 +39,23 @@ pub struct PreparedTraces {
     /// Spans kept, by the reason they were kept.
     pub kept_session_spans: u64,
     pub kept_error_spans: u64,
+    pub kept_slow_spans: u64,
     pub kept_policy_spans: u64,
-    /// Spans the routing policy dropped.
+    /// Spans the routing policy dropped (held ones included).
     pub dropped_spans: u64,
+    /// With [`RoutingPolicy::hold_dropped`](crate::route::RoutingPolicy::hold_dropped): the dropped traces,
+    /// one request each, for the server's tail buffer and forwarder. Empty otherwise.
+    pub held: Vec<HeldTrace>,
     /// The fast path's index, until the block is built.
     pending_index: Vec<TraceIndexEntry>,
+}
+
+/// A trace the policy dropped, handed back whole (as far as this request holds it).
+#[derive(Debug, Clone)]
+pub struct HeldTrace {
+    pub entry: TraceIndexEntry,
+    /// An `ExportTraceServiceRequest` with only this trace's spans, protobuf-encoded.
+    pub protobuf: Vec<u8>,
 }
 
 /// The service name in a resource's attributes, or `unknown_service` as the OpenTelemetry spec says.
@@ -117,8 +129,18 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
     let dropped = outcome.route(&mut index, config);
     if !dropped.is_empty() {
         changed = true;
-        for scope_spans in request.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()) {
-            scope_spans.spans.retain(|span| !dropped.iter().any(|id| span.trace_id == id));
+        if config.routing.hold_dropped {
+            let ids: Vec<[u8; 16]> = dropped.iter().map(|entry| entry.trace_id).collect();
+            let pieces = take_traces(&mut request, &ids);
+            outcome.held = dropped
+                .into_iter()
+                .zip(pieces)
+                .map(|(entry, piece)| HeldTrace { entry, protobuf: piece.encode_to_vec() })
+                .collect();
+        } else {
+            for scope_spans in request.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()) {
+                scope_spans.spans.retain(|span| !dropped.iter().any(|entry| span.trace_id == entry.trace_id));
+            }
         }
     }
     if index.is_empty() {
@@ -150,23 +172,25 @@ fn route_unchanged(mut index: Vec<TraceIndexEntry>, span_count: u64, config: &In
 
 impl PreparedTraces {
     /// Decides every trace of `index`, counts spans by decision, removes dropped traces from the index
-    /// and returns their ids.
-    fn route(&mut self, index: &mut Vec<TraceIndexEntry>, config: &IngestConfig) -> Vec<[u8; 16]> {
+    /// and returns their entries.
+    fn route(&mut self, index: &mut Vec<TraceIndexEntry>, config: &IngestConfig) -> Vec<TraceIndexEntry> {
         let mut dropped = Vec::new();
         index.retain(|entry| {
             let facts = TraceFacts {
                 trace_id: &entry.trace_id,
                 is_session: entry.session_key.is_some(),
                 has_error: entry.error_count > 0,
+                duration_ns: entry.end_unix_nano.saturating_sub(entry.start_unix_nano).max(0) as u64,
             };
             let spans = entry.span_count as u64;
             match config.routing.decide(facts) {
                 Decision::Keep(KeepReason::Session) => self.kept_session_spans += spans,
                 Decision::Keep(KeepReason::Error) => self.kept_error_spans += spans,
+                Decision::Keep(KeepReason::Slow) => self.kept_slow_spans += spans,
                 Decision::Keep(KeepReason::Policy) => self.kept_policy_spans += spans,
                 Decision::Drop => {
                     self.dropped_spans += spans;
-                    dropped.push(entry.trace_id);
+                    dropped.push(entry.clone());
                     return false;
                 }
             }
@@ -279,7 +303,7 @@ mod tests {
 
     #[test]
     fn routing_keeps_sessions_and_errors_whole() {
-        let config = IngestConfig { routing: RoutingPolicy { sampling_ratio: 0.0 }, ..Default::default() };
+        let config = IngestConfig { routing: RoutingPolicy::with_ratio(0.0), ..Default::default() };
         let mut spans = vec![span(SESSION_TRACE, 1, None, false), span(OTHER_TRACE, 2, None, false)];
         let error_trace = [6u8; 16];
         spans.push(span(error_trace, 3, None, false));
@@ -297,6 +321,33 @@ mod tests {
         assert_eq!((outcome.kept_session_spans, outcome.kept_error_spans, outcome.dropped_spans), (2, 2, 1));
         let stored = ExportTraceServiceRequest::decode(block.protobuf.as_slice()).unwrap();
         assert_eq!(stored.resource_spans[0].scope_spans[0].spans.len(), 4);
+    }
+
+    #[test]
+    fn dropped_traces_are_handed_back_when_held() {
+        let mut routing = RoutingPolicy::with_ratio(0.0);
+        routing.hold_dropped = true;
+        routing.slow_trace_ns = Some(5_000);
+        let config = IngestConfig { routing, ..Default::default() };
+        let mut slow = span([9; 16], 7, None, false);
+        slow.end_time_unix_nano = 10_000;
+        let spans = vec![
+            span(OTHER_TRACE, 1, None, false),
+            span(SESSION_TRACE, 2, None, false),
+            span(OTHER_TRACE, 3, Some(1), false),
+            slow,
+        ];
+        let bytes = request("api", spans).encode_to_vec();
+        let outcome = prepare(TraceInput::Protobuf(bytes), &config).unwrap();
+        assert_eq!((outcome.kept_session_spans, outcome.kept_slow_spans, outcome.dropped_spans), (1, 1, 2));
+        let block = outcome.block.unwrap();
+        assert_eq!(block.traces.iter().map(|t| t.trace_id).collect::<Vec<_>>(), vec![SESSION_TRACE, [9; 16]]);
+        assert_eq!(outcome.held.len(), 1);
+        assert_eq!((outcome.held[0].entry.trace_id, outcome.held[0].entry.span_count), (OTHER_TRACE, 2));
+        let held = ExportTraceServiceRequest::decode(outcome.held[0].protobuf.as_slice()).unwrap();
+        let names: Vec<_> = held.resource_spans[0].scope_spans[0].spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["span1", "span3"]);
+        assert_eq!(service_name(&held.resource_spans[0].resource.as_ref().unwrap().attributes), "api");
     }
 
     #[test]

@@ -41,6 +41,52 @@ pub struct ServerConfig {
     pub ui_dir: Option<PathBuf>,
     /// Built recorder bundle (`recorder/dist/recorder.js`); found like `ui_dir` when unset.
     pub recorder_js: Option<PathBuf>,
+    /// Storage backend: `sqlite` (embedded, in `data_dir`) or `clickhouse` (`clickhouse_url`).
+    pub store: StoreKind,
+    /// Base URL of ClickHouse's HTTP interface, for `store = "clickhouse"`.
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database of the store's tables (created when missing).
+    pub clickhouse_database: String,
+    /// Days of data kept by the ClickHouse store (older daily partitions are dropped); 0 keeps everything.
+    pub retention_days: u32,
+    /// Non-session traces lasting longer than this (the root's duration once seen) are kept; unset
+    /// disables the rule (docs/sampling.md).
+    pub slow_trace_ms: Option<u64>,
+    /// How long a non-session trace the ratio would drop is held in memory, in case a later span shows an
+    /// error or a slow root; 0 decides every request on its own. Only used when `sampling_ratio` < 1.
+    pub decision_wait_ms: u64,
+    /// Memory budget of the traces held for a tail decision; when full, the oldest are decided early.
+    pub decision_max_bytes: usize,
+    /// Length of a continuous session's rolling window, in seconds.
+    pub continuous_window_secs: u64,
+    /// Memory budget of one continuous session's window, and of all windows together.
+    pub continuous_max_bytes_per_session: usize,
+    pub continuous_max_bytes: usize,
+    /// Upstream OTLP endpoints fed with a copy of the data (`[[forward]]` tables, docs/sampling.md).
+    pub forward: Vec<crate::forward::ForwardConfig>,
+}
+
+/// Which storage backend the server uses.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded SQLite file (the default).
+    #[default]
+    Sqlite,
+    /// A ClickHouse server or cluster, for several collector replicas.
+    Clickhouse,
+}
+
+impl std::str::FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "clickhouse" => Ok(StoreKind::Clickhouse),
+            other => Err(format!("unknown store {other:?}: expected sqlite or clickhouse")),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -60,6 +106,17 @@ impl Default for ServerConfig {
             masked_body_keys: Vec::new(),
             ui_dir: None,
             recorder_js: None,
+            store: StoreKind::Sqlite,
+            clickhouse_url: None,
+            clickhouse_database: "sessiontrace".into(),
+            retention_days: 30,
+            slow_trace_ms: None,
+            decision_wait_ms: 5_000,
+            decision_max_bytes: 64 * 1024 * 1024,
+            continuous_window_secs: 90,
+            continuous_max_bytes_per_session: 32 * 1024 * 1024,
+            continuous_max_bytes: 256 * 1024 * 1024,
+            forward: Vec::new(),
         }
     }
 }
@@ -75,7 +132,10 @@ impl ServerConfig {
 
     /// Parses TOML text over the defaults.
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
-        let config: ServerConfig = toml::from_str(text)?;
+        let mut config: ServerConfig = toml::from_str(text)?;
+        for (number, forward) in config.forward.iter_mut().enumerate() {
+            forward.validate().with_context(|| format!("forward[{number}]"))?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -93,8 +153,14 @@ impl ServerConfig {
                 );
             }
         }
+        if self.continuous_window_secs == 0 {
+            anyhow::bail!("continuous_window_secs must be above 0");
+        }
         if self.max_body_bytes == 0 {
             anyhow::bail!("max_body_bytes must be above 0");
+        }
+        if self.store == StoreKind::Clickhouse && self.clickhouse_url.as_deref().is_none_or(str::is_empty) {
+            anyhow::bail!("store = \"clickhouse\" needs clickhouse_url (e.g. http://127.0.0.1:8123)");
         }
         Ok(())
     }
@@ -120,5 +186,20 @@ mod tests {
         assert!(error.to_string().contains("sampling_ratio"), "{error}");
         let error = ServerConfig::from_toml("http = \"0.0.0.0:8080\"").unwrap_err();
         assert!(error.to_string().contains("loopback"), "{error}");
+        let config =
+            ServerConfig::from_toml("store = \"clickhouse\"\nclickhouse_url = \"http://127.0.0.1:8123\"").unwrap();
+        assert_eq!((config.store, config.clickhouse_database.as_str()), (StoreKind::Clickhouse, "sessiontrace"));
+        let error = ServerConfig::from_toml("store = \"clickhouse\"").unwrap_err();
+        assert!(error.to_string().contains("clickhouse_url"), "{error}");
+        let error = ServerConfig::from_toml("store = \"postgres\"").unwrap_err();
+        assert!(format!("{error:#}").contains("unknown variant"), "{error:#}");
+        let config = ServerConfig::from_toml(
+            "sampling_ratio = 0.1\nslow_trace_ms = 2000\n[[forward]]\nendpoint = \"http://127.0.0.1:4318/\"\nmode = \"non-session\"\nheaders = { x-api-key = \"k\" }\n",
+        )
+        .unwrap();
+        assert_eq!((config.slow_trace_ms, config.forward[0].endpoint.as_str()), (Some(2000), "http://127.0.0.1:4318"));
+        assert_eq!(config.forward[0].mode, crate::forward::ForwardMode::NonSession);
+        let error = ServerConfig::from_toml("[[forward]]\nendpoint = \"https://apm\"").unwrap_err();
+        assert!(format!("{error:#}").contains("forward[0]: forward endpoint https://apm: https"), "{error:#}");
     }
 }

@@ -11,15 +11,24 @@
 //!    re-encoded only if something changed — with one index row per trace.
 //! 3. `Store::write` (SQLite by default) compresses the block with zstd and queues it for the single
 //!    writer thread, which commits queued writes together in one WAL transaction with `synchronous=FULL`.
+//!    With `store = "clickhouse"` the writer task of `sessiontrace_store_clickhouse` groups queued writes
+//!    into one insert per table instead, and a full queue or a down server is a retryable 503/UNAVAILABLE.
+//!    Around that write, [`pipeline`] runs the optional stages of docs/sampling.md, each skipped when
+//!    unconfigured: [`tail`] holds traces the sampling ratio would drop for `decision_wait` (a later error
+//!    or slow root stores them), [`continuous`] holds unsaved continuous sessions in their rolling window,
+//!    and after the commit [`forward`] offers copies to upstream OTLP endpoints without waiting.
 //! 4. Only after that commit does the receiver answer 200 / OK, so an acknowledged span survives a crash.
 //! 5. Reads (`/api/traces/{id}`, a session's timeline) find blocks through the index, decode them fully
 //!    and keep the spans asked for ([`sessiontrace_query`]).
 
 pub mod config;
+pub mod continuous;
 pub mod endpoints;
 pub mod error;
+pub mod forward;
 pub mod pipeline;
 pub mod state;
+pub mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,30 +40,120 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use sessiontrace_ingest::IngestConfig;
 use sessiontrace_ingest::route::RoutingPolicy;
 use sessiontrace_model::masking::MaskingRules;
+use sessiontrace_store::Store;
 use sessiontrace_store::sqlite::SqliteStore;
+use sessiontrace_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, StoreKind};
 use crate::state::{AppState, Counters};
 
-/// Opens the embedded store and builds the shared state.
+/// Opens the embedded SQLite store and builds the shared state (sync, for tests and tools; a config with
+/// `store = "clickhouse"` needs [`open_state`]).
 pub fn build_state(config: ServerConfig) -> anyhow::Result<AppState> {
     config.validate()?;
+    if config.store == StoreKind::Clickhouse {
+        anyhow::bail!("the clickhouse store is opened with `open_state` (async), not `build_state`");
+    }
     let path = config.database_path();
     let store = SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))?;
+    Ok(state_with_store(config, Arc::new(store)))
+}
+
+/// Opens the configured store (SQLite or ClickHouse) and builds the shared state.
+pub async fn open_state(config: ServerConfig) -> anyhow::Result<AppState> {
+    config.validate()?;
+    if config.store == StoreKind::Sqlite {
+        return build_state(config);
+    }
+    let url = config.clickhouse_url.clone().unwrap_or_default();
+    let mut clickhouse = ClickHouseConfig::new(&url, &config.clickhouse_database);
+    clickhouse.retention_days = config.retention_days;
+    let store = ClickHouseStore::open(clickhouse).await.with_context(|| {
+        format!("cannot open the clickhouse store at {url} (database {})", config.clickhouse_database)
+    })?;
+    Ok(state_with_store(config, Arc::new(store)))
+}
+
+/// The shared state around an open store.
+pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState {
     let ingest = IngestConfig {
         max_body_bytes: config.max_body_bytes,
         max_attribute_value_bytes: config.max_attribute_value_bytes,
         masking: MaskingRules::with_extra(&config.masked_headers, &config.masked_body_keys),
-        routing: RoutingPolicy { sampling_ratio: config.sampling_ratio },
+        routing: routing_policy(&config),
     };
-    Ok(AppState {
-        store: Arc::new(store),
-        ingest: Arc::new(ingest),
-        counters: Arc::new(Counters::default()),
-        config: Arc::new(config),
-    })
+    let counters = Arc::new(Counters::default());
+    let tail = (ingest.routing.sampling_ratio < 1.0 && config.decision_wait_ms > 0).then(|| {
+        let settings = tail::TailSettings {
+            decision_wait: Duration::from_millis(config.decision_wait_ms),
+            max_bytes: config.decision_max_bytes,
+            remember_kept: Duration::from_millis(config.decision_wait_ms.saturating_mul(4).max(60_000)),
+        };
+        Arc::new(tail::TailBuffer::new(settings, ingest.routing.clone()))
+    });
+    let continuous = Arc::new(continuous::ContinuousSessions::new(
+        continuous::ContinuousSettings {
+            window: Duration::from_secs(config.continuous_window_secs),
+            max_bytes_per_session: config.continuous_max_bytes_per_session,
+            max_bytes_total: config.continuous_max_bytes,
+        },
+        store.clone(),
+        counters.clone(),
+    ));
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let forwarder = match (&runtime, config.forward.is_empty()) {
+        (_, true) => None,
+        (Some(runtime), false) => {
+            let _guard = runtime.enter();
+            let forwarder = Arc::new(forward::Forwarder::start(&config.forward).expect("forward config was validated"));
+            let _ = counters.forward.set(forwarder.clone());
+            Some(forwarder)
+        }
+        (None, false) => {
+            tracing::warn!("no tokio runtime: forwarding is off for this state");
+            None
+        }
+    };
+    if let Some(runtime) = &runtime {
+        runtime.spawn(tick(Arc::downgrade(&continuous), tail.as_ref().map(Arc::downgrade), counters.clone()));
+    }
+    AppState { store, ingest: Arc::new(ingest), counters, config: Arc::new(config), tail, forwarder, continuous }
+}
+
+/// The routing policy of a config: ratio, slow rule, and whether dropped traces are handed back (for the
+/// tail buffer, or for upstreams that take more than what is kept).
+pub fn routing_policy(config: &ServerConfig) -> RoutingPolicy {
+    let tail = config.sampling_ratio < 1.0 && config.decision_wait_ms > 0;
+    let forwards_dropped = config.forward.iter().any(|f| f.mode != forward::ForwardMode::Kept);
+    RoutingPolicy {
+        sampling_ratio: config.sampling_ratio,
+        slow_trace_ns: config.slow_trace_ms.map(|ms| ms.saturating_mul(1_000_000)),
+        hold_dropped: config.sampling_ratio < 1.0 && (tail || forwards_dropped),
+    }
+}
+
+/// Expires tail decisions and idle continuous windows until the state is dropped.
+async fn tick(
+    continuous: std::sync::Weak<continuous::ContinuousSessions>,
+    tail: Option<std::sync::Weak<tail::TailBuffer>>,
+    counters: Arc<Counters>,
+) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for round in 0u64.. {
+        interval.tick().await;
+        let now = std::time::Instant::now();
+        if let Some(tail) = &tail {
+            let Some(tail) = tail.upgrade() else { return };
+            tail.expire(now, &counters);
+        }
+        if round % 10 == 0 {
+            let Some(continuous) = continuous.upgrade() else { return };
+            continuous.sweep(now);
+        }
+    }
 }
 
 fn cors(config: &ServerConfig) -> CorsLayer {
@@ -114,7 +213,7 @@ pub fn otlp_http_router(state: AppState) -> Router {
 
 /// Starts every listener and serves until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    let state = build_state(config)?;
+    let state = open_state(config).await?;
     let config = state.config.clone();
     let bind = |address| async move {
         TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))
@@ -127,7 +226,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         http_listener.local_addr()?,
         otlp_http_listener.local_addr()?,
         grpc_listener.local_addr()?,
-        config.database_path().display()
+        match config.store {
+            StoreKind::Sqlite => config.database_path().display().to_string(),
+            StoreKind::Clickhouse => format!(
+                "clickhouse {} database {}",
+                config.clickhouse_url.as_deref().unwrap_or_default(),
+                config.clickhouse_database
+            ),
+        }
     );
     tracing::info!(http = %config.http, otlp_http = %config.otlp_http, otlp_grpc = %config.otlp_grpc, "server started");
 

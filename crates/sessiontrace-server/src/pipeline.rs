@@ -1,12 +1,31 @@
 //! The one path every signal takes after its receiver: ingest (decode, normalize, route) and then the
 //! store, whose commit is awaited before the receiver answers. OTLP/HTTP and OTLP/gRPC both call here.
+//!
+//! With the default config (ratio 1.0, no forwarding, no continuous session) that is all it does. The
+//! optional stages of issue 7 hook in around the write, each skipped when it has nothing to do:
+//! - [`tail`](crate::tail): traces the probability rule drops are held for `decision_wait`; a later error
+//!   or slow root releases them into the same write as the request that decided it;
+//! - [`continuous`](crate::continuous): traces and logs of unsaved continuous sessions go to their window
+//!   instead of the store; a trigger writes the window with the request;
+//! - [`forward`](crate::forward): after the commit, what each upstream's mode asks for is offered to its
+//!   queue, without waiting.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use sessiontrace_ingest::decode::{from_json, from_protobuf};
 use sessiontrace_ingest::logs::{LogInput, PreparedLogs};
 use sessiontrace_ingest::metrics::MetricInput;
+use sessiontrace_ingest::normalize::{normalize_attributes, session_attribute, session_key};
+use sessiontrace_ingest::route::{Decision, KeepReason, TraceFacts, take_traces};
 use sessiontrace_ingest::traces::{PreparedTraces, TraceInput};
-use sessiontrace_model::records::WriteBatch;
+use sessiontrace_model::Session;
+use sessiontrace_model::records::{LogRecord, TraceBlock, WriteBatch};
 
+use crate::continuous::Saved;
 use crate::error::ApiError;
+use crate::forward::{ForwardMode, Signal};
 use crate::state::{AppState, Counters};
 
 /// What a trace export answers: how many spans were refused and why.
@@ -18,22 +37,195 @@ pub struct TraceOutcome {
 /// Ingests one trace request and returns once its kept spans are durable.
 pub async fn accept_traces(state: &AppState, input: TraceInput) -> Result<TraceOutcome, ApiError> {
     let counters = &state.counters;
-    let prepared: PreparedTraces = sessiontrace_ingest::traces::prepare(input, &state.ingest).inspect_err(|_| {
-        Counters::add(&counters.requests_invalid, 1);
-    })?;
+    let mut prepared: PreparedTraces =
+        sessiontrace_ingest::traces::prepare(input, &state.ingest).inspect_err(|_| {
+            Counters::add(&counters.requests_invalid, 1);
+        })?;
     Counters::add(&counters.spans_received, prepared.received_spans);
     Counters::add(&counters.spans_rejected, prepared.rejected_spans);
-    Counters::add(&counters.spans_dropped, prepared.dropped_spans);
     let outcome =
-        TraceOutcome { rejected_spans: prepared.rejected_spans, rejection_message: prepared.rejection_message };
-    let Some(block) = prepared.block else { return Ok(outcome) };
-    let stored = block.span_count as u64;
-    write(state, WriteBatch { trace_blocks: vec![block], ..Default::default() }).await?;
-    Counters::add(&counters.spans_stored, stored);
+        TraceOutcome { rejected_spans: prepared.rejected_spans, rejection_message: prepared.rejection_message.take() };
+    let held = std::mem::take(&mut prepared.held);
+    let held_spans: u64 = held.iter().map(|h| h.entry.span_count as u64).sum();
+    // Forwarding in `all` / `non-session` mode sees what was dropped too, so its bytes are taken first.
+    let forward_held = state.forwarder.as_ref().filter(|_| !held.is_empty()).map(|_| {
+        let mut bytes = Vec::new();
+        for trace in &held {
+            bytes.extend_from_slice(&trace.protobuf);
+        }
+        bytes
+    });
+    let forward_block =
+        state.forwarder.as_ref().and(prepared.block.as_ref()).map(|b| (b.protobuf.clone(), b.traces.clone()));
+
+    let mut released = crate::tail::Released::default();
+    match &state.tail {
+        Some(tail) => {
+            Counters::add(&counters.spans_dropped, prepared.dropped_spans - held_spans);
+            let decided: Vec<([u8; 16], KeepReason)> = prepared
+                .block
+                .iter()
+                .flat_map(|b| &b.traces)
+                .filter(|entry| entry.session_key.is_none())
+                .filter_map(|entry| {
+                    let facts = TraceFacts {
+                        trace_id: &entry.trace_id,
+                        is_session: false,
+                        has_error: entry.error_count > 0,
+                        duration_ns: entry.end_unix_nano.saturating_sub(entry.start_unix_nano).max(0) as u64,
+                    };
+                    match state.ingest.routing.decide(facts) {
+                        Decision::Keep(reason @ (KeepReason::Error | KeepReason::Slow)) => {
+                            Some((entry.trace_id, reason))
+                        }
+                        _ => None,
+                    }
+                })
+                .collect();
+            released = tail.on_kept(&decided, counters);
+            let more = tail.on_held_traces(held, counters);
+            released.blocks.extend(more.blocks);
+            released.logs.extend(more.logs);
+            released.error_spans += more.error_spans;
+            released.slow_spans += more.slow_spans;
+        }
+        None => Counters::add(&counters.spans_dropped, prepared.dropped_spans),
+    }
+
+    let (block, saved) = match prepared.block.take() {
+        Some(block) => state.continuous.intercept_traces(block).await?,
+        None => (None, Saved::default()),
+    };
+    let released_blocks: Vec<Vec<u8>> = match &state.forwarder {
+        Some(forwarder) if forwarder.wants(ForwardMode::Kept) => {
+            released.blocks.iter().map(|b| b.protobuf.clone()).collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut blocks: Vec<TraceBlock> = block.into_iter().collect();
+    blocks.extend(released.blocks);
+    let stored = write_with_saved(state, blocks, released.logs, saved).await?;
+    Counters::add(&counters.spans_stored, stored.spans);
+    Counters::add(&counters.logs_stored, stored.logs);
     Counters::add(&counters.spans_kept_session, prepared.kept_session_spans);
-    Counters::add(&counters.spans_kept_error, prepared.kept_error_spans);
+    Counters::add(&counters.spans_kept_error, prepared.kept_error_spans + released.error_spans);
+    Counters::add(&counters.spans_kept_slow, prepared.kept_slow_spans + released.slow_spans);
     Counters::add(&counters.spans_kept_policy, prepared.kept_policy_spans);
+
+    if let Some(forwarder) = &state.forwarder {
+        let (kept_bytes, kept_index) = forward_block.unwrap_or_default();
+        let kept_spans: u64 = kept_index.iter().map(|e| e.span_count as u64).sum();
+        let held_bytes = forward_held.unwrap_or_default();
+        if forwarder.wants(ForwardMode::Kept) {
+            forwarder.offer(ForwardMode::Kept, Signal::Traces, &kept_bytes, kept_spans);
+            for bytes in &released_blocks {
+                let spans = count_spans(bytes);
+                forwarder.offer(ForwardMode::Kept, Signal::Traces, bytes, spans);
+            }
+        }
+        if forwarder.wants(ForwardMode::All) {
+            let mut all = kept_bytes.clone();
+            all.extend_from_slice(&held_bytes);
+            forwarder.offer(ForwardMode::All, Signal::Traces, &all, kept_spans + held_spans);
+        }
+        if forwarder.wants(ForwardMode::NonSession) {
+            let session_ids: Vec<[u8; 16]> =
+                kept_index.iter().filter(|e| e.session_key.is_some()).map(|e| e.trace_id).collect();
+            let session_spans: u64 =
+                kept_index.iter().filter(|e| e.session_key.is_some()).map(|e| e.span_count as u64).sum();
+            let mut non_session = if session_ids.is_empty() {
+                kept_bytes
+            } else if session_spans == kept_spans {
+                Vec::new()
+            } else {
+                let mut request = ExportTraceServiceRequest::decode(kept_bytes.as_slice()).unwrap_or_default();
+                take_traces(&mut request, &session_ids);
+                request.encode_to_vec()
+            };
+            non_session.extend_from_slice(&held_bytes);
+            forwarder.offer(
+                ForwardMode::NonSession,
+                Signal::Traces,
+                &non_session,
+                kept_spans - session_spans + held_spans,
+            );
+        }
+    }
     Ok(outcome)
+}
+
+fn count_spans(protobuf: &[u8]) -> u64 {
+    ExportTraceServiceRequest::decode(protobuf)
+        .map(|r| r.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum())
+        .unwrap_or(0)
+}
+
+/// What one write stored.
+#[derive(Default)]
+struct Stored {
+    spans: u64,
+    logs: u64,
+}
+
+/// Writes blocks and logs with what a continuous-session save took out of its windows, then the saved
+/// replay chunks, then marks the sessions a trigger saved.
+async fn write_with_saved(
+    state: &AppState,
+    mut blocks: Vec<TraceBlock>,
+    mut logs: Vec<LogRecord>,
+    saved: Saved,
+) -> Result<Stored, ApiError> {
+    let window_spans: u64 = saved.blocks.iter().map(|b| b.span_count as u64).sum();
+    let window_logs = saved.logs.len() as u64;
+    blocks.extend(saved.blocks);
+    logs.extend(saved.logs);
+    let stored = Stored { spans: blocks.iter().map(|b| b.span_count as u64).sum(), logs: logs.len() as u64 };
+    if !blocks.is_empty() || !logs.is_empty() {
+        let written = write(state, WriteBatch { trace_blocks: blocks, logs, ..Default::default() }).await;
+        if written.is_err() && (window_spans > 0 || window_logs > 0 || !saved.replay.is_empty()) {
+            // The client retries its own request; what came out of a continuous window is gone with
+            // this failed write, so it is counted and logged rather than lost quietly.
+            let counters = &state.counters;
+            Counters::add(&counters.continuous_spans_expired, window_spans);
+            Counters::add(&counters.continuous_logs_expired, window_logs);
+            Counters::add(&counters.continuous_replay_expired, saved.replay.len() as u64);
+            tracing::error!(
+                spans = window_spans,
+                logs = window_logs,
+                replay_chunks = saved.replay.len(),
+                "continuous window lost: the store write of its save failed"
+            );
+        }
+        written?;
+    }
+    for chunk in saved.replay {
+        let stored_chunk = state.store.put_replay_chunk(chunk).await?;
+        let counter =
+            if stored_chunk { &state.counters.replay_chunks_stored } else { &state.counters.replay_chunks_duplicate };
+        Counters::add(counter, 1);
+    }
+    for id in saved.triggered_sessions {
+        if let Some(mut session) = state.store.session(&id).await?
+            && session.saved_at_ms.is_none()
+        {
+            session.saved_at_ms = Some(crate::endpoints::sessions::now_ms());
+            state.store.update_session(&session).await?;
+            Counters::add(&state.counters.continuous_saves, 1);
+        }
+    }
+    Ok(stored)
+}
+
+/// `POST /api/sessions/{id}/save` of a continuous session: writes its window; later data is written
+/// through. The caller sets `saved_at_ms`.
+pub async fn save_continuous(state: &AppState, session: &Session) -> Result<(), ApiError> {
+    let saved = state.continuous.save(session);
+    let stored = write_with_saved(state, Vec::new(), Vec::new(), saved).await?;
+    Counters::add(&state.counters.spans_stored, stored.spans);
+    Counters::add(&state.counters.logs_stored, stored.logs);
+    Counters::add(&state.counters.continuous_saves, 1);
+    tracing::info!(session_id = %session.id, spans = stored.spans, logs = stored.logs, "continuous session saved");
+    Ok(())
 }
 
 /// What a log export answers.
@@ -45,26 +237,131 @@ pub struct LogOutcome {
 /// Ingests one log request and returns once its records are durable.
 pub async fn accept_logs(state: &AppState, input: LogInput) -> Result<LogOutcome, ApiError> {
     let counters = &state.counters;
-    let prepared: PreparedLogs = sessiontrace_ingest::logs::prepare(input, &state.ingest).inspect_err(|_| {
+    // Forwarding needs the request itself, so it is decoded here once and handed to ingest decoded.
+    let (input, forward_request) = match &state.forwarder {
+        Some(_) => {
+            let request = match input {
+                LogInput::Protobuf(bytes) => from_protobuf::<ExportLogsServiceRequest>(&bytes, "logs"),
+                LogInput::Json(bytes) => from_json::<ExportLogsServiceRequest>(&bytes, "resourceLogs"),
+                LogInput::Decoded(request) => Ok(request),
+            }
+            .inspect_err(|_| Counters::add(&counters.requests_invalid, 1))?;
+            (LogInput::Decoded(request.clone()), Some(request))
+        }
+        None => (input, None),
+    };
+    let mut prepared: PreparedLogs = sessiontrace_ingest::logs::prepare(input, &state.ingest).inspect_err(|_| {
         Counters::add(&counters.requests_invalid, 1);
     })?;
     Counters::add(&counters.logs_received, prepared.received);
     Counters::add(&counters.logs_rejected, prepared.rejected);
-    Counters::add(&counters.logs_dropped, prepared.dropped);
-    let stored = prepared.records.len() as u64;
-    write(state, WriteBatch { logs: prepared.records, ..Default::default() }).await?;
-    Counters::add(&counters.logs_stored, stored);
+    let held = std::mem::take(&mut prepared.held);
+    let held_count = held.len() as u64;
+    let mut records = std::mem::take(&mut prepared.records);
+    let mut released = crate::tail::Released::default();
+    match &state.tail {
+        Some(tail) => {
+            Counters::add(&counters.logs_dropped, prepared.dropped - held_count);
+            let error_traces: Vec<([u8; 16], KeepReason)> = records
+                .iter()
+                .filter(|log| log.session_key.is_none() && log.severity_number >= 17)
+                .filter_map(|log| log.trace_id.map(|id| (id, KeepReason::Error)))
+                .collect();
+            released = tail.on_kept(&error_traces, counters);
+            records.extend(tail.on_held_logs(held, counters));
+        }
+        None => Counters::add(&counters.logs_dropped, prepared.dropped),
+    }
+    for log in &records {
+        let counter = match (&log.session_key, &log.trace_id) {
+            (Some(_), _) => &counters.logs_kept_session,
+            (None, Some(_)) => &counters.logs_kept_trace,
+            (None, None) => &counters.logs_kept_untraced,
+        };
+        Counters::add(counter, 1);
+    }
+    let records = state.continuous.intercept_logs(records).await?;
+    let mut logs = records;
+    logs.extend(released.logs);
+    let stored = write_with_saved(state, released.blocks, logs, Saved::default()).await?;
+    Counters::add(&counters.logs_stored, stored.logs);
+    Counters::add(&counters.spans_stored, stored.spans);
+    Counters::add(&counters.spans_kept_error, released.error_spans);
+
+    if let (Some(forwarder), Some(request)) = (&state.forwarder, forward_request) {
+        forward_logs(state, forwarder, request);
+    }
     Ok(LogOutcome { rejected: prepared.rejected, rejection_message: prepared.rejection_message })
+}
+
+/// Offers a log request to the upstreams: attributes masked as for storage, then filtered per mode.
+fn forward_logs(state: &AppState, forwarder: &crate::forward::Forwarder, mut request: ExportLogsServiceRequest) {
+    let config = &state.ingest;
+    for resource_logs in &mut request.resource_logs {
+        for log in resource_logs.scope_logs.iter_mut().flat_map(|s| s.log_records.iter_mut()) {
+            normalize_attributes(&mut log.attributes, &config.masking, config.max_attribute_value_bytes);
+        }
+    }
+    let count = |request: &ExportLogsServiceRequest| -> u64 {
+        request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
+    };
+    let filtered = |keep: &dyn Fn(&opentelemetry_proto::tonic::logs::v1::LogRecord, Option<&str>) -> bool| {
+        let mut copy = request.clone();
+        for resource_logs in &mut copy.resource_logs {
+            let attributes = resource_logs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+            let resource_session = session_attribute(attributes).map(str::to_string);
+            for scope_logs in &mut resource_logs.scope_logs {
+                scope_logs.log_records.retain(|log| keep(log, resource_session.as_deref()));
+            }
+        }
+        copy
+    };
+    let is_session = |log: &opentelemetry_proto::tonic::logs::v1::LogRecord, resource_session: Option<&str>| {
+        session_key(&log.trace_id, &log.attributes, resource_session).is_some()
+    };
+    if forwarder.wants(ForwardMode::All) {
+        forwarder.offer(ForwardMode::All, Signal::Logs, &request.encode_to_vec(), count(&request));
+    }
+    if forwarder.wants(ForwardMode::NonSession) {
+        let non_session = filtered(&|log, resource| !is_session(log, resource));
+        forwarder.offer(ForwardMode::NonSession, Signal::Logs, &non_session.encode_to_vec(), count(&non_session));
+    }
+    if forwarder.wants(ForwardMode::Kept) {
+        let kept = filtered(&|log, resource| {
+            let Ok(trace_id) = <[u8; 16]>::try_from(log.trace_id.as_slice()) else { return true };
+            let facts = TraceFacts {
+                trace_id: &trace_id,
+                is_session: is_session(log, resource),
+                has_error: log.severity_number >= 17,
+                duration_ns: 0,
+            };
+            config.routing.decide(facts) != Decision::Drop
+        });
+        forwarder.offer(ForwardMode::Kept, Signal::Logs, &kept.encode_to_vec(), count(&kept));
+    }
 }
 
 /// Ingests one metrics request and returns once its points are durable.
 pub async fn accept_metrics(state: &AppState, input: MetricInput) -> Result<(), ApiError> {
+    // Metrics carry no trace: every mode forwards them all, as received.
+    let forward_bytes = state.forwarder.as_ref().map(|_| match &input {
+        MetricInput::Protobuf(bytes) => Some(bytes.clone()),
+        MetricInput::Json(bytes) => {
+            from_json::<ExportMetricsServiceRequest>(bytes, "resourceMetrics").ok().map(|r| r.encode_to_vec())
+        }
+        MetricInput::Decoded(request) => Some(request.encode_to_vec()),
+    });
     let points = sessiontrace_ingest::metrics::prepare(input, &state.ingest).inspect_err(|_| {
         Counters::add(&state.counters.requests_invalid, 1);
     })?;
     let stored = points.len() as u64;
     write(state, WriteBatch { metric_points: points, ..Default::default() }).await?;
     Counters::add(&state.counters.metric_points_stored, stored);
+    if let (Some(forwarder), Some(Some(bytes))) = (&state.forwarder, forward_bytes) {
+        for mode in [ForwardMode::All, ForwardMode::NonSession, ForwardMode::Kept] {
+            forwarder.offer(mode, Signal::Metrics, &bytes, stored);
+        }
+    }
     Ok(())
 }
 
@@ -73,4 +370,90 @@ async fn write(state: &AppState, batch: WriteBatch) -> Result<(), ApiError> {
         Counters::add(&state.counters.store_failures, 1);
         ApiError::from(error)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Kind};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use std::sync::atomic::Ordering;
+
+    fn state(change: impl FnOnce(&mut ServerConfig)) -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig { data_dir: dir.path().to_path_buf(), ..Default::default() };
+        change(&mut config);
+        (crate::build_state(config).unwrap(), dir)
+    }
+
+    fn spans(trace: [u8; 16], ids: &[u8]) -> Vec<u8> {
+        let spans = ids
+            .iter()
+            .map(|id| Span {
+                trace_id: trace.to_vec(),
+                span_id: vec![*id; 8],
+                name: format!("span{id}"),
+                start_time_unix_nano: 1_000,
+                end_time_unix_nano: 2_000,
+                ..Default::default()
+            })
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue { value: Some(Kind::StringValue("api".into())) }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_default_config_stores_the_received_bytes() {
+        let (state, _dir) = state(|_| {});
+        assert!(state.tail.is_none() && state.forwarder.is_none());
+        let bytes = spans([4; 16], &[1, 2]);
+        accept_traces(&state, TraceInput::Protobuf(bytes.clone())).await.unwrap();
+        assert_eq!(state.store.trace_blocks([4; 16]).await.unwrap(), vec![bytes]);
+    }
+
+    #[tokio::test]
+    async fn an_error_log_keeps_the_held_spans_of_its_trace() {
+        let (state, _dir) = state(|config| {
+            config.sampling_ratio = 0.0;
+            config.decision_wait_ms = 60_000;
+        });
+        let trace = [4; 16];
+        accept_traces(&state, TraceInput::Protobuf(spans(trace, &[1, 2]))).await.unwrap();
+        assert!(state.store.trace_blocks(trace).await.unwrap().is_empty());
+        assert_eq!(state.counters.pending_spans.load(Ordering::Relaxed), 2);
+        let log = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpLog { trace_id: trace.to_vec(), severity_number: 17, ..Default::default() }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        accept_logs(&state, LogInput::Decoded(log)).await.unwrap();
+        assert_eq!(state.store.trace_blocks(trace).await.unwrap().len(), 1);
+        assert_eq!(state.counters.pending_spans.load(Ordering::Relaxed), 0);
+        assert_eq!(state.counters.spans_kept_error.load(Ordering::Relaxed), 2);
+        // A straggler of the kept trace is kept on arrival.
+        accept_traces(&state, TraceInput::Protobuf(spans(trace, &[3]))).await.unwrap();
+        assert_eq!(state.store.trace_blocks(trace).await.unwrap().len(), 2);
+        assert_eq!(state.counters.spans_stored.load(Ordering::Relaxed), 3);
+        assert_eq!(state.counters.spans_dropped.load(Ordering::Relaxed), 0);
+    }
 }

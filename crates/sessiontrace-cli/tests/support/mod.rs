@@ -1,5 +1,9 @@
 //! Starts the real `sessiontrace` binary on free loopback ports for end-to-end tests, and stops it with
 //! SIGKILL when the test is done (or when a test wants a crash).
+//!
+//! With `SESSIONTRACE_TEST_STORE=clickhouse` (and `SESSIONTRACE_CLICKHOUSE_URL`, which the binary reads
+//! too) every server uses the ClickHouse store, one database per data folder, unless the test passes
+//! its own `--store`.
 
 #![allow(dead_code)]
 
@@ -21,6 +25,23 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `--store clickhouse --clickhouse-database <one per data folder>` when `SESSIONTRACE_TEST_STORE=clickhouse`.
+fn test_store_flags(data_dir: &Path) -> Vec<String> {
+    if std::env::var("SESSIONTRACE_TEST_STORE").as_deref() != Ok("clickhouse") {
+        return Vec::new();
+    }
+    assert!(
+        std::env::var("SESSIONTRACE_CLICKHOUSE_URL").is_ok_and(|url| !url.is_empty()),
+        "SESSIONTRACE_TEST_STORE=clickhouse needs SESSIONTRACE_CLICKHOUSE_URL"
+    );
+    // FNV-1a of the folder: a restarted server (the crash test) finds its data again.
+    let hash = data_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    vec!["--store".into(), "clickhouse".into(), "--clickhouse-database".into(), format!("st_e2e_{hash:016x}")]
+}
+
 impl RunningServer {
     /// Starts `sessiontrace serve` on the data folder and waits until it answers `/healthz`.
     pub fn start(data_dir: &Path) -> Self {
@@ -38,6 +59,7 @@ impl RunningServer {
             .args(["--otlp-http", &format!("127.0.0.1:{otlp_http}")])
             .args(["--otlp-grpc", &format!("127.0.0.1:{otlp_grpc}")])
             .args(extra)
+            .args(if extra.contains(&"--store") { Vec::new() } else { test_store_flags(data_dir) })
             .env("SESSIONTRACE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

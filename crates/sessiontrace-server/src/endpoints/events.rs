@@ -1,6 +1,7 @@
 //! Replay events of the browser recorder: `POST /api/sessions/{id}/events` stores a chunk
 //! `{seq, events}` once per (session, seq) (a re-sent chunk changes nothing), `GET` returns every event
 //! in seq order. Bodies may be gzip-compressed and of any content type (keepalive fetches send text).
+//! Chunks of an unsaved continuous session are held in its rolling window ([`crate::continuous`]).
 
 use axum::Json;
 use axum::Router;
@@ -70,6 +71,10 @@ async fn put_events(
         first_timestamp_ms: timestamps.iter().copied().min().unwrap_or(0),
         last_timestamp_ms: timestamps.iter().copied().max().unwrap_or(0),
         events_json: serde_json::to_vec(&events).map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    // An unsaved continuous session keeps its replay in its rolling window until it is saved.
+    let Some(chunk) = state.continuous.intercept_replay(&session, chunk).await? else {
+        return Ok(Json(serde_json::json!({"seq": seq, "stored": true, "held": true})));
     };
     let stored = state.store.put_replay_chunk(chunk).await?;
     let counter = if stored { &state.counters.replay_chunks_stored } else { &state.counters.replay_chunks_duplicate };

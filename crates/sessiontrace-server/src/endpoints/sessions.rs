@@ -113,6 +113,10 @@ async fn stop_session(State(state): State<AppState>, Path(id): Path<String>) -> 
 
 async fn save_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let mut session = find_session(&state, &id).await?;
+    // A continuous session's rolling window is written first, so a saved session has what came before.
+    if session.kind == SessionKind::Continuous {
+        crate::pipeline::save_continuous(&state, &session).await?;
+    }
     session.saved_at_ms = Some(now_ms());
     state.store.update_session(&session).await?;
     let stats = state.store.session_stats(&session).await?;

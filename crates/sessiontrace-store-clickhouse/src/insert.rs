@@ -1,0 +1,269 @@
+//! The write path. A caller's [`WriteBatch`] is compressed and encoded as RowBinary rows on the caller's
+//! task ([`Rows`]), then queued for the one writer task. The writer sends at most one group of inserts
+//! per `flush_interval` (sooner when the rows or bytes reach their bounds): it gathers queued jobs until
+//! the interval since the previous group is over, sends one insert per table, and only then answers
+//! every job of the group: an acknowledged write is in ClickHouse.
+//!
+//! The queue is bounded by bytes (a semaphore of KiB permits held until the job is answered): when
+//! ClickHouse is slow or down, new writes fail at once with `Unavailable` instead of piling up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiontrace_model::records::{ReplayChunk, WriteBatch};
+use sessiontrace_store::StoreError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::client::Client;
+use crate::rowbinary::RowWriter;
+use crate::schema::{self, TABLES};
+use crate::{IdClock, compress, day_of_ms, day_of_ns};
+
+/// Encoded rows for each table, in [`TABLES`] order.
+pub(crate) struct Rows {
+    tables: Vec<RowWriter>,
+    counts: Vec<u64>,
+}
+
+fn table_slot(name: &str) -> usize {
+    TABLES.iter().position(|table| table.name == name).expect("known table")
+}
+
+impl Rows {
+    pub(crate) fn new() -> Self {
+        Rows { tables: TABLES.iter().map(|_| RowWriter::default()).collect(), counts: vec![0; TABLES.len()] }
+    }
+
+    fn table(&mut self, name: &str) -> &mut RowWriter {
+        let slot = table_slot(name);
+        self.counts[slot] += 1;
+        &mut self.tables[slot]
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.bytes.len()).sum()
+    }
+
+    pub(crate) fn rows(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Spans (as blocks plus index rows), logs and metric points of one write.
+    pub(crate) fn from_batch(batch: &WriteBatch, ids: &IdClock) -> Result<Self, StoreError> {
+        let mut rows = Rows::new();
+        let received_ns = crate::now_ns() as i64;
+        let day = day_of_ns(received_ns);
+        for block in &batch.trace_blocks {
+            let block_id = ids.next();
+            let data = compress(&block.protobuf)?;
+            let row = rows.table(schema::SPAN_BLOCKS);
+            row.date(day);
+            row.u64(block_id);
+            row.i64(received_ns);
+            row.u32(block.span_count);
+            row.string(&data);
+            for trace in &block.traces {
+                let session_key = trace.session_key.as_deref().unwrap_or_default();
+                let targets: &[&str] = if session_key.is_empty() {
+                    &[schema::TRACE_INDEX]
+                } else {
+                    &[schema::TRACE_INDEX, schema::SESSION_TRACES]
+                };
+                for target in targets {
+                    let row = rows.table(target);
+                    row.date(day);
+                    row.fixed(&trace.trace_id);
+                    row.i64(trace.start_unix_nano);
+                    row.i64(trace.end_unix_nano);
+                    row.u64(block_id);
+                    row.string(session_key.as_bytes());
+                    row.strings(&trace.services);
+                    row.u32(trace.span_count);
+                    row.u32(trace.error_count);
+                    let (root_name, root_service) = trace.root.clone().unzip();
+                    row.nullable(root_name, |w, v| w.string(v.as_bytes()));
+                    row.nullable(root_service, |w, v| w.string(v.as_bytes()));
+                }
+            }
+        }
+        for log in &batch.logs {
+            let log_id = ids.next();
+            let row = rows.table(schema::LOGS);
+            row.date(day);
+            row.string(log.session_key.as_deref().unwrap_or_default().as_bytes());
+            row.i64(log.time_unix_nano);
+            row.u64(log_id);
+            row.nullable(log.trace_id, |w, v| w.fixed(&v));
+            row.nullable(log.span_id, |w, v| w.fixed(&v));
+            row.string(log.service.as_bytes());
+            row.i32(log.severity_number);
+            row.string(log.severity_text.as_bytes());
+            row.string(log.body.as_bytes());
+            row.string(log.attributes_json.as_bytes());
+            row.string(log.resource_json.as_bytes());
+        }
+        for point in &batch.metric_points {
+            let row = rows.table(schema::METRIC_POINTS);
+            row.date(day);
+            row.string(point.service.as_bytes());
+            row.string(point.name.as_bytes());
+            row.i64(point.time_unix_nano);
+            row.string(point.kind.as_bytes());
+            row.string(point.unit.as_bytes());
+            row.nullable(point.value, |w, v| w.u64(v.to_bits()));
+            row.string(point.attributes_json.as_bytes());
+            row.string(point.detail_json.as_bytes());
+        }
+        Ok(rows)
+    }
+
+    /// One replay chunk, stamped with the time it was first accepted.
+    pub(crate) fn from_replay_chunk(chunk: &ReplayChunk) -> Result<Self, StoreError> {
+        let mut rows = Rows::new();
+        let inserted_ns = crate::now_ns();
+        let data = compress(&chunk.events_json)?;
+        let row = rows.table(schema::REPLAY_CHUNKS);
+        row.date(day_of_ms(inserted_ns as i64 / 1_000_000));
+        row.string(chunk.session_id.as_bytes());
+        row.u64(chunk.seq);
+        row.u64(inserted_ns);
+        row.u64(u64::MAX - inserted_ns);
+        row.u32(chunk.event_count);
+        row.i64(chunk.first_timestamp_ms);
+        row.i64(chunk.last_timestamp_ms);
+        row.string(&data);
+        Ok(rows)
+    }
+
+    fn append(&mut self, other: Rows) {
+        for (slot, (writer, count)) in other.tables.into_iter().zip(other.counts).enumerate() {
+            self.tables[slot].bytes.extend_from_slice(&writer.bytes);
+            self.counts[slot] += count;
+        }
+    }
+}
+
+/// Bounds of the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterLimits {
+    pub(crate) flush_interval: Duration,
+    pub(crate) max_rows: u64,
+    pub(crate) max_bytes: usize,
+    pub(crate) queue_bytes: usize,
+}
+
+struct Job {
+    rows: Rows,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+    /// The job's share of the queue budget, given back when the job is answered.
+    permit: OwnedSemaphorePermit,
+}
+
+/// The handle callers use; the task behind it ends when the last handle is dropped.
+pub(crate) struct WriterHandle {
+    jobs: mpsc::UnboundedSender<Job>,
+    budget: Arc<Semaphore>,
+    budget_kib: u32,
+}
+
+impl WriterHandle {
+    /// Starts the writer task on the current tokio runtime.
+    pub(crate) fn start(client: Client, limits: WriterLimits) -> Self {
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let budget_kib = (limits.queue_bytes / 1024).clamp(1, u32::MAX as usize >> 4) as u32;
+        tokio::spawn(run(client, receiver, limits));
+        WriterHandle { jobs, budget: Arc::new(Semaphore::new(budget_kib as usize)), budget_kib }
+    }
+
+    /// Queues rows and waits until the insert that holds them was accepted.
+    pub(crate) async fn submit(&self, rows: Rows) -> Result<(), StoreError> {
+        if rows.rows() == 0 {
+            return Ok(());
+        }
+        let kib = ((rows.bytes() / 1024) as u32 + 1).min(self.budget_kib);
+        let permit = self.budget.clone().try_acquire_many_owned(kib).map_err(|_| {
+            StoreError::Unavailable("clickhouse write queue is full: clickhouse is slower than ingest".into())
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { rows, reply, permit })
+            .map_err(|_| StoreError::Internal("the clickhouse writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Internal("the clickhouse writer dropped a job".into()))?
+    }
+}
+
+async fn run(client: Client, mut receiver: mpsc::UnboundedReceiver<Job>, limits: WriterLimits) {
+    // At most one group per `flush_interval`: a write that finds the writer idle for that long goes out at
+    // once; under load, each group waits out the rest of the interval and gathers what arrives meanwhile.
+    let mut last_flush = Instant::now().checked_sub(limits.flush_interval).unwrap_or_else(Instant::now);
+    while let Some(first) = receiver.recv().await {
+        let deadline = (last_flush + limits.flush_interval).max(Instant::now());
+        let mut group = vec![first];
+        let (mut rows, mut bytes) = (group[0].rows.rows(), group[0].rows.bytes());
+        let mut add = |group: &mut Vec<Job>, job: Job| {
+            rows += job.rows.rows();
+            bytes += job.rows.bytes();
+            group.push(job);
+            rows < limits.max_rows && bytes < limits.max_bytes
+        };
+        let mut room = true;
+        while room {
+            match receiver.try_recv() {
+                Ok(job) => room = add(&mut group, job),
+                Err(_) => break,
+            }
+        }
+        while room {
+            tokio::select! {
+                next = receiver.recv() => match next {
+                    Some(job) => room = add(&mut group, job),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        last_flush = Instant::now();
+        flush(&client, group).await;
+    }
+}
+
+/// One insert per table for the whole group, then every job's answer.
+async fn flush(client: &Client, group: Vec<Job>) {
+    let mut merged = Rows::new();
+    let mut replies = Vec::with_capacity(group.len());
+    for job in group {
+        merged.append(job.rows);
+        replies.push((job.reply, job.permit));
+    }
+    let started = std::time::Instant::now();
+    let mut outcome: Result<(), StoreError> = Ok(());
+    for (slot, table) in TABLES.iter().enumerate() {
+        if merged.counts[slot] == 0 {
+            continue;
+        }
+        let rows = std::mem::take(&mut merged.tables[slot].bytes);
+        if let Err(error) = client.insert(table.name, &schema::column_names(table.name), rows).await {
+            tracing::warn!(table = table.name, %error, "clickhouse insert failed");
+            outcome = Err(error);
+            break;
+        }
+    }
+    tracing::debug!(
+        jobs = replies.len(),
+        rows = merged.rows(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "clickhouse flush"
+    );
+    for (reply, permit) in replies {
+        // Give the budget back before answering, so the caller's next write finds it free.
+        drop(permit);
+        let answer = match &outcome {
+            Ok(()) => Ok(()),
+            Err(StoreError::Unavailable(message)) => Err(StoreError::Unavailable(message.clone())),
+            Err(StoreError::Conflict) => Err(StoreError::Conflict),
+            Err(StoreError::Internal(message)) => Err(StoreError::Internal(message.clone())),
+        };
+        let _ = reply.send(answer);
+    }
+}
