@@ -245,6 +245,31 @@ pub async fn replay_events(store: &dyn Store, session: &Session) -> Result<Vec<V
     Ok(events)
 }
 
+/// `{"events": [...]}` of a session as JSON bytes, joined from the stored chunks without parsing them
+/// (each chunk is stored as the JSON array the server wrote): tens of thousands of events stay cheap.
+pub async fn replay_events_json(store: &dyn Store, session: &Session) -> Result<Vec<u8>, StoreError> {
+    let chunks = store.replay_chunks(&session.id).await?;
+    let mut body = Vec::with_capacity(chunks.iter().map(|c| c.events_json.len()).sum::<usize>() + 16);
+    body.extend_from_slice(b"{\"events\":[");
+    let mut first = true;
+    for chunk in &chunks {
+        let text = chunk.events_json.trim_ascii();
+        let Some(inner) = text.strip_prefix(b"[").and_then(|t| t.strip_suffix(b"]")) else {
+            return Err(StoreError::Internal(format!("replay chunk {} is not a JSON array", chunk.seq)));
+        };
+        if inner.trim_ascii().is_empty() {
+            continue;
+        }
+        if !first {
+            body.push(b',');
+        }
+        body.extend_from_slice(inner);
+        first = false;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(body)
+}
+
 /// The whole timeline of a session, sorted by time.
 pub async fn session_timeline(store: &dyn Store, session: &Session) -> Result<Vec<TimelineItem>, StoreError> {
     let events = replay_events(store, session).await?;

@@ -7,11 +7,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::Value;
 use sessiontrace_ingest::decode::decompress;
 use sessiontrace_model::records::ReplayChunk;
-use sessiontrace_query::timeline::replay_events;
+use sessiontrace_query::timeline::replay_events_json;
 
 use crate::endpoints::read_body;
 use crate::endpoints::sessions::find_session;
@@ -82,8 +83,8 @@ async fn put_events(
     Ok(Json(serde_json::json!({"seq": seq, "stored": stored})))
 }
 
-async fn get_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let session = find_session(&state, &id).await?;
-    let events = replay_events(state.store.as_ref(), &session).await?;
-    Ok(Json(serde_json::json!({"events": events})))
+    let body = replay_events_json(state.store.as_ref(), &session).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
