@@ -89,6 +89,7 @@ pub async fn session(command: SessionCommand) -> anyhow::Result<ExitCode> {
             let field = |key: &str| session.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
             if args.env {
                 println!("export TRACEPARENT={}", field("traceparent"));
+                println!("export TRACESTATE={}", field("tracestate"));
                 println!("export SESSIONTRACE_SESSION_ID={}", field("id"));
                 println!("export SESSIONTRACE_SHORT_ID={}", field("short_id"));
             } else {
@@ -97,6 +98,7 @@ pub async fn session(command: SessionCommand) -> anyhow::Result<ExitCode> {
                 println!("  short id:    {}", field("short_id"));
                 println!("  trace ids:   {}…", field("trace_id_prefix"));
                 println!("  traceparent: {}", field("traceparent"));
+                println!("  tracestate:  {}", field("tracestate"));
             }
         }
         SessionCommand::Stop { id, server } => {

@@ -104,6 +104,22 @@ impl Session {
         sampled_traceparent(trace_id, SpanId::random())
     }
 
+    /// The W3C `tracestate` that carries this session's capture choice to every service on the trace
+    /// (`sessiontrace=hb`, `h`, `b` or `0`; read by sessiontrace-sdk's capture layer).
+    pub fn capture_tracestate(&self) -> String {
+        let mut value = String::new();
+        if self.capture.headers {
+            value.push('h');
+        }
+        if self.capture.bodies {
+            value.push('b');
+        }
+        if value.is_empty() {
+            value.push('0');
+        }
+        format!("sessiontrace={value}")
+    }
+
     /// A new long id: 16 random bytes as hex.
     pub fn new_id() -> String {
         use rand::Rng;
@@ -141,5 +157,10 @@ mod tests {
         assert!(traceparent.ends_with("-01"));
         assert_eq!(traceparent.len(), 55);
         assert_eq!(session.trace_id_prefix(), "debdeb0badcafe");
+        assert_eq!(session.capture_tracestate(), "sessiontrace=hb");
+        let headers_only = Session { capture: CaptureSettings { headers: true, bodies: false }, ..session.clone() };
+        assert_eq!(headers_only.capture_tracestate(), "sessiontrace=h");
+        let nothing = Session { capture: CaptureSettings { headers: false, bodies: false }, ..session };
+        assert_eq!(nothing.capture_tracestate(), "sessiontrace=0");
     }
 }

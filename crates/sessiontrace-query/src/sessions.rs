@@ -29,6 +29,7 @@ pub fn session_json(session: &Session, stats: Option<&SessionStats>) -> Value {
         "capture": session.capture,
         "trace_id_prefix": session.trace_id_prefix(),
         "traceparent": session.new_traceparent(),
+        "tracestate": session.capture_tracestate(),
         "started_at": rfc3339(session.started_at_ms),
         "started_at_ms": session.started_at_ms,
         "stopped_at": session.stopped_at_ms.map(rfc3339),

@@ -253,6 +253,7 @@ async fn a_session_links_spans_by_prefix_and_attribute_even_after_it_stopped() {
     let traceparent = session["traceparent"].as_str().unwrap();
     assert!(traceparent.starts_with(&format!("00-{}", session["trace_id_prefix"].as_str().unwrap())));
     assert!(traceparent.ends_with("-01"));
+    assert_eq!(session["tracestate"], "sessiontrace=hb", "capture on by default, carried to every service");
     let session_trace = hex::decode(&traceparent[3..35]).unwrap();
     let (status, _) = server.post(&format!("/api/sessions/{id}/stop"), "application/json", vec![]).await;
     assert_eq!(status, StatusCode::OK);
