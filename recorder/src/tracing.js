@@ -2,8 +2,8 @@
 // always sampled, traceparent only to same-origin and `propagateTo` URLs, spans exported as OTLP/HTTP
 // JSON to {endpoint}/v1/traces. startTracing() returns {flush, stop}.
 
-import { context, propagation, trace } from '@opentelemetry/api';
-import { WebTracerProvider, BatchSpanProcessor, AlwaysOnSampler } from '@opentelemetry/sdk-trace-web';
+import { context, propagation, trace, createTraceState, SamplingDecision } from '@opentelemetry/api';
+import { WebTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-web';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
@@ -15,6 +15,25 @@ import { SessionIdGenerator } from './ids.js';
 
 function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/**
+ * Samples every span (a session's traces are kept whole) and gives root spans the session's `tracestate`
+ * (`sessiontrace=h`, `b` or `0`), so sessiontrace-sdk services capture only what the session asked for.
+ * The default (`sessiontrace=hb`, capture everything) is what services do without it, so it is not sent:
+ * a header fewer for cross-origin backends whose CORS does not list `tracestate`.
+ */
+export class SessionSampler {
+  constructor(tracestate) {
+    this.traceState = tracestate && tracestate !== 'sessiontrace=hb' ? createTraceState(tracestate) : undefined;
+  }
+  shouldSample(ctx) {
+    const isRoot = !trace.getSpanContext(ctx);
+    return { decision: SamplingDecision.RECORD_AND_SAMPLED, traceState: isRoot ? this.traceState : undefined };
+  }
+  toString() {
+    return 'SessionSampler';
+  }
 }
 
 /**
@@ -35,7 +54,7 @@ export function startTracing(o) {
       'telemetry.sdk.language': 'webjs',
     }),
     idGenerator: new SessionIdGenerator(() => prefix),
-    sampler: new AlwaysOnSampler(),
+    sampler: new SessionSampler(o.session.tracestate),
     spanProcessors: [
       new BatchSpanProcessor(new OTLPTraceExporter({ url: o.endpoint + '/v1/traces' }), {
         scheduledDelayMillis: 1000,

@@ -251,3 +251,15 @@ test('uploader: falls back to localStorage when sessionStorage is full', () => {
   const again = new Uploader({ url: 'x', fetch: async () => ({ ok: true }), storage: full, fallbackStorage: local, storageKey: 'k' });
   assert.equal(again.nextSeq, 1);
 });
+
+test('root spans carry the session capture tracestate unless it is the default', async () => {
+  const { SessionSampler } = await import('../src/tracing.js');
+  const { ROOT_CONTEXT, trace: api } = await import('@opentelemetry/api');
+  const narrowed = new SessionSampler('sessiontrace=h');
+  const root = narrowed.shouldSample(ROOT_CONTEXT);
+  assert.equal(root.decision, 2);
+  assert.equal(root.traceState.serialize(), 'sessiontrace=h');
+  const parent = api.setSpanContext(ROOT_CONTEXT, { traceId: 'debdeb01020304aaaaaaaaaaaaaaaaaa', spanId: '0102030405060708', traceFlags: 1 });
+  assert.equal(narrowed.shouldSample(parent).traceState, undefined, 'children inherit from their parent');
+  assert.equal(new SessionSampler('sessiontrace=hb').shouldSample(ROOT_CONTEXT).traceState, undefined);
+});
