@@ -9,7 +9,8 @@ use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
 use sessiontrace_model::{Session, SessionKind};
 use sessiontrace_store::{
-    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceSummary,
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceIndexRow, TraceSummary,
+    summarize_traces,
 };
 
 use crate::client::Client;
@@ -221,41 +222,17 @@ pub(crate) async fn session_traces(client: &Client, session: &Session) -> Result
             r.nullable(|r| r.string())?,
         ))
     })?;
-    let mut traces: Vec<TraceSummary> = Vec::new();
-    let mut position = HashMap::new();
-    for (trace_id, services, start, end, span_count, error_count, root_name, root_service) in rows {
-        let slot = *position.entry(trace_id).or_insert_with(|| {
-            traces.push(TraceSummary {
-                trace_id,
-                root: None,
-                services: vec![],
-                start_unix_nano: i64::MAX,
-                end_unix_nano: i64::MIN,
-                span_count: 0,
-                error_count: 0,
-            });
-            traces.len() - 1
-        });
-        let summary = &mut traces[slot];
-        // Rows come oldest first: the earliest block's root is the trace's root.
-        let is_earliest_block = start < summary.start_unix_nano || summary.root.is_none();
-        summary.start_unix_nano = summary.start_unix_nano.min(start);
-        summary.end_unix_nano = summary.end_unix_nano.max(end);
-        summary.span_count += u64::from(span_count);
-        summary.error_count += u64::from(error_count);
-        if let (Some(name), Some(service), true) = (root_name, root_service, is_earliest_block) {
-            summary.root = Some((name, service));
-        }
-        for service in services.into_iter().filter(|s| !s.is_empty()) {
-            if !summary.services.contains(&service) {
-                summary.services.push(service);
-            }
-        }
-    }
-    for summary in &mut traces {
-        summary.services.sort();
-    }
-    Ok(traces)
+    Ok(summarize_traces(rows.into_iter().map(
+        |(trace_id, services, start, end, span_count, error_count, root_name, root_service)| TraceIndexRow {
+            trace_id,
+            services,
+            start_unix_nano: start,
+            end_unix_nano: end,
+            span_count: u64::from(span_count),
+            error_count: u64::from(error_count),
+            root: root_name.zip(root_service),
+        },
+    )))
 }
 
 pub(crate) async fn trace_blocks(client: &Client, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {

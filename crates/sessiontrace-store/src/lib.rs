@@ -84,6 +84,57 @@ pub struct TraceSummary {
     pub error_count: u64,
 }
 
+/// One trace's index row from one block, as a backend reads it back for [`summarize_traces`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceIndexRow {
+    pub trace_id: [u8; 16],
+    pub services: Vec<String>,
+    pub start_unix_nano: i64,
+    pub end_unix_nano: i64,
+    pub span_count: u64,
+    pub error_count: u64,
+    pub root: Option<(String, String)>,
+}
+
+/// Merges index rows, oldest first, into one summary per trace (first-seen order): times widened, counts
+/// summed, services joined and sorted, and the root taken from the earliest block that names one.
+pub fn summarize_traces(rows: impl IntoIterator<Item = TraceIndexRow>) -> Vec<TraceSummary> {
+    let mut traces: Vec<TraceSummary> = Vec::new();
+    let mut position = std::collections::HashMap::new();
+    for row in rows {
+        let slot = *position.entry(row.trace_id).or_insert_with(|| {
+            traces.push(TraceSummary {
+                trace_id: row.trace_id,
+                root: None,
+                services: vec![],
+                start_unix_nano: i64::MAX,
+                end_unix_nano: i64::MIN,
+                span_count: 0,
+                error_count: 0,
+            });
+            traces.len() - 1
+        });
+        let summary = &mut traces[slot];
+        let is_earliest_block = row.start_unix_nano < summary.start_unix_nano || summary.root.is_none();
+        summary.start_unix_nano = summary.start_unix_nano.min(row.start_unix_nano);
+        summary.end_unix_nano = summary.end_unix_nano.max(row.end_unix_nano);
+        summary.span_count += row.span_count;
+        summary.error_count += row.error_count;
+        if let (Some(root), true) = (row.root, is_earliest_block) {
+            summary.root = Some(root);
+        }
+        for service in row.services.into_iter().filter(|s| !s.is_empty()) {
+            if !summary.services.contains(&service) {
+                summary.services.push(service);
+            }
+        }
+    }
+    for summary in &mut traces {
+        summary.services.sort();
+    }
+    traces
+}
+
 /// Filters of a logs query.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {

@@ -7,7 +7,10 @@ use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
 use sessiontrace_model::{Session, SessionKind};
 
 use super::decompress;
-use crate::{LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceSummary};
+use crate::{
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceIndexRow, TraceSummary,
+    summarize_traces,
+};
 
 const SESSION_COLUMNS: &str = "id, short_id, kind, name, user_json, attributes_json, tags_json, capture_json, \
                                started_ms, stopped_ms, saved_ms";
@@ -150,49 +153,25 @@ pub(crate) fn session_traces(connection: &Connection, session: &Session) -> Resu
            (SELECT DISTINCT trace_id FROM trace_index_v1 WHERE session_key IN (?1, ?2))
          ORDER BY start_ns",
     )?;
-    let mut rows = statement.query(params![session.short_id.to_hex(), session.id])?;
-    let mut traces: Vec<TraceSummary> = Vec::new();
-    let mut position = std::collections::HashMap::new();
-    while let Some(row) = rows.next()? {
-        let trace_id: Vec<u8> = row.get(0)?;
-        let Ok(trace_id) = <[u8; 16]>::try_from(trace_id.as_slice()) else { continue };
-        let services: String = row.get(1)?;
-        let root_name: Option<String> = row.get(6)?;
-        let root_service: Option<String> = row.get(7)?;
-        let slot = *position.entry(trace_id).or_insert_with(|| {
-            traces.push(TraceSummary {
+    let rows = statement
+        .query_map(params![session.short_id.to_hex(), session.id], |row| {
+            let trace_id: Vec<u8> = row.get(0)?;
+            let services: String = row.get(1)?;
+            let root_name: Option<String> = row.get(6)?;
+            let root_service: Option<String> = row.get(7)?;
+            let Ok(trace_id) = <[u8; 16]>::try_from(trace_id.as_slice()) else { return Ok(None) };
+            Ok(Some(TraceIndexRow {
                 trace_id,
-                root: None,
-                services: vec![],
-                start_unix_nano: i64::MAX,
-                end_unix_nano: i64::MIN,
-                span_count: 0,
-                error_count: 0,
-            });
-            traces.len() - 1
-        });
-        let summary = &mut traces[slot];
-        let start: i64 = row.get(2)?;
-        // Rows come oldest first: the first block's root (the parentless span, or the earliest span
-        // when the trace was continued from a browser) is the trace's root.
-        let is_earliest_block = start < summary.start_unix_nano || summary.root.is_none();
-        summary.start_unix_nano = summary.start_unix_nano.min(start);
-        summary.end_unix_nano = summary.end_unix_nano.max(row.get(3)?);
-        summary.span_count += row.get::<_, u64>(4)?;
-        summary.error_count += row.get::<_, u64>(5)?;
-        if let (Some(name), Some(service), true) = (root_name, root_service, is_earliest_block) {
-            summary.root = Some((name, service));
-        }
-        for service in services.split(',').filter(|s| !s.is_empty()) {
-            if !summary.services.iter().any(|s| s == service) {
-                summary.services.push(service.to_string());
-            }
-        }
-    }
-    for summary in &mut traces {
-        summary.services.sort();
-    }
-    Ok(traces)
+                services: services.split(',').map(str::to_string).collect(),
+                start_unix_nano: row.get(2)?,
+                end_unix_nano: row.get(3)?,
+                span_count: row.get(4)?,
+                error_count: row.get(5)?,
+                root: root_name.zip(root_service),
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(summarize_traces(rows.into_iter().flatten()))
 }
 
 pub(crate) fn trace_blocks(connection: &Connection, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
