@@ -255,6 +255,21 @@ pub(crate) async fn trace_session_key(client: &Client, trace_id: &[u8; 16]) -> R
     Ok(read_all(&client.execute(&sql).await?, |r| r.string())?.into_iter().next())
 }
 
+/// Adds `time_ns` bounds for the ones given.
+fn push_time_window(conditions: &mut Vec<String>, from: Option<i64>, to: Option<i64>) {
+    if let Some(from) = from {
+        conditions.push(format!("time_ns >= {from}"));
+    }
+    if let Some(to) = to {
+        conditions.push(format!("time_ns <= {to}"));
+    }
+}
+
+/// `WHERE a AND b …`, or nothing when there are no conditions.
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) }
+}
+
 pub(crate) async fn logs(client: &Client, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
     let mut conditions: Vec<String> = Vec::new();
     if let Some(trace_id) = filter.trace_id {
@@ -274,18 +289,12 @@ pub(crate) async fn logs(client: &Client, filter: &LogFilter) -> Result<Vec<LogR
     if let Some(text) = &filter.text {
         conditions.push(format!("positionCaseInsensitiveUTF8(body, {}) > 0", quote(text)));
     }
-    if let Some(from) = filter.from_unix_nano {
-        conditions.push(format!("time_ns >= {from}"));
-    }
-    if let Some(to) = filter.to_unix_nano {
-        conditions.push(format!("time_ns <= {to}"));
-    }
-    let where_clause =
-        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    push_time_window(&mut conditions, filter.from_unix_nano, filter.to_unix_nano);
+    let conditions_sql = where_clause(&conditions);
     let limit = filter.limit.unwrap_or(1000).min(100_000);
     let sql = format!(
         "SELECT time_ns, trace_id, span_id, session_key, service, severity_number, severity_text, body,
-         attributes_json, resource_json FROM logs_v1 {where_clause} ORDER BY time_ns, log_id LIMIT {limit}
+         attributes_json, resource_json FROM logs_v1 {conditions_sql} ORDER BY time_ns, log_id LIMIT {limit}
          FORMAT RowBinary"
     );
     read_all(&client.execute(&sql).await?, |r| {
@@ -312,18 +321,12 @@ pub(crate) async fn metric_points(client: &Client, filter: &MetricFilter) -> Res
     if let Some(name) = &filter.name {
         conditions.push(format!("name = {}", quote(name)));
     }
-    if let Some(from) = filter.from_unix_nano {
-        conditions.push(format!("time_ns >= {from}"));
-    }
-    if let Some(to) = filter.to_unix_nano {
-        conditions.push(format!("time_ns <= {to}"));
-    }
-    let where_clause =
-        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    push_time_window(&mut conditions, filter.from_unix_nano, filter.to_unix_nano);
+    let conditions_sql = where_clause(&conditions);
     let limit = filter.limit.unwrap_or(10_000).min(100_000);
     let sql = format!(
         "SELECT time_ns, service, name, kind, unit, value, attributes_json, detail_json FROM metric_points_v1
-         {where_clause} ORDER BY time_ns LIMIT {limit} FORMAT RowBinary"
+         {conditions_sql} ORDER BY time_ns LIMIT {limit} FORMAT RowBinary"
     );
     read_all(&client.execute(&sql).await?, |r| {
         Ok(MetricPoint {
