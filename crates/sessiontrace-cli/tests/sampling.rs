@@ -1,6 +1,6 @@
 //! End-to-end tests of issue 7 against the real binary: routing and sampling (session traces always
 //! whole, error traces whole, the rest by a consistent probability), forwarding to upstream OTLP
-//! endpoints (second sessiontrace instances) in every mode and through an outage, and continuous
+//! endpoints (second sessiontrace instances) in every mode, through an outage and over TLS, and continuous
 //! sessions (a rolling window saved by an error, an attribute or the API; nothing persisted without a
 //! trigger). Spans are built by hand where the test needs exact timestamps or ids; the mixed-traffic
 //! test uses the real Python OpenTelemetry SDK (`SESSIONTRACE_PYTHON`, skipped with a reason when unset).
@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -386,6 +387,165 @@ fn forwarding_modes_and_an_upstream_outage() {
         assert_eq!(forward("sent_total", upstream), forward("enqueued_total", upstream), "{upstream}");
     }
     assert_eq!(forward("sent_total", "all"), everything);
+}
+
+/// Test certificates as PEM files: a CA, a server certificate for `localhost` and 127.0.0.1 and a client
+/// certificate signed by it, and a second CA that signed nothing here.
+struct TestPki {
+    ca: PathBuf,
+    other_ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    client: (PathBuf, PathBuf),
+}
+
+impl TestPki {
+    fn write(dir: &Path) -> Self {
+        let new_ca = |name: &str| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.distinguished_name.push(rcgen::DnType::CommonName, name);
+            let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+            let path = dir.join(format!("{name}.pem"));
+            std::fs::write(&path, ca.pem()).unwrap();
+            (ca, path)
+        };
+        let (ca, ca_path) = new_ca("test-ca");
+        let (_, other_ca) = new_ca("other-ca");
+        let leaf = |name: &str, subject_alt_names: &[&str]| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let names: Vec<String> = subject_alt_names.iter().map(|n| n.to_string()).collect();
+            let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
+            let paths = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+            std::fs::write(&paths.0, cert.pem()).unwrap();
+            std::fs::write(&paths.1, key.serialize_pem()).unwrap();
+            paths
+        };
+        let server = leaf("server", &["localhost", "127.0.0.1"]);
+        let client = leaf("client", &["client.test"]);
+        TestPki { ca: ca_path, other_ca, server, client }
+    }
+}
+
+/// A TLS-terminating proxy in front of a plain port, as a load balancer in front of an APM would be: it
+/// requires a client certificate signed by the test CA, offers h2 and http/1.1, and copies bytes both
+/// ways. Returns its port.
+fn start_tls_proxy(runtime: &tokio::runtime::Runtime, pki: &TestPki, target: String) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(&pki.ca).unwrap()).unwrap();
+    let client_verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone()).build().unwrap();
+    let certs = CertificateDer::pem_file_iter(&pki.server.0).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(&pki.server.1).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(&target).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+/// Forwarding to `https://` upstreams over OTLP/HTTP and OTLP/gRPC through TLS proxies that require a
+/// client certificate: with the private CA in `ca_file` and the client certificate every span and log
+/// arrives; an upstream whose certificate the configured CA did not sign, and one reached without a
+/// client certificate, count every item as failed; local storage is the same either way.
+#[test]
+fn forwarding_over_tls_with_a_private_ca_and_a_client_certificate() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::write(pki_dir.path());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let up_http = RunningServer::start(dirs[0].path());
+    let up_grpc = RunningServer::start(dirs[1].path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let address = |url: &str| url.trim_start_matches("http://").to_string();
+    let http_proxy = start_tls_proxy(&runtime, &pki, address(&up_http.otlp_http));
+    let grpc_proxy = start_tls_proxy(&runtime, &pki, address(&up_grpc.otlp_grpc));
+    let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let identity = format!("cert={},key={}", path(&pki.client.0), path(&pki.client.1));
+    let forwards = [
+        format!("https://localhost:{http_proxy},name=tls-http,ca={},{identity}", path(&pki.ca)),
+        format!("https://127.0.0.1:{grpc_proxy},protocol=grpc,name=tls-grpc,ca={},{identity}", path(&pki.ca)),
+        format!("https://localhost:{http_proxy},name=untrusted,retries=0,ca={},{identity}", path(&pki.other_ca)),
+        format!("https://127.0.0.1:{grpc_proxy},protocol=grpc,name=no-client-cert,retries=0,ca={}", path(&pki.ca)),
+    ];
+    let mut flags = Vec::new();
+    for forward in &forwards {
+        flags.extend(["--forward", forward.as_str()]);
+    }
+    let downstream = RunningServer::start_with(dirs[2].path(), &flags);
+
+    let mut ids = Ids(0x7153_7153_0000_0001);
+    let t0 = now_ns();
+    let mut sent_spans = 0u64;
+    let mut trace_ids = Vec::new();
+    for _ in 0..10 {
+        let mut spans = Vec::new();
+        for _ in 0..5 {
+            let id = ids.trace_id(&[]);
+            spans.extend((1..=3).map(|n| span(id, n, (n > 1).then_some(1), t0, t0 + 1_000, false)));
+            sent_spans += 3;
+            trace_ids.push(id);
+        }
+        post_traces(&downstream.otlp_http, request("over-tls", spans));
+    }
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: t0,
+                    body: Some(AnyValue { value: Some(Kind::StringValue("over tls".into())) }),
+                    trace_id: trace_ids[0].to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    post(&format!("{}/v1/logs", downstream.otlp_http), logs.encode_to_vec());
+    assert_eq!(metric(&downstream.api, "sessiontrace_spans_stored_total"), sent_spans);
+
+    for upstream in [&up_http, &up_grpc] {
+        wait_for("an upstream behind TLS to receive everything", Duration::from_secs(30), || {
+            metric(&upstream.api, "sessiontrace_spans_received_total") == sent_spans
+                && metric(&upstream.api, "sessiontrace_logs_received_total") == 1
+        });
+        for id in &trace_ids {
+            assert_eq!(stored_spans(&upstream.api, id), Some(3), "a forwarded trace arrives whole");
+        }
+    }
+    let forward = |name: &str, upstream: &str, signal: &str| {
+        metric(&downstream.api, &format!("sessiontrace_forward_{name}{{upstream=\"{upstream}\",signal=\"{signal}\"}}"))
+    };
+    for upstream in ["tls-http", "tls-grpc"] {
+        assert_eq!(forward("sent_total", upstream, "traces"), sent_spans, "{upstream}");
+        assert_eq!(forward("sent_total", upstream, "logs"), 1, "{upstream}");
+        assert_eq!(forward("failed_total", upstream, "traces"), 0, "{upstream}");
+    }
+    for upstream in ["untrusted", "no-client-cert"] {
+        wait_for("a refused upstream to give up", Duration::from_secs(30), || {
+            forward("failed_total", upstream, "traces") + forward("queue_full_total", upstream, "traces") == sent_spans
+        });
+        assert!(forward("failed_total", upstream, "traces") > 0, "{upstream}");
+        assert_eq!(forward("sent_total", upstream, "traces"), 0, "{upstream}");
+    }
 }
 
 fn continuous_span(

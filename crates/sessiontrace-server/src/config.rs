@@ -199,7 +199,10 @@ mod tests {
         .unwrap();
         assert_eq!((config.slow_trace_ms, config.forward[0].endpoint.as_str()), (Some(2000), "http://127.0.0.1:4318"));
         assert_eq!(config.forward[0].mode, crate::forward::ForwardMode::NonSession);
-        let error = ServerConfig::from_toml("[[forward]]\nendpoint = \"https://apm\"").unwrap_err();
-        assert!(format!("{error:#}").contains("forward[0]: forward endpoint https://apm: https"), "{error:#}");
+        let error =
+            ServerConfig::from_toml("[[forward]]\nendpoint = \"https://apm\"\nca_file = \"/nonexistent/ca.pem\"")
+                .unwrap_err();
+        let expected = "forward[0]: forward endpoint https://apm: cannot read the forward ca_file /nonexistent/ca.pem";
+        assert!(format!("{error:#}").contains(expected), "{error:#}");
     }
 }

@@ -1,8 +1,7 @@
 //! Forwarding to the APM a team already runs: one OTLP exporter per configured upstream (`[[forward]]`
 //! in the config file, `--forward` on the command line), over OTLP/HTTP protobuf or OTLP/gRPC, with
-//! extra headers (API keys) and gzip. Plain `http://` only: TLS would need rustls with a native crypto
-//! backend (aws-lc-rs or ring, both C builds) that this workspace does not carry yet, so an `https://`
-//! endpoint is refused at start with that reason (docs/sampling.md).
+//! extra headers (API keys), gzip, and TLS for `https://` endpoints ([`client`]: system roots or a
+//! `ca_file`, optional client certificate).
 //!
 //! Each upstream has a mode — `all` (everything received), `non-session` (everything but session
 //! traces and their logs: the APM keeps its own sampling, session data lives here) or `kept` (what the
@@ -16,15 +15,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use prost::Message;
+mod client;
+
+use std::path::PathBuf;
+
 use serde::Deserialize;
 use tokio::sync::mpsc;
+
+use client::{Client, Failure};
 
 /// Which signal a payload carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +82,8 @@ pub enum ForwardProtocol {
 pub struct ForwardConfig {
     /// Name in metrics and logs [default: the endpoint].
     pub name: String,
-    /// Base URL, e.g. `http://127.0.0.1:4318` (HTTP) or `http://127.0.0.1:4317` (gRPC); `http://` only.
+    /// Base URL, e.g. `http://127.0.0.1:4318` (HTTP), `http://127.0.0.1:4317` (gRPC) or
+    /// `https://otlp.example.com` (TLS).
     pub endpoint: String,
     pub protocol: ForwardProtocol,
     pub mode: ForwardMode,
@@ -101,6 +100,12 @@ pub struct ForwardConfig {
     pub max_backoff_ms: u64,
     /// Timeout of one attempt.
     pub timeout_ms: u64,
+    /// PEM file of the CAs to trust for an `https://` endpoint instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for upstreams that require mutual TLS; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ForwardConfig {
@@ -117,29 +122,41 @@ impl Default for ForwardConfig {
             initial_backoff_ms: 200,
             max_backoff_ms: 5_000,
             timeout_ms: 10_000,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
 
 impl ForwardConfig {
-    /// Checks the endpoint; names the upstream after it when unnamed.
+    /// True for an `https://` endpoint.
+    pub fn is_tls(&self) -> bool {
+        self.endpoint.starts_with("https://")
+    }
+
+    /// Checks the endpoint, headers and TLS files; names the upstream after the endpoint when unnamed.
     pub fn validate(&mut self) -> anyhow::Result<()> {
-        if self.endpoint.starts_with("https://") {
+        if !self.endpoint.starts_with("http://") && !self.is_tls() {
+            anyhow::bail!("forward endpoint must start with http:// or https://, got {:?}", self.endpoint);
+        }
+        if self.endpoint.parse::<http::Uri>().is_err() {
+            anyhow::bail!("forward endpoint {:?} is not a valid URL", self.endpoint);
+        }
+        if self.is_tls() {
+            client::TlsFiles::load(self).map_err(|e| anyhow::anyhow!("forward endpoint {}: {e}", self.endpoint))?;
+        } else if self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() {
             anyhow::bail!(
-                "forward endpoint {}: https is not supported yet (TLS needs a rustls crypto backend this build \
-                 does not include); use a local collector or proxy over http://",
+                "forward endpoint {}: ca_file, cert_file and key_file are for https:// endpoints",
                 self.endpoint
             );
-        }
-        if !self.endpoint.starts_with("http://") {
-            anyhow::bail!("forward endpoint must start with http://, got {:?}", self.endpoint);
         }
         if self.queue_capacity == 0 {
             anyhow::bail!("forward queue_capacity must be above 0");
         }
         for (name, value) in &self.headers {
-            let header_ok = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
-                && reqwest::header::HeaderValue::from_str(value).is_ok()
+            let header_ok = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && http::HeaderValue::from_str(value).is_ok()
                 && name.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>().is_ok()
                 && value.parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>().is_ok();
             if !header_ok {
@@ -155,7 +172,7 @@ impl ForwardConfig {
 }
 
 /// The command-line form: `URL[,mode=all|non-session|kept][,protocol=http|grpc][,gzip=true|false]
-/// [,header=NAME:VALUE]...[,name=NAME]`.
+/// [,header=NAME:VALUE]...[,name=NAME][,queue=N][,retries=N][,ca=PEM][,cert=PEM,key=PEM]`.
 impl std::str::FromStr for ForwardConfig {
     type Err = String;
 
@@ -192,6 +209,9 @@ impl std::str::FromStr for ForwardConfig {
                 "name" => config.name = value.to_string(),
                 "queue" => config.queue_capacity = value.parse().map_err(|_| format!("bad queue size {value:?}"))?,
                 "retries" => config.max_retries = value.parse().map_err(|_| format!("bad retries {value:?}"))?,
+                "ca" => config.ca_file = Some(PathBuf::from(value)),
+                "cert" => config.cert_file = Some(PathBuf::from(value)),
+                "key" => config.key_file = Some(PathBuf::from(value)),
                 other => return Err(format!("unknown forward option {other:?}")),
             }
         }
@@ -320,135 +340,13 @@ impl Forwarder {
 /// A forwarding metric: name, help, and how to read it from an upstream's per-signal counters.
 type MetricSpec = (&'static str, &'static str, fn(&SignalCounters) -> u64);
 
-/// The sending side of one upstream.
-enum Client {
-    Http { client: reqwest::Client, headers: reqwest::header::HeaderMap },
-    Grpc { channel: tonic::transport::Channel, metadata: Vec<GrpcHeader> },
-}
-
-/// One configured header as gRPC metadata.
-type GrpcHeader =
-    (tonic::metadata::MetadataKey<tonic::metadata::Ascii>, tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-/// Why one attempt failed.
-enum Failure {
-    Retry(String),
-    Permanent(String),
-}
-
-impl Client {
-    fn new(config: &ForwardConfig) -> anyhow::Result<Self> {
-        let timeout = Duration::from_millis(config.timeout_ms);
-        Ok(match config.protocol {
-            ForwardProtocol::Http => {
-                let mut headers = reqwest::header::HeaderMap::new();
-                for (name, value) in &config.headers {
-                    headers.insert(
-                        reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
-                        reqwest::header::HeaderValue::from_str(value)?,
-                    );
-                }
-                Client::Http { client: reqwest::Client::builder().timeout(timeout).build()?, headers }
-            }
-            ForwardProtocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
-                    .timeout(timeout)
-                    .connect_timeout(timeout)
-                    .connect_lazy();
-                let mut metadata = Vec::new();
-                for (name, value) in &config.headers {
-                    metadata.push((name.parse()?, value.parse()?));
-                }
-                Client::Grpc { channel, metadata }
-            }
-        })
-    }
-
-    async fn send(&self, config: &ForwardConfig, payload: &Payload) -> Result<(), Failure> {
-        match self {
-            Client::Http { client, headers } => {
-                let mut request = client
-                    .post(format!("{}{}", config.endpoint, payload.signal.path()))
-                    .headers(headers.clone())
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf");
-                request = if config.gzip {
-                    use std::io::Write;
-                    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    encoder.write_all(&payload.protobuf).map_err(|e| Failure::Permanent(e.to_string()))?;
-                    let body = encoder.finish().map_err(|e| Failure::Permanent(e.to_string()))?;
-                    request.header(reqwest::header::CONTENT_ENCODING, "gzip").body(body)
-                } else {
-                    request.body(payload.protobuf.clone())
-                };
-                let response = request.send().await.map_err(|e| Failure::Retry(e.to_string()))?;
-                let status = response.status();
-                if status.is_success() {
-                    return Ok(());
-                }
-                let message = format!("{status}: {}", response.text().await.unwrap_or_default());
-                if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
-                    Err(Failure::Retry(message))
-                } else {
-                    Err(Failure::Permanent(message))
-                }
-            }
-            Client::Grpc { channel, metadata } => {
-                fn with_metadata<T>(metadata: &[GrpcHeader], message: T) -> tonic::Request<T> {
-                    let mut request = tonic::Request::new(message);
-                    for (key, value) in metadata {
-                        request.metadata_mut().insert(key.clone(), value.clone());
-                    }
-                    request
-                }
-                let decode_error = |e: prost::DecodeError| Failure::Permanent(e.to_string());
-                let gzip = tonic::codec::CompressionEncoding::Gzip;
-                let result = match payload.signal {
-                    Signal::Traces => {
-                        let message =
-                            ExportTraceServiceRequest::decode(payload.protobuf.as_slice()).map_err(decode_error)?;
-                        let mut client = TraceServiceClient::new(channel.clone());
-                        if config.gzip {
-                            client = client.send_compressed(gzip);
-                        }
-                        client.export(with_metadata(metadata, message)).await.map(|_| ())
-                    }
-                    Signal::Logs => {
-                        let message =
-                            ExportLogsServiceRequest::decode(payload.protobuf.as_slice()).map_err(decode_error)?;
-                        let mut client = LogsServiceClient::new(channel.clone());
-                        if config.gzip {
-                            client = client.send_compressed(gzip);
-                        }
-                        client.export(with_metadata(metadata, message)).await.map(|_| ())
-                    }
-                    Signal::Metrics => {
-                        let message =
-                            ExportMetricsServiceRequest::decode(payload.protobuf.as_slice()).map_err(decode_error)?;
-                        let mut client = MetricsServiceClient::new(channel.clone());
-                        if config.gzip {
-                            client = client.send_compressed(gzip);
-                        }
-                        client.export(with_metadata(metadata, message)).await.map(|_| ())
-                    }
-                };
-                result.map_err(|status| {
-                    use tonic::Code;
-                    let message = format!("{:?}: {}", status.code(), status.message());
-                    match status.code() {
-                        Code::InvalidArgument
-                        | Code::Unimplemented
-                        | Code::Unauthenticated
-                        | Code::PermissionDenied => Failure::Permanent(message),
-                        _ => Failure::Retry(message),
-                    }
-                })
-            }
-        }
-    }
-}
+/// Payloads given up are logged at most this often per upstream (every one is counted).
+const GIVE_UP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 async fn run_upstream(upstream: std::sync::Arc<Upstream>, client: Client, mut receiver: mpsc::Receiver<Payload>) {
     let config = &upstream.config;
+    let mut last_give_up_log: Option<std::time::Instant> = None;
+    let mut unlogged_give_ups = 0u64;
     while let Some(payload) = receiver.recv().await {
         let counters = &upstream.counters[slot(payload.signal)];
         let mut backoff = Duration::from_millis(config.initial_backoff_ms);
@@ -468,7 +366,13 @@ async fn run_upstream(upstream: std::sync::Arc<Upstream>, client: Client, mut re
                 }
                 Err(Failure::Retry(message) | Failure::Permanent(message)) => {
                     counters.failed.fetch_add(payload.items, Ordering::Relaxed);
-                    tracing::warn!(upstream = %config.name, signal = payload.signal.as_str(), items = payload.items, attempts = attempt + 1, error = %message, "forward failed, payload given up");
+                    if last_give_up_log.is_none_or(|at| at.elapsed() >= GIVE_UP_LOG_INTERVAL) {
+                        tracing::warn!(upstream = %config.name, signal = payload.signal.as_str(), items = payload.items, attempts = attempt + 1, error = %message, earlier_unlogged = unlogged_give_ups, "forward failed, payload given up (all counted in sessiontrace_forward_failed_total)");
+                        last_give_up_log = Some(std::time::Instant::now());
+                        unlogged_give_ups = 0;
+                    } else {
+                        unlogged_give_ups += 1;
+                    }
                     break;
                 }
             }
@@ -491,8 +395,22 @@ mod tests {
         );
         assert_eq!(config.headers["x-api-key"], "abc");
         assert_eq!(config.name, "http://127.0.0.1:4317");
-        let error = "https://apm.example.com".parse::<ForwardConfig>().unwrap_err();
-        assert!(error.contains("https is not supported"), "{error}");
+        let error = "https://apm.example.com,ca=/nonexistent.pem".parse::<ForwardConfig>().unwrap_err();
+        assert!(error.contains("cannot read the forward ca_file /nonexistent.pem"), "{error}");
+        let error = "http://127.0.0.1:4318,ca=/etc/hostname".parse::<ForwardConfig>().unwrap_err();
+        assert!(error.contains("are for https:// endpoints"), "{error}");
+        let error = "https://apm.example.com,cert=/etc/hostname".parse::<ForwardConfig>().unwrap_err();
+        assert!(error.contains("go together"), "{error}");
+        assert!("ftp://x".parse::<ForwardConfig>().unwrap_err().contains("must start with http:// or https://"));
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
+        let error =
+            format!("https://apm.example.com,ca={}", not_pem.path().display()).parse::<ForwardConfig>().unwrap_err();
+        assert!(error.contains("ca_file holds no certificate"), "{error}");
+        let error = format!("https://apm.example.com,cert={0},key={0}", not_pem.path().display())
+            .parse::<ForwardConfig>()
+            .unwrap_err();
+        assert!(error.contains("cert_file holds no certificate"), "{error}");
         assert!("http://x,mode=some".parse::<ForwardConfig>().unwrap_err().contains("mode must be"));
     }
 
