@@ -26,12 +26,19 @@ export function skipReason() {
   return reason;
 }
 
+// Ports handed out by this process: the kernel may return a just-closed port again, and two listeners of
+// one test given the same port would fail to start.
+const handedOut = new Set();
+
+/** A loopback port that was free a moment ago and that this process has not handed out before. */
 export async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
+  for (;;) {
+    const s = createServer();
+    await new Promise((r) => s.listen(0, '127.0.0.1', r));
+    const { port } = s.address();
+    await new Promise((r) => s.close(r));
+    if (!handedOut.has(port)) { handedOut.add(port); return port; }
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -85,10 +85,11 @@ async function startDemo() {
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const page = await waitFor(async () => {
-      if (exited !== null) throw new Error(`demo exited (${exited}); see ${logFile}`);
-      return out.match(/^demo page: (http:\/\/\S+)$/m)?.[1];
-    }, 'the demo to print `demo page:`', 180000).catch((e) => { throw new Error(`${e.message}\n--- demo output ---\n${out}`); });
+    // An exited demo ends the wait at once (waitFor would retry a throw until its timeout).
+    const page = await waitFor(async () => (exited !== null ? { exited } : out.match(/^demo page: (http:\/\/\S+)$/m)?.[1]),
+      'the demo to print `demo page:`', 180000)
+      .then((found) => { if (typeof found !== 'string') throw new Error(`demo exited (${found.exited}); see ${logFile}`); return found; })
+      .catch((e) => { throw new Error(`${e.message}\n--- demo output ---\n${out}`); });
     const scripted = out.match(/\/sessions\/([0-9a-f]{32})/)?.[1] ?? null;
     return { page, base: `http://127.0.0.1:${ports.http}`, scripted, stop, output: () => out };
   } catch (e) {

@@ -16,12 +16,24 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 
 export const hex = (bytes) => randomBytes(bytes).toString('hex');
 
-export function freePort() {
+function anyFreePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
     s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
+}
+
+// Ports handed out by this process: the kernel may return a just-closed port again, and two listeners of
+// one test given the same port would fail to start.
+const handedOut = new Set();
+
+/** A loopback port that was free a moment ago and that this process has not handed out before. */
+export async function freePort() {
+  for (;;) {
+    const port = await anyFreePort();
+    if (!handedOut.has(port)) { handedOut.add(port); return port; }
+  }
 }
 
 const DEMO_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>Demo shop</title>

@@ -20,9 +20,18 @@ pub struct RunningServer {
     pub otlp_grpc: String,
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago and that this test process has not handed out before (the kernel
+/// may return a just-closed port again; two servers of one test given the same port would not start).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// `--store clickhouse --clickhouse-database <one per data folder>` when `SESSIONTRACE_TEST_STORE=clickhouse`.
