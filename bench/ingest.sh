@@ -27,8 +27,13 @@ JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 need_jemalloc() {
   [ -f "$JEMALLOC" ] || { apt-get install -y -qq libjemalloc2 >/dev/null || { echo "libjemalloc2 is needed" >&2; exit 1; }; }
 }
-cargo build --release --quiet -p sessiontrace-cli
-BIN=target/release/sessiontrace
+# SESSIONTRACE_BIN=path runs another build (e.g. the previous commit's) instead of building this tree.
+if [ -n "${SESSIONTRACE_BIN:-}" ]; then
+  BIN=$SESSIONTRACE_BIN
+else
+  cargo build --release --quiet -p sessiontrace-cli
+  BIN=target/release/sessiontrace
+fi
 TICKS=$(getconf CLK_TCK)
 cpu_seconds() { awk -v t="$TICKS" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
 rss_kib() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }

@@ -3,7 +3,8 @@
 //! # The path of one span
 //! 1. An SDK exports a batch: OTLP/HTTP `POST /v1/traces` ([`endpoints::otlp_http`], port 4318, and the
 //!    API port for browsers) or OTLP/gRPC `TraceService/Export` ([`endpoints::otlp_grpc`], port 4317).
-//!    The receiver checks the content type and size limit and undoes gzip.
+//!    The receiver checks the content type and size limit and undoes gzip; both hand the received bytes,
+//!    undecoded, to [`endpoints::export`].
 //! 2. [`pipeline::accept_traces`] hands the bytes to `sessiontrace_ingest::traces::prepare`: decode
 //!    (protobuf or OTLP JSON), refuse bad ids (partial success), rename and mask captured headers and
 //!    bodies, find each span's session (trace-id prefix `debdeb`/`cdbcdb` + short id, or `session.id`),
@@ -27,6 +28,7 @@ pub mod endpoints;
 pub mod error;
 pub mod forward;
 pub mod pipeline;
+pub mod signal;
 pub mod state;
 pub mod tail;
 

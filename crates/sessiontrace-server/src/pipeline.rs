@@ -25,7 +25,8 @@ use sessiontrace_model::records::{LogRecord, TraceBlock, WriteBatch};
 
 use crate::continuous::Saved;
 use crate::error::ApiError;
-use crate::forward::{ForwardMode, Signal};
+use crate::forward::ForwardMode;
+use crate::signal::Signal;
 use crate::state::{AppState, Counters};
 
 /// What a trace export answers: how many spans were refused and why.

@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod otlp_grpc;
 pub mod otlp_http;

@@ -1,116 +1,127 @@
-//! OTLP/gRPC: the trace, logs and metrics services over tonic, gzip accepted. Each export goes through
-//! the same [`pipeline`](crate::pipeline) as OTLP/HTTP and answers once the data is durable.
+//! OTLP/gRPC: the `Export` methods of the trace, logs and metrics services over tonic, gzip accepted.
+//!
+//! tonic handles HTTP/2, the gRPC framing, compression and status codes; the message itself is not
+//! decoded here. A codec that passes bytes through hands the received protobuf to
+//! [`export`](crate::endpoints::export), the same call OTLP/HTTP makes, so gRPC takes the same ingest
+//! path: for traces the scan fast path that stores the received bytes, without a full decode and
+//! re-encode. Bad protobuf is INVALID_ARGUMENT with what was wrong, as on OTLP/HTTP it is a 400.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use prost::Message;
-use sessiontrace_ingest::logs::LogInput;
-use sessiontrace_ingest::metrics::MetricInput;
-use sessiontrace_ingest::traces::TraceInput;
-use tonic::codec::CompressionEncoding;
-use tonic::{Request, Response, Status};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 
+use bytes::Buf;
+use sessiontrace_ingest::decode::Encoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::codegen::{BoxFuture, StdError};
+use tonic::{Status, server::UnaryService};
+
+use crate::endpoints::export::export;
 use crate::error::ApiError;
-use crate::pipeline;
+use crate::signal::Signal;
 use crate::state::AppState;
 
-/// The three OTLP services, sharing the server state.
-#[derive(Clone)]
-pub struct OtlpGrpc {
-    state: AppState,
+/// A tonic router with the three `Export` methods; any other method is UNIMPLEMENTED.
+pub fn router(state: AppState) -> tonic::service::Routes {
+    let mut routes = tonic::service::Routes::default();
+    let router = std::mem::take(routes.axum_router_mut());
+    *routes.axum_router_mut() = Signal::ALL.into_iter().fold(router, |router, signal| {
+        router.route_service(signal.grpc_path(), ExportMethod { state: state.clone(), signal })
+    });
+    routes
 }
 
-impl OtlpGrpc {
-    fn check_size<M: Message>(&self, message: &M) -> Result<(), Status> {
-        let limit = self.state.config.max_body_bytes;
-        let size = message.encoded_len();
-        if size > limit {
-            return Err(ApiError::TooLarge(format!(
-                "request of {size} bytes is larger than the limit of {limit} bytes"
-            ))
-            .grpc_status());
-        }
+/// One signal's `Export` method.
+#[derive(Clone)]
+struct ExportMethod {
+    state: AppState,
+    signal: Signal,
+}
+
+impl<B> tower::Service<http::Request<B>> for ExportMethod
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = self.clone();
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            // tonic refuses messages over its own bound before reading them (OUT_OF_RANGE); the configured
+            // limit is checked on the received message (RESOURCE_EXHAUSTED), so tonic's bound is above it.
+            let decode_limit = method.state.config.max_body_bytes.saturating_mul(2);
+            let mut grpc = tonic::server::Grpc::new(PassThrough)
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(decode_limit), None);
+            Ok(grpc.unary(method, request).await)
+        })
+    }
+}
+
+impl UnaryService<Vec<u8>> for ExportMethod {
+    type Response = Vec<u8>;
+    type Future = BoxFuture<tonic::Response<Vec<u8>>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
+        let ExportMethod { state, signal } = self.clone();
+        Box::pin(async move {
+            let bytes = request.into_inner();
+            let limit = state.config.max_body_bytes;
+            if bytes.len() > limit {
+                let message = format!("request of {} bytes is larger than the limit of {limit} bytes", bytes.len());
+                return Err(ApiError::TooLarge(message).grpc_status());
+            }
+            let answer = export(&state, signal, Encoding::Protobuf, bytes).await.map_err(|e| e.grpc_status())?;
+            Ok(tonic::Response::new(answer.to_protobuf()))
+        })
+    }
+}
+
+/// A gRPC codec that neither decodes requests nor encodes responses: protobuf bytes in and out (public
+/// for clients that send bytes as they are, such as the tests of bad input).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThrough;
+
+impl Codec for PassThrough {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = PassThrough;
+    type Decoder = PassThrough;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PassThrough
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        PassThrough
+    }
+}
+
+impl Encoder for PassThrough {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, buffer: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put_slice(buffer, &item);
         Ok(())
     }
 }
 
-/// A tonic router with the trace, logs and metrics services.
-pub fn router(state: AppState) -> tonic::service::Routes {
-    // tonic refuses messages over its own limit before decoding them (OUT_OF_RANGE); the configured limit
-    // is checked after decoding (RESOURCE_EXHAUSTED), so tonic's bound is kept above it.
-    let decode_limit = state.config.max_body_bytes.saturating_mul(2);
-    let service = OtlpGrpc { state };
-    let traces = TraceServiceServer::new(service.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(decode_limit);
-    let logs = LogsServiceServer::new(service.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(decode_limit);
-    let metrics = MetricsServiceServer::new(service)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(decode_limit);
-    tonic::service::Routes::new(traces).add_service(logs).add_service(metrics)
-}
+impl Decoder for PassThrough {
+    type Item = Vec<u8>;
+    type Error = Status;
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.check_size(request.get_ref())?;
-        let outcome = pipeline::accept_traces(&self.state, TraceInput::Decoded(request.into_inner()))
-            .await
-            .map_err(|e| e.grpc_status())?;
-        let partial_success = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: outcome.rejected_spans as i64,
-            error_message: outcome.rejection_message.unwrap_or_default(),
-        });
-        Ok(Response::new(ExportTraceServiceResponse { partial_success }))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.check_size(request.get_ref())?;
-        let outcome = pipeline::accept_logs(&self.state, LogInput::Decoded(request.into_inner()))
-            .await
-            .map_err(|e| e.grpc_status())?;
-        let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: outcome.rejected as i64,
-            error_message: outcome.rejection_message.unwrap_or_default(),
-        });
-        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.check_size(request.get_ref())?;
-        pipeline::accept_metrics(&self.state, MetricInput::Decoded(request.into_inner()))
-            .await
-            .map_err(|e| e.grpc_status())?;
-        Ok(Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    fn decode(&mut self, buffer: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut bytes = vec![0; buffer.remaining()];
+        buffer.copy_to_slice(&mut bytes);
+        Ok(Some(bytes))
     }
 }

@@ -8,26 +8,23 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use prost::Message;
 use sessiontrace_ingest::decode::{Encoding, decompress};
-use sessiontrace_ingest::logs::LogInput;
-use sessiontrace_ingest::metrics::MetricInput;
-use sessiontrace_ingest::traces::TraceInput;
 
+use crate::endpoints::export::{ExportAnswer, export};
 use crate::endpoints::read_body;
 use crate::error::ApiError;
-use crate::pipeline;
+use crate::signal::Signal;
 use crate::state::AppState;
 
-/// The OTLP/HTTP routes.
+/// The OTLP/HTTP routes: `POST` of each signal's path.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/traces", post(export_traces))
-        .route("/v1/logs", post(export_logs))
-        .route("/v1/metrics", post(export_metrics))
+    Signal::ALL.into_iter().fold(Router::new(), |router, signal| {
+        router.route(
+            signal.http_path(),
+            post(move |State(state): State<AppState>, request: Request| export_http(state, signal, request)),
+        )
+    })
 }
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error answer.
@@ -39,25 +36,12 @@ struct RpcStatus {
     message: String,
 }
 
-fn encoded<M: Message + serde::Serialize>(encoding: Encoding, status: StatusCode, message: &M) -> Response {
+fn encoded(encoding: Encoding, answer: &ExportAnswer) -> Response {
     let body = match encoding {
-        Encoding::Protobuf => message.encode_to_vec(),
-        Encoding::Json => {
-            // An absent partial success is omitted, not sent as `null`.
-            let mut value = serde_json::to_value(message).unwrap_or_default();
-            if let Some(object) = value.as_object_mut() {
-                object.retain(|_, field| !field.is_null());
-                // The OTLP JSON mapping writes int64 counts as decimal strings.
-                if let Some(partial) = object.get_mut("partialSuccess").and_then(|p| p.as_object_mut()) {
-                    for (_, field) in partial.iter_mut().filter(|(_, f)| f.is_number()) {
-                        *field = serde_json::Value::String(field.to_string());
-                    }
-                }
-            }
-            value.to_string().into_bytes()
-        }
+        Encoding::Protobuf => answer.to_protobuf(),
+        Encoding::Json => answer.to_json().to_string().into_bytes(),
     };
-    (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
 }
 
 fn error_response(encoding: Encoding, error: ApiError) -> Response {
@@ -100,62 +84,14 @@ async fn body_of(
     Ok((encoding, decoded))
 }
 
-async fn export_traces(State(state): State<AppState>, request: Request) -> Response {
+async fn export_http(state: AppState, signal: Signal, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let (encoding, bytes) = match body_of(&state, &parts.headers, body).await {
         Ok(decoded) => decoded,
         Err((encoding, error)) => return error_response(encoding, error),
     };
-    let input = match encoding {
-        Encoding::Protobuf => TraceInput::Protobuf(bytes),
-        Encoding::Json => TraceInput::Json(bytes),
-    };
-    match pipeline::accept_traces(&state, input).await {
-        Ok(outcome) => {
-            let partial_success = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: outcome.rejected_spans as i64,
-                error_message: outcome.rejection_message.unwrap_or_default(),
-            });
-            encoded(encoding, StatusCode::OK, &ExportTraceServiceResponse { partial_success })
-        }
-        Err(error) => error_response(encoding, error),
-    }
-}
-
-async fn export_logs(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let (encoding, bytes) = match body_of(&state, &parts.headers, body).await {
-        Ok(decoded) => decoded,
-        Err((encoding, error)) => return error_response(encoding, error),
-    };
-    let input = match encoding {
-        Encoding::Protobuf => LogInput::Protobuf(bytes),
-        Encoding::Json => LogInput::Json(bytes),
-    };
-    match pipeline::accept_logs(&state, input).await {
-        Ok(outcome) => {
-            let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: outcome.rejected as i64,
-                error_message: outcome.rejection_message.unwrap_or_default(),
-            });
-            encoded(encoding, StatusCode::OK, &ExportLogsServiceResponse { partial_success })
-        }
-        Err(error) => error_response(encoding, error),
-    }
-}
-
-async fn export_metrics(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let (encoding, bytes) = match body_of(&state, &parts.headers, body).await {
-        Ok(decoded) => decoded,
-        Err((encoding, error)) => return error_response(encoding, error),
-    };
-    let input = match encoding {
-        Encoding::Protobuf => MetricInput::Protobuf(bytes),
-        Encoding::Json => MetricInput::Json(bytes),
-    };
-    match pipeline::accept_metrics(&state, input).await {
-        Ok(()) => encoded(encoding, StatusCode::OK, &ExportMetricsServiceResponse { partial_success: None }),
+    match export(&state, signal, encoding, bytes).await {
+        Ok(answer) => encoded(encoding, &answer),
         Err(error) => error_response(encoding, error),
     }
 }

@@ -197,7 +197,7 @@ impl Client {
     pub(super) async fn send(&self, config: &ForwardConfig, payload: &Payload) -> Result<(), Failure> {
         match self {
             Client::Http { client, headers } => {
-                let mut request = http::Request::post(format!("{}{}", config.endpoint, payload.signal.path()))
+                let mut request = http::Request::post(format!("{}{}", config.endpoint, payload.signal.http_path()))
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf");
                 for (name, value) in headers {
                     request = request.header(name, value);

@@ -24,33 +24,7 @@ use tokio::sync::mpsc;
 
 use client::{Client, Failure};
 
-/// Which signal a payload carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Traces,
-    Logs,
-    Metrics,
-}
-
-impl Signal {
-    const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-            Signal::Metrics => "metrics",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Logs => "/v1/logs",
-            Signal::Metrics => "/v1/metrics",
-        }
-    }
-}
+pub use crate::signal::Signal;
 
 /// What an upstream receives.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
