@@ -20,11 +20,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-cargo build --release --quiet -p sessiontrace-cli
-BIN=target/release/sessiontrace
-TICKS=$(getconf CLK_TCK)
-cpu_seconds() { awk -v t="$TICKS" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 
 CH_DIR="" CH_PID=""
 cleanup() {
@@ -42,12 +38,7 @@ else
 fi
 DATA=$(mktemp -d)
 DB="st_bench_$(date +%s)"
-HTTP=$(free_port) OTLP_HTTP=$(free_port) OTLP_GRPC=$(free_port)
-SESSIONTRACE_LOG=warn taskset -c 0 "$BIN" serve --data-dir "$DATA" --http "127.0.0.1:$HTTP" \
-  --otlp-http "127.0.0.1:$OTLP_HTTP" --otlp-grpc "127.0.0.1:$OTLP_GRPC" \
-  --store clickhouse --clickhouse-url "$CH_URL" --clickhouse-database "$DB" >/dev/null &
-SERVER=$!
-for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$HTTP/healthz" && break; sleep 0.05; done
+SERVER_PREFIX="taskset -c 0" start_server "$DATA" --store clickhouse --clickhouse-url "$CH_URL" --clickhouse-database "$DB"
 sleep 1
 server_before=$(cpu_seconds "$SERVER")
 ch_before=0; [ -n "$CH_PID" ] && ch_before=$(cpu_seconds "$CH_PID")

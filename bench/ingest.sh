@@ -27,18 +27,7 @@ JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 need_jemalloc() {
   [ -f "$JEMALLOC" ] || { apt-get install -y -qq libjemalloc2 >/dev/null || { echo "libjemalloc2 is needed" >&2; exit 1; }; }
 }
-# SESSIONTRACE_BIN=path runs another build (e.g. the previous commit's) instead of building this tree.
-if [ -n "${SESSIONTRACE_BIN:-}" ]; then
-  BIN=$SESSIONTRACE_BIN
-else
-  cargo build --release --quiet -p sessiontrace-cli
-  BIN=target/release/sessiontrace
-fi
-TICKS=$(getconf CLK_TCK)
-cpu_seconds() { awk -v t="$TICKS" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
-rss_kib() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+. bench/lib.sh
 
 # run_load NAME PID ENDPOINT [loadgen flags...]: prints one result line and sets RESULT_RATE.
 run_load() {
@@ -66,14 +55,9 @@ PY
 }
 
 DATA=$(mktemp -d)
-HTTP=$(free_port) OTLP_HTTP=$(free_port) OTLP_GRPC=$(free_port)
-PRELOAD=""
-if [ "$ALLOC" = jemalloc ]; then need_jemalloc; PRELOAD=$JEMALLOC; fi
-LD_PRELOAD=$PRELOAD SESSIONTRACE_LOG=warn taskset -c 0 "$BIN" serve --data-dir "$DATA" --http "127.0.0.1:$HTTP" \
-  --otlp-http "127.0.0.1:$OTLP_HTTP" --otlp-grpc "127.0.0.1:$OTLP_GRPC" >/dev/null &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; [ -n "${ROTEL:-}" ] && kill $ROTEL 2>/dev/null; rm -rf "$DATA"' EXIT
-wait_http "http://127.0.0.1:$HTTP/healthz"
+trap 'kill ${SERVER:-} 2>/dev/null || true; [ -n "${ROTEL:-}" ] && kill $ROTEL 2>/dev/null; rm -rf "$DATA"' EXIT
+if [ "$ALLOC" = jemalloc ]; then need_jemalloc; SERVER_PRELOAD=$JEMALLOC; fi
+SERVER_PREFIX="taskset -c 0" start_server "$DATA"
 sleep 1
 ENDPOINT="http://127.0.0.1:$OTLP_HTTP"
 [ "$PROTOCOL" = grpc ] && ENDPOINT="http://127.0.0.1:$OTLP_GRPC"

@@ -16,16 +16,10 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-cargo build --release --quiet -p sessiontrace-cli
-BIN=target/release/sessiontrace
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 DATA=$(mktemp -d)
-HTTP=$(free_port) OTLP_HTTP=$(free_port) OTLP_GRPC=$(free_port)
-SESSIONTRACE_LOG=warn "$BIN" serve --data-dir "$DATA" --http "127.0.0.1:$HTTP" --otlp-http "127.0.0.1:$OTLP_HTTP" \
-  --otlp-grpc "127.0.0.1:$OTLP_GRPC" >/dev/null &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$HTTP/healthz" && break; sleep 0.05; done
+trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DATA"' EXIT
+start_server "$DATA"
 
 echo "filling: $SPANS spans, traces of 100 spans, $SESSIONS sessions"
 "$BIN" loadgen --endpoint "http://127.0.0.1:$OTLP_HTTP" --api "http://127.0.0.1:$HTTP" --spans "$SPANS" \
