@@ -87,6 +87,27 @@ fn post_traces(otlp_http: &str, request: ExportTraceServiceRequest) {
     post(&format!("{otlp_http}/v1/traces"), request.encode_to_vec());
 }
 
+/// An INFO log record with a text body, in a trace or not.
+fn log_record(trace_id: Option<[u8; 16]>, at_ns: u64, body: &str) -> LogRecord {
+    LogRecord {
+        time_unix_nano: at_ns,
+        severity_number: 9,
+        body: Some(AnyValue { value: Some(Kind::StringValue(body.into())) }),
+        trace_id: trace_id.map(|t| t.to_vec()).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn post_logs(otlp_http: &str, log_records: Vec<LogRecord>) {
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs { log_records, ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    post(&format!("{otlp_http}/v1/logs"), request.encode_to_vec());
+}
+
 fn get(url: &str) -> Value {
     let response = reqwest::blocking::get(url).unwrap();
     assert!(response.status().is_success(), "GET {url} answered {}", response.status());
@@ -319,27 +340,14 @@ fn forwarding_modes_and_an_upstream_outage() {
     }
     let session_trace = ids.trace_id(&session_prefix);
     let plain_trace = ids.trace_id(&[]);
-    let log = |trace_id: Option<[u8; 16]>, body: &str| LogRecord {
-        time_unix_nano: t0,
-        severity_number: 9,
-        body: Some(AnyValue { value: Some(Kind::StringValue(body.into())) }),
-        trace_id: trace_id.map(|t| t.to_vec()).unwrap_or_default(),
-        ..Default::default()
-    };
-    let logs = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![
-                    log(Some(session_trace), "session"),
-                    log(Some(plain_trace), "plain"),
-                    log(None, "untraced"),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    post(&format!("{}/v1/logs", downstream.otlp_http), logs.encode_to_vec());
+    post_logs(
+        &downstream.otlp_http,
+        vec![
+            log_record(Some(session_trace), t0, "session"),
+            log_record(Some(plain_trace), t0, "plain"),
+            log_record(None, t0, "untraced"),
+        ],
+    );
 
     let kept_spans = session_spans + error_spans;
     let everything = kept_spans + plain_spans;
@@ -387,6 +395,57 @@ fn forwarding_modes_and_an_upstream_outage() {
         assert_eq!(forward("sent_total", upstream), forward("enqueued_total", upstream), "{upstream}");
     }
     assert_eq!(forward("sent_total", "all"), everything);
+}
+
+/// `kept` mode with a tail decision: a plain trace's log and spans are held; when its error span arrives
+/// they are stored and forwarded, logs included. A log arriving after its trace was kept, and a log
+/// without a trace, are forwarded at once; a held trace that is never kept is neither stored nor
+/// forwarded.
+#[test]
+fn kept_mode_forwards_logs_released_by_a_tail_decision() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let upstream = RunningServer::start(dirs[0].path());
+    let forward = format!("{},mode=kept,name=kept", upstream.otlp_http);
+    let flags = ["--sampling-ratio", "0.0", "--decision-wait-ms", "60000", "--forward", forward.as_str()];
+    let downstream = RunningServer::start_with(dirs[1].path(), &flags);
+    let mut ids = Ids(0x0bad_cafe_0000_0007);
+    let (late, early, never) = (ids.trace_id(&[]), ids.trace_id(&[]), ids.trace_id(&[]));
+    let t0 = now_ns();
+
+    // `late`: a log and two spans, held; then an error span keeps the trace.
+    post_logs(&downstream.otlp_http, vec![log_record(Some(late), t0, "held until the error")]);
+    post_traces(
+        &downstream.otlp_http,
+        request("api", vec![span(late, 1, None, t0, t0 + 1_000, false), span(late, 2, Some(1), t0, t0 + 10, false)]),
+    );
+    post_logs(&downstream.otlp_http, vec![log_record(Some(never), t0, "never kept")]);
+    assert_eq!(metric(&downstream.api, "sessiontrace_tail_pending_traces"), 2);
+    post_traces(&downstream.otlp_http, request("api", vec![span(late, 3, Some(1), t0, t0 + 10, true)]));
+    // `early`: kept by its error span first; its log comes after.
+    post_traces(&downstream.otlp_http, request("api", vec![span(early, 1, None, t0, t0 + 10, true)]));
+    post_logs(
+        &downstream.otlp_http,
+        vec![log_record(Some(early), t0, "after the trace was kept"), log_record(None, t0, "no trace")],
+    );
+
+    assert_eq!(stored_spans(&downstream.api, &late), Some(3));
+    assert_eq!(metric(&downstream.api, "sessiontrace_logs_stored_total"), 3);
+    wait_for("the upstream to get the kept spans and logs", Duration::from_secs(30), || {
+        metric(&upstream.api, "sessiontrace_spans_received_total") == 4
+            && metric(&upstream.api, "sessiontrace_logs_received_total") == 3
+    });
+    assert_eq!(stored_spans(&upstream.api, &late), Some(3), "the released spans were forwarded whole");
+    assert_eq!(stored_spans(&upstream.api, &never), None);
+    let bodies: BTreeSet<String> = get(&format!("{}/api/logs?limit=100", upstream.api))["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| log["body"].as_str().unwrap().to_string())
+        .collect();
+    let expected = ["held until the error", "after the trace was kept", "no trace"];
+    assert_eq!(bodies, expected.iter().map(|b| b.to_string()).collect());
+    let sent = metric(&downstream.api, "sessiontrace_forward_sent_total{upstream=\"kept\",signal=\"logs\"}");
+    assert_eq!(sent, 3);
 }
 
 /// Test certificates as PEM files: a CA, a server certificate for `localhost` and 127.0.0.1 and a client
@@ -505,21 +564,7 @@ fn forwarding_over_tls_with_a_private_ca_and_a_client_certificate() {
         }
         post_traces(&downstream.otlp_http, request("over-tls", spans));
     }
-    let logs = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord {
-                    time_unix_nano: t0,
-                    body: Some(AnyValue { value: Some(Kind::StringValue("over tls".into())) }),
-                    trace_id: trace_ids[0].to_vec(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    post(&format!("{}/v1/logs", downstream.otlp_http), logs.encode_to_vec());
+    post_logs(&downstream.otlp_http, vec![log_record(Some(trace_ids[0]), t0, "over tls")]);
     assert_eq!(metric(&downstream.api, "sessiontrace_spans_stored_total"), sent_spans);
 
     for upstream in [&up_http, &up_grpc] {
@@ -579,22 +624,7 @@ fn replay(api: &str, session: &Value, seq: u64, at_ms: u64) {
 }
 
 fn continuous_log(otlp_http: &str, trace_id: [u8; 16], at_ns: u64) {
-    let logs = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord {
-                    time_unix_nano: at_ns,
-                    severity_number: 9,
-                    body: Some(AnyValue { value: Some(Kind::StringValue("in the window".into())) }),
-                    trace_id: trace_id.to_vec(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    post(&format!("{otlp_http}/v1/logs"), logs.encode_to_vec());
+    post_logs(otlp_http, vec![log_record(Some(trace_id), at_ns, "in the window")]);
 }
 
 /// Continuous sessions with a 90 s window, on the data's own clock: an error 60 s in saves what came

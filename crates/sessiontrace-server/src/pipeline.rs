@@ -10,6 +10,8 @@
 //! - [`forward`](crate::forward): after the commit, what each upstream's mode asks for is offered to its
 //!   queue, without waiting.
 
+use std::collections::{HashMap, HashSet};
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -87,6 +89,7 @@ pub async fn accept_traces(state: &AppState, input: TraceInput) -> Result<TraceO
             let more = tail.on_held_traces(held, counters);
             released.blocks.extend(more.blocks);
             released.logs.extend(more.logs);
+            released.forward_logs.append(more.forward_logs);
             released.error_spans += more.error_spans;
             released.slow_spans += more.slow_spans;
         }
@@ -103,6 +106,7 @@ pub async fn accept_traces(state: &AppState, input: TraceInput) -> Result<TraceO
         }
         _ => Vec::new(),
     };
+    let released_logs = std::mem::take(&mut released.forward_logs);
     let mut blocks: Vec<TraceBlock> = block.into_iter().collect();
     blocks.extend(released.blocks);
     let stored = write_with_saved(state, blocks, released.logs, saved).await?;
@@ -123,6 +127,7 @@ pub async fn accept_traces(state: &AppState, input: TraceInput) -> Result<TraceO
                 let spans = count_spans(bytes);
                 forwarder.offer(ForwardMode::Kept, Signal::Traces, bytes, spans);
             }
+            forwarder.offer(ForwardMode::Kept, Signal::Logs, &released_logs.protobuf, released_logs.records);
         }
         if forwarder.wants(ForwardMode::All) {
             let mut all = kept_bytes.clone();
@@ -238,15 +243,17 @@ pub struct LogOutcome {
 /// Ingests one log request and returns once its records are durable.
 pub async fn accept_logs(state: &AppState, input: LogInput) -> Result<LogOutcome, ApiError> {
     let counters = &state.counters;
-    // Forwarding needs the request itself, so it is decoded here once and handed to ingest decoded.
+    // Forwarding needs the request itself, so it is decoded here once, masked as for storage, and
+    // handed to ingest decoded.
     let (input, forward_request) = match &state.forwarder {
         Some(_) => {
-            let request = match input {
+            let mut request = match input {
                 LogInput::Protobuf(bytes) => from_protobuf::<ExportLogsServiceRequest>(&bytes, "logs"),
                 LogInput::Json(bytes) => from_json::<ExportLogsServiceRequest>(&bytes, "resourceLogs"),
                 LogInput::Decoded(request) => Ok(request),
             }
             .inspect_err(|_| Counters::add(&counters.requests_invalid, 1))?;
+            mask_logs(&mut request, &state.ingest);
             (LogInput::Decoded(request.clone()), Some(request))
         }
         None => (input, None),
@@ -260,6 +267,8 @@ pub async fn accept_logs(state: &AppState, input: LogInput) -> Result<LogOutcome
     let held_count = held.len() as u64;
     let mut records = std::mem::take(&mut prepared.records);
     let mut released = crate::tail::Released::default();
+    // Trace ids whose held logs this request keeps because the trace was kept after they arrived.
+    let mut kept_late = HashSet::new();
     match &state.tail {
         Some(tail) => {
             Counters::add(&counters.logs_dropped, prepared.dropped - held_count);
@@ -269,7 +278,15 @@ pub async fn accept_logs(state: &AppState, input: LogInput) -> Result<LogOutcome
                 .filter_map(|log| log.trace_id.map(|id| (id, KeepReason::Error)))
                 .collect();
             released = tail.on_kept(&error_traces, counters);
-            records.extend(tail.on_held_logs(held, counters));
+            let forward_held = match (&state.forwarder, &forward_request) {
+                (Some(forwarder), Some(request)) if forwarder.wants(ForwardMode::Kept) && !held.is_empty() => {
+                    logs_by_trace(request, &held.iter().filter_map(|log| log.trace_id).collect())
+                }
+                _ => HashMap::new(),
+            };
+            let kept_now = tail.on_held_logs(held, forward_held, counters);
+            kept_late.extend(kept_now.iter().filter_map(|log| log.trace_id));
+            records.extend(kept_now);
         }
         None => Counters::add(&counters.logs_dropped, prepared.dropped),
     }
@@ -290,19 +307,84 @@ pub async fn accept_logs(state: &AppState, input: LogInput) -> Result<LogOutcome
     Counters::add(&counters.spans_kept_error, released.error_spans);
 
     if let (Some(forwarder), Some(request)) = (&state.forwarder, forward_request) {
-        forward_logs(state, forwarder, request);
+        forward_logs(state, forwarder, request, &kept_late);
+        let released_logs = released.forward_logs;
+        forwarder.offer(ForwardMode::Kept, Signal::Logs, &released_logs.protobuf, released_logs.records);
     }
     Ok(LogOutcome { rejected: prepared.rejected, rejection_message: prepared.rejection_message })
 }
 
-/// Offers a log request to the upstreams: attributes masked as for storage, then filtered per mode.
-fn forward_logs(state: &AppState, forwarder: &crate::forward::Forwarder, mut request: ExportLogsServiceRequest) {
-    let config = &state.ingest;
+/// Masks a log request as for storage: attributes (headers, keys) and secrets in string bodies.
+fn mask_logs(request: &mut ExportLogsServiceRequest, config: &sessiontrace_ingest::IngestConfig) {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
     for resource_logs in &mut request.resource_logs {
         for log in resource_logs.scope_logs.iter_mut().flat_map(|s| s.log_records.iter_mut()) {
             normalize_attributes(&mut log.attributes, &config.masking, config.max_attribute_value_bytes);
+            if let Some(Value::StringValue(body)) = log.body.as_mut().and_then(|b| b.value.as_mut())
+                && let Some(masked) = config.masking.mask_body(body)
+            {
+                *body = masked;
+            }
         }
     }
+}
+
+/// The logs of the given traces, one request per trace (resource and scope kept).
+fn logs_by_trace(
+    request: &ExportLogsServiceRequest,
+    trace_ids: &HashSet<[u8; 16]>,
+) -> HashMap<[u8; 16], crate::tail::ForwardLogs> {
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    let mut by_trace: HashMap<[u8; 16], ExportLogsServiceRequest> = HashMap::new();
+    for resource_logs in &request.resource_logs {
+        for scope_logs in &resource_logs.scope_logs {
+            for log in &scope_logs.log_records {
+                let Ok(trace_id) = <[u8; 16]>::try_from(log.trace_id.as_slice()) else { continue };
+                if !trace_ids.contains(&trace_id) {
+                    continue;
+                }
+                let piece = by_trace.entry(trace_id).or_default();
+                // One ResourceLogs/ScopeLogs per source scope: start a new pair when the source changed.
+                let same_scope = piece.resource_logs.last().is_some_and(|r| {
+                    r.resource == resource_logs.resource
+                        && r.scope_logs.last().is_some_and(|s| s.scope == scope_logs.scope)
+                });
+                if !same_scope {
+                    piece.resource_logs.push(ResourceLogs {
+                        resource: resource_logs.resource.clone(),
+                        scope_logs: vec![ScopeLogs {
+                            scope: scope_logs.scope.clone(),
+                            schema_url: scope_logs.schema_url.clone(),
+                            log_records: Vec::new(),
+                        }],
+                        schema_url: resource_logs.schema_url.clone(),
+                    });
+                }
+                let scope = piece.resource_logs.last_mut().and_then(|r| r.scope_logs.last_mut()).expect("pushed");
+                scope.log_records.push(log.clone());
+            }
+        }
+    }
+    by_trace
+        .into_iter()
+        .map(|(trace_id, piece)| {
+            let records =
+                piece.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum::<usize>();
+            (trace_id, crate::tail::ForwardLogs { protobuf: piece.encode_to_vec(), records: records as u64 })
+        })
+        .collect()
+}
+
+/// Offers a (masked) log request to the upstreams, filtered per mode. `kept` mode gets the logs kept
+/// now: those the policy keeps and those of traces kept after they arrived (`kept_late`); logs held
+/// for a tail decision follow when it releases them.
+fn forward_logs(
+    state: &AppState,
+    forwarder: &crate::forward::Forwarder,
+    request: ExportLogsServiceRequest,
+    kept_late: &HashSet<[u8; 16]>,
+) {
+    let config = &state.ingest;
     let count = |request: &ExportLogsServiceRequest| -> u64 {
         request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
     };
@@ -330,6 +412,9 @@ fn forward_logs(state: &AppState, forwarder: &crate::forward::Forwarder, mut req
     if forwarder.wants(ForwardMode::Kept) {
         let kept = filtered(&|log, resource| {
             let Ok(trace_id) = <[u8; 16]>::try_from(log.trace_id.as_slice()) else { return true };
+            if kept_late.contains(&trace_id) {
+                return true;
+            }
             let facts = TraceFacts {
                 trace_id: &trace_id,
                 is_session: is_session(log, resource),
@@ -382,6 +467,32 @@ mod tests {
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use std::sync::atomic::Ordering;
+
+    #[test]
+    fn forwarded_logs_are_masked_as_for_storage() {
+        let text = |value: &str| Some(AnyValue { value: Some(Kind::StringValue(value.into())) });
+        let mut request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpLog {
+                        body: text(r#"{"user":"bob","password":"hunter2"}"#),
+                        attributes: vec![KeyValue {
+                            key: "http.request.header.authorization".into(),
+                            value: text("Bearer abc"),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        mask_logs(&mut request, &sessiontrace_ingest::IngestConfig::default());
+        let encoded = format!("{request:?}");
+        assert!(!encoded.contains("hunter2") && !encoded.contains("Bearer abc"), "{encoded}");
+        assert!(encoded.contains("bob"), "{encoded}");
+    }
 
     fn state(change: impl FnOnce(&mut ServerConfig)) -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

@@ -36,7 +36,23 @@ struct Pending {
     entry: Option<TraceIndexEntry>,
     protobuf: Vec<u8>,
     logs: Vec<LogRecord>,
+    /// The held logs as OTLP for upstreams in `kept` mode (empty without one).
+    forward_logs: ForwardLogs,
     bytes: usize,
+}
+
+/// Log records as concatenated `ExportLogsServiceRequest` encodings (a valid request), and how many.
+#[derive(Debug, Default)]
+pub struct ForwardLogs {
+    pub protobuf: Vec<u8>,
+    pub records: u64,
+}
+
+impl ForwardLogs {
+    pub fn append(&mut self, other: ForwardLogs) {
+        self.protobuf.extend_from_slice(&other.protobuf);
+        self.records += other.records;
+    }
 }
 
 #[derive(Default)]
@@ -57,6 +73,9 @@ struct TailState {
 pub struct Released {
     pub blocks: Vec<TraceBlock>,
     pub logs: Vec<LogRecord>,
+    /// The released logs as OTLP, for upstreams in `kept` mode (when [`TailBuffer::on_held_logs`] was
+    /// given them).
+    pub forward_logs: ForwardLogs,
     /// Spans released, by the reason their trace is kept.
     pub error_spans: u64,
     pub slow_spans: u64,
@@ -165,9 +184,14 @@ impl TailBuffer {
         released
     }
 
-    /// Logs of dropped traces: kept at once when their trace was kept, otherwise held with it. Returns
-    /// the logs to keep now.
-    pub fn on_held_logs(&self, logs: Vec<LogRecord>, counters: &Counters) -> Vec<LogRecord> {
+    /// Logs of dropped traces: kept at once when their trace was kept, otherwise held with it (with their
+    /// OTLP form from `forward`, by trace, when an upstream takes kept logs). Returns the logs to keep now.
+    pub fn on_held_logs(
+        &self,
+        logs: Vec<LogRecord>,
+        mut forward: HashMap<[u8; 16], ForwardLogs>,
+        counters: &Counters,
+    ) -> Vec<LogRecord> {
         let mut keep = Vec::new();
         if logs.is_empty() {
             return keep;
@@ -183,10 +207,13 @@ impl TailBuffer {
                 keep.push(log);
                 continue;
             }
+            let forward_logs = forward.remove(&trace_id).unwrap_or_default();
             let size = log.body.len() + log.attributes_json.len() + log.resource_json.len() + 128;
+            let size = size + forward_logs.protobuf.len();
             let pending = state.entry(trace_id, now);
             pending.bytes += size;
             pending.logs.push(log);
+            pending.forward_logs.append(forward_logs);
             state.bytes += size;
             state.logs += 1;
         }
@@ -241,6 +268,7 @@ fn release(pending: Pending, reason: KeepReason, released: &mut Released) {
         });
     }
     released.logs.extend(pending.logs);
+    released.forward_logs.append(pending.forward_logs);
 }
 
 fn count_dropped(pending: &Pending, spans: &std::sync::atomic::AtomicU64, logs: &std::sync::atomic::AtomicU64) {
@@ -253,7 +281,14 @@ impl TailState {
         let order = &mut self.order;
         self.pending.entry(trace_id).or_insert_with(|| {
             order.push_back((trace_id, now));
-            Pending { first_seen: now, entry: None, protobuf: Vec::new(), logs: Vec::new(), bytes: 0 }
+            Pending {
+                first_seen: now,
+                entry: None,
+                protobuf: Vec::new(),
+                logs: Vec::new(),
+                forward_logs: ForwardLogs::default(),
+                bytes: 0,
+            }
         })
     }
 
@@ -372,6 +407,7 @@ mod tests {
                 attributes_json: "{}".into(),
                 resource_json: "{}".into(),
             }],
+            HashMap::new(),
             &counters,
         );
         assert!(logs.is_empty());
