@@ -5,8 +5,9 @@
 //!
 //! Each upstream has a mode — `all` (everything received), `non-session` (everything but session
 //! traces and their logs: the APM keeps its own sampling, session data lives here) or `kept` (what the
-//! routing policy kept, tail decisions included) — and a bounded queue drained by its own task, which
-//! retries with exponential backoff. The pipeline only offers payloads after the local store committed
+//! routing policy kept, tail decisions included) — and a bounded queue drained by `concurrency` sender
+//! tasks (requests in flight at once, so a distant upstream's round trip does not cap throughput), each
+//! retrying with exponential backoff. The pipeline only offers payloads after the local store committed
 //! and never waits: a full queue drops the payload for that upstream and counts it, so an upstream that is
 //! down or slow never blocks or loses local storage. For every upstream and signal,
 //! `enqueued = forwarded + failed + queued`, and `offered = enqueued + queue_full` (all on `/metrics`).
@@ -74,6 +75,8 @@ pub struct ForwardConfig {
     pub max_backoff_ms: u64,
     /// Timeout of one attempt.
     pub timeout_ms: u64,
+    /// Requests in flight at once to this upstream (sender tasks draining its queue).
+    pub concurrency: usize,
     /// PEM file of the CAs to trust for an `https://` endpoint instead of the system's.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate (chain) for upstreams that require mutual TLS; needs `key_file`.
@@ -96,6 +99,7 @@ impl Default for ForwardConfig {
             initial_backoff_ms: 200,
             max_backoff_ms: 5_000,
             timeout_ms: 10_000,
+            concurrency: 4,
             ca_file: None,
             cert_file: None,
             key_file: None,
@@ -128,6 +132,9 @@ impl ForwardConfig {
         if self.queue_capacity == 0 {
             anyhow::bail!("forward queue_capacity must be above 0");
         }
+        if !(1..=256).contains(&self.concurrency) {
+            anyhow::bail!("forward concurrency must be 1 to 256, got {}", self.concurrency);
+        }
         for (name, value) in &self.headers {
             let header_ok = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
                 && http::HeaderValue::from_str(value).is_ok()
@@ -146,7 +153,7 @@ impl ForwardConfig {
 }
 
 /// The command-line form: `URL[,mode=all|non-session|kept][,protocol=http|grpc][,gzip=true|false]
-/// [,header=NAME:VALUE]...[,name=NAME][,queue=N][,retries=N][,ca=PEM][,cert=PEM,key=PEM]`.
+/// [,header=NAME:VALUE]...[,name=NAME][,queue=N][,retries=N][,concurrency=N][,ca=PEM][,cert=PEM,key=PEM]`.
 impl std::str::FromStr for ForwardConfig {
     type Err = String;
 
@@ -183,6 +190,9 @@ impl std::str::FromStr for ForwardConfig {
                 "name" => config.name = value.to_string(),
                 "queue" => config.queue_capacity = value.parse().map_err(|_| format!("bad queue size {value:?}"))?,
                 "retries" => config.max_retries = value.parse().map_err(|_| format!("bad retries {value:?}"))?,
+                "concurrency" => {
+                    config.concurrency = value.parse().map_err(|_| format!("bad concurrency {value:?}"))?
+                }
                 "ca" => config.ca_file = Some(PathBuf::from(value)),
                 "cert" => config.cert_file = Some(PathBuf::from(value)),
                 "key" => config.key_file = Some(PathBuf::from(value)),
@@ -217,6 +227,14 @@ struct Upstream {
     config: ForwardConfig,
     sender: mpsc::Sender<Payload>,
     counters: [SignalCounters; 3],
+    give_ups: std::sync::Mutex<GiveUpLog>,
+}
+
+/// When a given-up payload was last logged, and how many were not logged since.
+#[derive(Default)]
+struct GiveUpLog {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
 }
 
 /// Every upstream.
@@ -234,10 +252,17 @@ impl Forwarder {
         let mut upstreams = Vec::new();
         for config in configs {
             let (sender, receiver) = mpsc::channel(config.queue_capacity);
-            let upstream =
-                std::sync::Arc::new(Upstream { config: config.clone(), sender, counters: Default::default() });
-            let client = Client::new(config)?;
-            tokio::spawn(run_upstream(upstream.clone(), client, receiver));
+            let upstream = std::sync::Arc::new(Upstream {
+                config: config.clone(),
+                sender,
+                counters: Default::default(),
+                give_ups: Default::default(),
+            });
+            let client = std::sync::Arc::new(Client::new(config)?);
+            let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
+            for _ in 0..config.concurrency {
+                tokio::spawn(run_sender(upstream.clone(), client.clone(), receiver.clone()));
+            }
             upstreams.push(upstream);
         }
         Ok(Forwarder { upstreams })
@@ -317,38 +342,47 @@ type MetricSpec = (&'static str, &'static str, fn(&SignalCounters) -> u64);
 /// Payloads given up are logged at most this often per upstream (every one is counted).
 const GIVE_UP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-async fn run_upstream(upstream: std::sync::Arc<Upstream>, client: Client, mut receiver: mpsc::Receiver<Payload>) {
+/// One of an upstream's sender tasks: takes the next payload from the shared queue and sends it,
+/// retrying, until the forwarder is dropped.
+async fn run_sender(
+    upstream: std::sync::Arc<Upstream>,
+    client: std::sync::Arc<Client>,
+    receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Payload>>>,
+) {
+    loop {
+        let Some(payload) = receiver.lock().await.recv().await else { return };
+        send_with_retries(&upstream, &client, payload).await;
+    }
+}
+
+async fn send_with_retries(upstream: &Upstream, client: &Client, payload: Payload) {
     let config = &upstream.config;
-    let mut last_give_up_log: Option<std::time::Instant> = None;
-    let mut unlogged_give_ups = 0u64;
-    while let Some(payload) = receiver.recv().await {
-        let counters = &upstream.counters[slot(payload.signal)];
-        let mut backoff = Duration::from_millis(config.initial_backoff_ms);
-        let mut attempt = 0;
-        loop {
-            match client.send(config, &payload).await {
-                Ok(()) => {
-                    counters.forwarded.fetch_add(payload.items, Ordering::Relaxed);
-                    break;
+    let counters = &upstream.counters[slot(payload.signal)];
+    let mut backoff = Duration::from_millis(config.initial_backoff_ms);
+    let mut attempt = 0;
+    loop {
+        match client.send(config, &payload).await {
+            Ok(()) => {
+                counters.forwarded.fetch_add(payload.items, Ordering::Relaxed);
+                return;
+            }
+            Err(Failure::Retry(message)) if attempt < config.max_retries => {
+                attempt += 1;
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(upstream = %config.name, attempt, error = %message, "forward failed, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(config.max_backoff_ms));
+            }
+            Err(Failure::Retry(message) | Failure::Permanent(message)) => {
+                counters.failed.fetch_add(payload.items, Ordering::Relaxed);
+                let mut log = upstream.give_ups.lock().expect("give-up log lock");
+                if log.last.is_none_or(|at| at.elapsed() >= GIVE_UP_LOG_INTERVAL) {
+                    tracing::warn!(upstream = %config.name, signal = payload.signal.as_str(), items = payload.items, attempts = attempt + 1, error = %message, earlier_unlogged = log.unlogged, "forward failed, payload given up (all counted in sessiontrace_forward_failed_total)");
+                    *log = GiveUpLog { last: Some(std::time::Instant::now()), unlogged: 0 };
+                } else {
+                    log.unlogged += 1;
                 }
-                Err(Failure::Retry(message)) if attempt < config.max_retries => {
-                    attempt += 1;
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(upstream = %config.name, attempt, error = %message, "forward failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(config.max_backoff_ms));
-                }
-                Err(Failure::Retry(message) | Failure::Permanent(message)) => {
-                    counters.failed.fetch_add(payload.items, Ordering::Relaxed);
-                    if last_give_up_log.is_none_or(|at| at.elapsed() >= GIVE_UP_LOG_INTERVAL) {
-                        tracing::warn!(upstream = %config.name, signal = payload.signal.as_str(), items = payload.items, attempts = attempt + 1, error = %message, earlier_unlogged = unlogged_give_ups, "forward failed, payload given up (all counted in sessiontrace_forward_failed_total)");
-                        last_give_up_log = Some(std::time::Instant::now());
-                        unlogged_give_ups = 0;
-                    } else {
-                        unlogged_give_ups += 1;
-                    }
-                    break;
-                }
+                return;
             }
         }
     }
@@ -386,6 +420,60 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("cert_file holds no certificate"), "{error}");
         assert!("http://x,mode=some".parse::<ForwardConfig>().unwrap_err().contains("mode must be"));
+    }
+
+    /// Requests in flight at once at an upstream that answers after 100 ms, for a given `concurrency`.
+    async fn most_in_flight(concurrency: usize) -> usize {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let handler = {
+            let (now, most) = (now.clone(), most.clone());
+            move || async move {
+                let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(current, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                ""
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().route("/v1/traces", axum::routing::post(handler));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let config = ForwardConfig {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            name: "slow".into(),
+            concurrency,
+            ..Default::default()
+        };
+        let forwarder = Forwarder::start(&[config]).unwrap();
+        for _ in 0..8 {
+            forwarder.offer(ForwardMode::All, Signal::Traces, b"", 1);
+        }
+        let sent = || {
+            forwarder
+                .metric_rows()
+                .into_iter()
+                .filter(|(n, ..)| *n == "sessiontrace_forward_sent_total")
+                .map(|r| r.4)
+                .sum::<u64>()
+        };
+        for _ in 0..500 {
+            if sent() == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(sent(), 8);
+        most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrency_sets_the_requests_in_flight() {
+        assert_eq!(most_in_flight(1).await, 1);
+        let most = most_in_flight(4).await;
+        assert!((2..=4).contains(&most), "{most} requests in flight with concurrency 4");
     }
 
     #[tokio::test]
