@@ -61,7 +61,8 @@ pub struct ServeArgs {
     /// ClickHouse database of the store's tables [default: sessiontrace].
     #[arg(long, env = "SESSIONTRACE_CLICKHOUSE_DATABASE")]
     clickhouse_database: Option<String>,
-    /// Days of data the ClickHouse store keeps; 0 keeps everything [default: 30].
+    /// Days of data kept (older data is deleted hourly, or dropped by partition in ClickHouse); 0 keeps
+    /// everything [default: 30].
     #[arg(long, env = "SESSIONTRACE_RETENTION_DAYS")]
     retention_days: Option<u32>,
 }

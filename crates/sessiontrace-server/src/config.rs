@@ -47,7 +47,8 @@ pub struct ServerConfig {
     pub clickhouse_url: Option<String>,
     /// ClickHouse database of the store's tables (created when missing).
     pub clickhouse_database: String,
-    /// Days of data kept by the ClickHouse store (older daily partitions are dropped); 0 keeps everything.
+    /// Days of data kept (the embedded store deletes older data hourly; the ClickHouse store drops older
+    /// daily partitions); 0 keeps everything.
     pub retention_days: u32,
     /// Non-session traces lasting longer than this (the root's duration once seen) are kept; unset
     /// disables the rule (docs/sampling.md).

@@ -120,6 +120,9 @@ pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState
     };
     if let Some(runtime) = &runtime {
         runtime.spawn(tick(Arc::downgrade(&continuous), tail.as_ref().map(Arc::downgrade), counters.clone()));
+        if config.retention_days > 0 {
+            runtime.spawn(retention(Arc::downgrade(&store), config.retention_days, counters.clone()));
+        }
     }
     AppState { store, ingest: Arc::new(ingest), counters, config: Arc::new(config), tail, forwarder, continuous }
 }
@@ -133,6 +136,33 @@ pub fn routing_policy(config: &ServerConfig) -> RoutingPolicy {
         sampling_ratio: config.sampling_ratio,
         slow_trace_ns: config.slow_trace_ms.map(|ms| ms.saturating_mul(1_000_000)),
         hold_dropped: config.sampling_ratio < 1.0 && (tail || forwards_dropped),
+    }
+}
+
+/// Deletes what is older than `retention_days` shortly after start and then every hour, until the store
+/// is dropped (the ClickHouse store drops its old partitions itself; this asks the embedded one).
+async fn retention(store: std::sync::Weak<dyn Store>, days: u32, counters: Arc<Counters>) {
+    const FIRST_PASS_AFTER: Duration = Duration::from_secs(10);
+    const EVERY: Duration = Duration::from_secs(3600);
+    tokio::time::sleep(FIRST_PASS_AFTER).await;
+    loop {
+        let Some(store) = store.upgrade() else { return };
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let cutoff_ms = now_ms as i64 - i64::from(days) * 86_400_000;
+        match store.expire_before(cutoff_ms).await {
+            Ok(expired) => {
+                Counters::add(&counters.retention_spans_deleted, expired.spans);
+                Counters::add(&counters.retention_logs_deleted, expired.logs);
+                Counters::add(&counters.retention_metric_points_deleted, expired.metric_points);
+                Counters::add(&counters.retention_sessions_deleted, expired.sessions);
+                if expired != sessiontrace_store::Totals::default() {
+                    tracing::info!(days, ?expired, "retention: deleted data older than the cutoff");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "retention pass failed; trying again in an hour"),
+        }
+        drop(store);
+        tokio::time::sleep(EVERY).await;
     }
 }
 

@@ -76,6 +76,11 @@ pub struct Counters {
     pub continuous_replay_expired: AtomicU64,
     pub continuous_saves: AtomicU64,
     pub continuous_window_bytes: AtomicU64,
+    /// Retention: what passes deleted for being older than `retention_days`.
+    pub retention_spans_deleted: AtomicU64,
+    pub retention_logs_deleted: AtomicU64,
+    pub retention_metric_points_deleted: AtomicU64,
+    pub retention_sessions_deleted: AtomicU64,
     /// The forwarder's per-upstream counters, appended to the exposition when forwarding is on.
     pub forward: OnceLock<Arc<Forwarder>>,
 }
@@ -107,6 +112,8 @@ impl Counters {
         let continuous_held = "Continuous-session items put in the rolling window, by signal";
         let continuous_saved = "Continuous-session items persisted by a save, by signal";
         let continuous_expired = "Continuous-session items that left the window unsaved, by signal";
+        let retention = "sessiontrace_retention_deleted_total";
+        let retention_help = "Items deleted for being older than retention_days (embedded store), by kind";
         let mut rows: Vec<Row<'_>> = vec![
             (
                 "sessiontrace_spans_received_total",
@@ -369,6 +376,16 @@ impl Counters {
                 gauge,
                 get(&self.continuous_window_bytes),
             ),
+            (retention, label("kind", "spans"), retention_help, counter, get(&self.retention_spans_deleted)),
+            (retention, label("kind", "logs"), retention_help, counter, get(&self.retention_logs_deleted)),
+            (
+                retention,
+                label("kind", "metric_points"),
+                retention_help,
+                counter,
+                get(&self.retention_metric_points_deleted),
+            ),
+            (retention, label("kind", "sessions"), retention_help, counter, get(&self.retention_sessions_deleted)),
         ];
         let forward_rows = self.forward.get().map(|forwarder| forwarder.metric_rows()).unwrap_or_default();
         for (name, labels, help, kind, value) in &forward_rows {

@@ -362,3 +362,41 @@ async fn cors_preflight_allows_loopback_pages_and_traceparent() {
     let response = server.router.clone().oneshot(preflight("https://evil.example")).await.unwrap();
     assert!(response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }
+
+/// The retention task asks the store to delete what is older than `retention_days` 10 s after start (the
+/// clock is paused and advanced by tokio here): a log stamped 40 days ago goes, one stamped now stays.
+#[tokio::test(start_paused = true)]
+async fn retention_deletes_old_data_after_start() {
+    let server = TestServer::with(|config| config.retention_days = 30);
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let forty_days_ns = 40 * 86_400 * 1_000_000_000u64;
+    let logs = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": (now_ns - forty_days_ns).to_string(), "body": {"stringValue": "old"}},
+        {"timeUnixNano": now_ns.to_string(), "body": {"stringValue": "new"}}
+    ]}]}]});
+    let (status, _) = server.post("/v1/logs", "application/json", logs.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, stats) = server.get_json("/api/stats").await;
+    assert_eq!(stats["logs"], 2);
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let mut deleted = String::new();
+    for _ in 0..100 {
+        let (_, metrics) = server.send(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        let text = String::from_utf8(metrics).unwrap();
+        deleted = text
+            .lines()
+            .find(|l| l.starts_with("sessiontrace_retention_deleted_total{kind=\"logs\"}"))
+            .unwrap_or("")
+            .into();
+        if deleted.ends_with(" 1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(deleted, "sessiontrace_retention_deleted_total{kind=\"logs\"} 1");
+    let (_, stats) = server.get_json("/api/stats").await;
+    assert_eq!(stats["logs"], 1);
+    let (_, logs) = server.get_json("/api/logs?limit=10").await;
+    assert_eq!(logs["logs"][0]["body"], "new");
+}

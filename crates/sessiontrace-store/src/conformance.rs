@@ -20,7 +20,8 @@ pub async fn run_all(store: &dyn Store) {
     totals_count_what_was_written(store).await;
 }
 
-fn new_session(name: &str) -> Session {
+/// A manual session started in 2023, not stopped.
+pub fn new_session(name: &str) -> Session {
     Session {
         id: Session::new_id(),
         short_id: ShortId::random(),
@@ -36,7 +37,8 @@ fn new_session(name: &str) -> Session {
     }
 }
 
-fn block(trace_id: TraceId, session_key: Option<String>, service: &str, errors: u32) -> TraceBlock {
+/// A block of one 3-span trace.
+pub fn block(trace_id: TraceId, session_key: Option<String>, service: &str, errors: u32) -> TraceBlock {
     TraceBlock {
         protobuf: format!("block of {trace_id} from {service}").into_bytes(),
         span_count: 3,

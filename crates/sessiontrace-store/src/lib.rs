@@ -171,6 +171,18 @@ pub struct Totals {
     pub replay_chunks: u64,
 }
 
+impl Totals {
+    /// Adds another count (retention passes add up what their slices deleted).
+    pub fn add(&mut self, other: &Totals) {
+        self.spans += other.spans;
+        self.span_blocks += other.span_blocks;
+        self.logs += other.logs;
+        self.metric_points += other.metric_points;
+        self.sessions += other.sessions;
+        self.replay_chunks += other.replay_chunks;
+    }
+}
+
 /// The storage contract. Writes return only once durable.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -204,5 +216,12 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of everything stored (`/api/stats`, the load generator's check).
     async fn totals(&self) -> Result<Totals, StoreError> {
         Err(StoreError::Unavailable("this backend does not count its totals".into()))
+    }
+    /// Retention: deletes what is older than `cutoff_ms` (Unix milliseconds) and returns the totals of
+    /// what went. A backend with retention of its own (ClickHouse drops daily partitions) deletes nothing
+    /// here.
+    async fn expire_before(&self, cutoff_ms: i64) -> Result<Totals, StoreError> {
+        let _ = cutoff_ms;
+        Ok(Totals::default())
     }
 }

@@ -54,6 +54,11 @@ pub(crate) enum Job {
     FlushIndex {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Delete one slice of what is older than the cutoff (retention); the answer says whether more is left.
+    Expire {
+        cutoff_ms: i64,
+        reply: oneshot::Sender<Result<(crate::Totals, bool), StoreError>>,
+    },
 }
 
 /// A job's answer, held until the commit.
@@ -71,7 +76,7 @@ pub(crate) struct Writer {
     pending_count: Arc<AtomicUsize>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -117,11 +122,13 @@ impl Writer {
                 }
             };
             let mut flush_replies = Vec::new();
+            let mut expire_replies = Vec::new();
             let mut batch = Vec::new();
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
                     Job::FlushIndex { reply } => flush_replies.push(reply),
+                    Job::Expire { cutoff_ms, reply } => expire_replies.push((cutoff_ms, reply)),
                     job => batch.push(job),
                 }
                 if batch.len() < MAX_JOBS_PER_COMMIT {
@@ -139,7 +146,20 @@ impl Writer {
                     let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Internal(e.clone())));
                 }
             }
+            for (cutoff_ms, reply) in expire_replies {
+                let _ = reply.send(self.expire(cutoff_ms));
+            }
         }
+    }
+
+    /// One retention slice in its own transaction, after the pending index is written (so no index entry
+    /// of a deleted block arrives later).
+    fn expire(&mut self, cutoff_ms: i64) -> Result<(crate::Totals, bool), StoreError> {
+        self.flush_index().map_err(StoreError::Internal)?;
+        let transaction = self.connection.transaction()?;
+        let outcome = super::retention::expire_slice(&transaction, cutoff_ms)?;
+        transaction.commit()?;
+        Ok(outcome)
     }
 
     /// Writes every pending index entry, sorted by trace id, and records how far the index is complete.
@@ -221,6 +241,7 @@ fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndex
         }
         // Taken out of the batch by `run`; answered there after the flush.
         Job::FlushIndex { reply } => Done::Unit(reply, Ok(())),
+        Job::Expire { .. } => unreachable!("Writer::run takes retention jobs out of the batch"),
         Job::InsertSession { session, reply } => Done::Unit(
             reply,
             in_savepoint(connection, || {

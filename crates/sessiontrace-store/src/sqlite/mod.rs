@@ -1,10 +1,12 @@
 //! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`. One writer thread owns the
 //! write connection and commits whatever jobs are queued in one transaction (group commit), answering
 //! each job only after that commit; reads use a small pool of read-only connections on blocking threads.
+//! Retention ([`retention`]) runs on the writer too, a slice at a time.
 
 mod index_codec;
 mod insert;
 mod query;
+mod retention;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -208,6 +210,18 @@ impl Store for SqliteStore {
     async fn totals(&self) -> Result<Totals, StoreError> {
         self.read(query::totals).await
     }
+
+    /// One slice per writer job, so that writes go on in between (see [`retention`]).
+    async fn expire_before(&self, cutoff_ms: i64) -> Result<Totals, StoreError> {
+        let mut total = Totals::default();
+        loop {
+            let (expired, more) = self.submit(|reply| Job::Expire { cutoff_ms, reply }).await?;
+            total.add(&expired);
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +254,94 @@ mod tests {
         let raw = rusqlite::Connection::open(&path).unwrap();
         let after: i64 = raw.query_row("SELECT COUNT(*) FROM trace_index_v1", [], |r| r.get(0)).unwrap();
         assert_eq!(after, 1, "recovered entries are indexed exactly once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_deletes_what_is_older_than_the_cutoff() {
+        use crate::conformance::{block, new_session};
+        use sessiontrace_model::ids::TraceId;
+        let now_ms = insert::now_ms;
+        let log = |time_ms: i64, session_key: &str| LogRecord {
+            time_unix_nano: time_ms * 1_000_000,
+            trace_id: None,
+            span_id: None,
+            session_key: Some(session_key.to_string()),
+            service: "api".into(),
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: format!("at {time_ms}"),
+            attributes_json: "{}".into(),
+            resource_json: "{}".into(),
+        };
+        let point = |time_ms: i64| MetricPoint {
+            time_unix_nano: time_ms * 1_000_000,
+            service: "api".into(),
+            name: "requests".into(),
+            kind: "sum".into(),
+            unit: "1".into(),
+            value: Some(1.0),
+            attributes_json: "{}".into(),
+            detail_json: "{}".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+
+        // Before the cutoff: a session stopped in 2023 with its trace, log and replay, and a metric point.
+        let mut old = new_session("old");
+        old.stopped_at_ms = Some(old.started_at_ms + 5_000);
+        store.insert_session(&old).await.unwrap();
+        let old_trace = TraceId::random();
+        let old_key = old.short_id.to_hex();
+        let old_batch = WriteBatch {
+            trace_blocks: vec![block(old_trace, Some(old_key.clone()), "api", 0)],
+            logs: vec![log(old.started_at_ms, &old_key)],
+            metric_points: vec![point(old.started_at_ms)],
+        };
+        store.write(old_batch).await.unwrap();
+        let chunk = ReplayChunk {
+            session_id: old.id.clone(),
+            seq: 0,
+            event_count: 1,
+            first_timestamp_ms: old.started_at_ms,
+            last_timestamp_ms: old.started_at_ms,
+            events_json: b"[{}]".to_vec(),
+        };
+        assert!(store.put_replay_chunk(chunk).await.unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let cutoff = now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+
+        // After it: a session started now, with the same kinds of data.
+        let mut new = new_session("new");
+        new.started_at_ms = now_ms();
+        store.insert_session(&new).await.unwrap();
+        let new_trace = TraceId::random();
+        let new_key = new.short_id.to_hex();
+        let new_block = block(new_trace, Some(new_key.clone()), "api", 0);
+        let new_batch = WriteBatch {
+            trace_blocks: vec![new_block.clone()],
+            logs: vec![log(new.started_at_ms, &new_key)],
+            metric_points: vec![point(new.started_at_ms)],
+        };
+        store.write(new_batch).await.unwrap();
+
+        let expired = store.expire_before(cutoff).await.unwrap();
+        let expected = Totals { spans: 3, span_blocks: 1, logs: 1, metric_points: 1, sessions: 1, replay_chunks: 1 };
+        assert_eq!(expired, expected);
+        assert!(store.trace_blocks(old_trace.0).await.unwrap().is_empty());
+        assert_eq!(store.trace_blocks(new_trace.0).await.unwrap(), vec![new_block.protobuf]);
+        assert_eq!(store.session(&old.id).await.unwrap(), None);
+        assert!(store.replay_chunks(&old.id).await.unwrap().is_empty());
+        let listed = store.list_sessions(&SessionFilter::default()).await.unwrap();
+        assert_eq!(listed.sessions.iter().map(|(s, _)| s.id.clone()).collect::<Vec<_>>(), vec![new.id.clone()]);
+        let stats = store.session_stats(&new).await.unwrap();
+        assert_eq!((stats.traces, stats.spans, stats.logs), (1, 3, 1));
+        let totals = store.totals().await.unwrap();
+        assert_eq!(
+            totals,
+            Totals { spans: 3, span_blocks: 1, logs: 1, metric_points: 1, sessions: 1, replay_chunks: 0 }
+        );
+        assert_eq!(store.expire_before(cutoff).await.unwrap(), Totals::default(), "nothing older is left");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
