@@ -11,7 +11,9 @@ use rusqlite::{Connection, params};
 
 use crate::Totals;
 
-/// Blocks per slice (about 200 spans each).
+/// Blocks per slice (about 200 spans each). Each slice rewrites much of the trace-id index whatever its
+/// size, so bigger slices cost less in all; `cargo bench -p sessiontrace-store --bench retention` measured
+/// 1M spans deleted in 1.2 s with 2,000 (2.9 s with 500), writes waiting up to 0.5 s behind a slice.
 const BLOCKS_PER_SLICE: i64 = 2_000;
 /// Log records or metric points per slice.
 const ROWS_PER_SLICE: i64 = 50_000;
