@@ -15,17 +15,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use prost::Message;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{ForwardConfig, ForwardProtocol, Payload, Signal};
+use super::{ForwardConfig, ForwardProtocol, Payload};
+use crate::endpoints::otlp_grpc::PassThrough;
 
 /// The PEM files of an upstream's TLS settings, read once.
 pub(super) struct TlsFiles {
@@ -235,30 +229,19 @@ impl Client {
                 }
             }
             Client::Grpc { channel, metadata } => {
-                fn with_metadata<T>(metadata: &[GrpcHeader], message: T) -> tonic::Request<T> {
-                    let mut request = tonic::Request::new(message);
-                    for (key, value) in metadata {
-                        request.metadata_mut().insert(key.clone(), value.clone());
-                    }
-                    request
+                // The payload is sent as the protobuf it already is (no decode and re-encode).
+                let mut grpc = tonic::client::Grpc::new(channel.clone());
+                if config.gzip {
+                    grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
                 }
-                let decode_error = |e: prost::DecodeError| Failure::Permanent(e.to_string());
-                let gzip = tonic::codec::CompressionEncoding::Gzip;
-                // The three OTLP services differ only in their client and request types.
-                macro_rules! export {
-                    ($client:ident, $request:ty) => {{
-                        let message = <$request>::decode(payload.protobuf.as_slice()).map_err(decode_error)?;
-                        let mut client = $client::new(channel.clone());
-                        if config.gzip {
-                            client = client.send_compressed(gzip);
-                        }
-                        client.export(with_metadata(metadata, message)).await.map(|_| ())
-                    }};
+                let mut request = tonic::Request::new(payload.protobuf.clone());
+                for (key, value) in metadata {
+                    request.metadata_mut().insert(key.clone(), value.clone());
                 }
-                let result = match payload.signal {
-                    Signal::Traces => export!(TraceServiceClient, ExportTraceServiceRequest),
-                    Signal::Logs => export!(LogsServiceClient, ExportLogsServiceRequest),
-                    Signal::Metrics => export!(MetricsServiceClient, ExportMetricsServiceRequest),
+                let path = http::uri::PathAndQuery::from_static(payload.signal.grpc_path());
+                let result = match grpc.ready().await {
+                    Ok(()) => grpc.unary(request, path, PassThrough).await.map(|_| ()),
+                    Err(error) => Err(tonic::Status::unavailable(with_sources(&error))),
                 };
                 result.map_err(|status| {
                     use tonic::Code;
