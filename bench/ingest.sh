@@ -71,15 +71,7 @@ echo "disk: $BYTES bytes for $SPANS spans = $((BYTES / (SPANS > 0 ? SPANS : 1)))
 
 if [ "$PEER" = rotel ]; then
   need_jemalloc
-  if [ ! -x bench/.venv-rotel/bin/python ]; then python3 -m venv bench/.venv-rotel; fi
-  bench/.venv-rotel/bin/pip install --quiet --disable-pip-version-check rotel
-  AGENT=$(bench/.venv-rotel/bin/python -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
-  R_HTTP=$(free_port) R_GRPC=$(free_port)
-  LD_PRELOAD=$JEMALLOC taskset -c 0 "$AGENT" start --exporter blackhole \
-    --otlp-http-endpoint "127.0.0.1:$R_HTTP" --otlp-grpc-endpoint "127.0.0.1:$R_GRPC" >/dev/null 2>&1 &
-  ROTEL=$!
-  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$R_HTTP) 2>/dev/null && break; sleep 0.05; done
-  sleep 1
+  start_rotel 0
   R_ENDPOINT="http://127.0.0.1:$R_HTTP"
   [ "$PROTOCOL" = grpc ] && R_ENDPOINT="http://127.0.0.1:$R_GRPC"
   run_load "rotel (decode and discard, jemalloc)" "$ROTEL" "$R_ENDPOINT"

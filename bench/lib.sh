@@ -29,3 +29,20 @@ start_server() {
   SERVER=$!
   wait_http "http://127.0.0.1:$HTTP/healthz"
 }
+
+# start_rotel CPU: Rotel (pip package `rotel`, installed into bench/.venv-rotel) with its blackhole exporter,
+# pinned to CPU, jemalloc preloaded when Debian's libjemalloc2 is there; sets ROTEL (the pid), R_HTTP and
+# R_GRPC.
+start_rotel() {
+  if [ ! -x bench/.venv-rotel/bin/python ]; then python3 -m venv bench/.venv-rotel; fi
+  bench/.venv-rotel/bin/pip install --quiet --disable-pip-version-check rotel
+  local agent jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+  agent=$(bench/.venv-rotel/bin/python -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
+  [ -f "$jemalloc" ] || jemalloc=""
+  R_HTTP=$(free_port) R_GRPC=$(free_port)
+  LD_PRELOAD=$jemalloc taskset -c "$1" "$agent" start --exporter blackhole \
+    --otlp-http-endpoint "127.0.0.1:$R_HTTP" --otlp-grpc-endpoint "127.0.0.1:$R_GRPC" >/dev/null 2>&1 &
+  ROTEL=$!
+  for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$R_HTTP") 2>/dev/null && break; sleep 0.05; done
+  sleep 1
+}
