@@ -389,7 +389,8 @@ fn forwarding_modes_and_an_upstream_outage() {
     wait_for("the late upstream to catch up", Duration::from_secs(60), || {
         metric(&late.api, "sessiontrace_spans_received_total") == kept_spans
     });
-    assert_eq!(forward("sent_total", "late"), kept_spans);
+    // The upstream counts a request before it answers; the sender counts it after the answer.
+    wait_for("the sender to count it", Duration::from_secs(10), || forward("sent_total", "late") == kept_spans);
     assert_eq!(forward("failed_total", "late") + forward("queue_full_total", "late"), 0);
     for upstream in ["all", "non-session", "kept"] {
         assert_eq!(forward("sent_total", upstream), forward("enqueued_total", upstream), "{upstream}");
@@ -444,8 +445,9 @@ fn kept_mode_forwards_logs_released_by_a_tail_decision() {
         .collect();
     let expected = ["held until the error", "after the trace was kept", "no trace"];
     assert_eq!(bodies, expected.iter().map(|b| b.to_string()).collect());
-    let sent = metric(&downstream.api, "sessiontrace_forward_sent_total{upstream=\"kept\",signal=\"logs\"}");
-    assert_eq!(sent, 3);
+    wait_for("the sender to count the three logs", Duration::from_secs(10), || {
+        metric(&downstream.api, "sessiontrace_forward_sent_total{upstream=\"kept\",signal=\"logs\"}") == 3
+    });
 }
 
 /// Test certificates as PEM files: a CA, a server certificate for `localhost` and 127.0.0.1 and a client
@@ -580,8 +582,10 @@ fn forwarding_over_tls_with_a_private_ca_and_a_client_certificate() {
         metric(&downstream.api, &format!("sessiontrace_forward_{name}{{upstream=\"{upstream}\",signal=\"{signal}\"}}"))
     };
     for upstream in ["tls-http", "tls-grpc"] {
-        assert_eq!(forward("sent_total", upstream, "traces"), sent_spans, "{upstream}");
-        assert_eq!(forward("sent_total", upstream, "logs"), 1, "{upstream}");
+        // The upstream counts a request before it answers; the sender counts it after the answer.
+        wait_for("the sender to count what the upstream got", Duration::from_secs(10), || {
+            forward("sent_total", upstream, "traces") == sent_spans && forward("sent_total", upstream, "logs") == 1
+        });
         assert_eq!(forward("failed_total", upstream, "traces"), 0, "{upstream}");
     }
     for upstream in ["untrusted", "no-client-cert"] {
