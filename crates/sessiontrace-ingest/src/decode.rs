@@ -39,26 +39,37 @@ impl Encoding {
     }
 }
 
-/// Undoes `Content-Encoding` (identity or gzip) within `limit` bytes.
+/// Undoes `Content-Encoding` (identity, gzip, deflate or zstd) within `limit` bytes.
 pub fn decompress(body: Vec<u8>, content_encoding: Option<&str>, limit: usize) -> Result<Vec<u8>, IngestError> {
     if body.len() > limit {
         return Err(IngestError::TooLarge { limit });
     }
-    match content_encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("identity") => Ok(body),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::with_capacity(body.len() * 4);
-            let mut decoder = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
-            decoder
-                .read_to_end(&mut out)
-                .map_err(|error| IngestError::invalid(format!("body is not valid gzip: {error}")))?;
-            if out.len() > limit {
-                return Err(IngestError::TooLarge { limit });
-            }
-            Ok(out)
+    let encoding = content_encoding.map(|e| e.trim().to_ascii_lowercase());
+    let decoder: Box<dyn Read + '_> = match encoding.as_deref() {
+        None | Some("") | Some("identity") => return Ok(body),
+        Some("gzip") | Some("x-gzip") => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        // HTTP's "deflate" is the zlib format.
+        Some("deflate") => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        Some("zstd") => Box::new(
+            zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|error| IngestError::invalid(format!("body is not valid zstd: {error}")))?,
+        ),
+        Some(other) => {
+            return Err(IngestError::invalid(format!(
+                "unsupported content encoding {other:?}: use gzip, zstd, deflate or none"
+            )));
         }
-        Some(other) => Err(IngestError::invalid(format!("unsupported content encoding {other:?}: use gzip or none"))),
+    };
+    let name = encoding.unwrap_or_default();
+    let mut out = Vec::with_capacity(body.len() * 4);
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|error| IngestError::invalid(format!("body is not valid {name}: {error}")))?;
+    if out.len() > limit {
+        return Err(IngestError::TooLarge { limit });
     }
+    Ok(out)
 }
 
 /// Decodes an OTLP message from protobuf.

@@ -1,4 +1,4 @@
-//! OTLP/gRPC against the real tonic server on a loopback port: a good export (gzip) is stored; bad
+//! OTLP/gRPC against the real tonic server on a loopback port: a good export (gzip, zstd) is stored; bad
 //! protobuf, a request whose every span has a bad id, and an oversized request get INVALID_ARGUMENT or
 //! RESOURCE_EXHAUSTED with what was wrong; one bad span among good ones is a partial success; an unknown
 //! method is UNIMPLEMENTED; and after all of it the server still serves with nothing lost.
@@ -113,6 +113,12 @@ async fn grpc_bad_input_gets_a_clear_status_and_loses_nothing() {
     let error =
         send_raw(&channel, "/opentelemetry.proto.collector.trace.v1.TraceService/Nope", Vec::new()).await.unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error:?}");
+
+    // zstd, which the OpenTelemetry Collector's gRPC exporter can send.
+    let zstd = [11u8; 16];
+    let mut zstd_client = TraceServiceClient::new(channel.clone()).send_compressed(CompressionEncoding::Zstd);
+    zstd_client.export(request(vec![span(&zstd, 1), span(&zstd, 2)])).await.unwrap();
+    assert_eq!(stored_spans(&state, &zstd).await, 2);
 
     // Still serving, and what was accepted before is all there.
     let after = [10u8; 16];

@@ -153,6 +153,26 @@ async fn bad_input_gets_a_clear_error_and_loses_nothing() {
             "not valid gzip",
         ),
         (
+            "bad zstd",
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .header(header::CONTENT_ENCODING, "zstd")
+                .body(Body::from("not zstd either"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "not valid zstd",
+        ),
+        (
+            "an encoding the server does not speak",
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .header(header::CONTENT_ENCODING, "br")
+                .body(Body::from(traces(&[1; 16], 1).encode_to_vec()))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "use gzip, zstd, deflate or none",
+        ),
+        (
             "trace id of the wrong length",
             Request::post("/v1/traces")
                 .header(header::CONTENT_TYPE, "application/x-protobuf")
@@ -225,6 +245,29 @@ async fn partial_success_reports_rejected_spans() {
     assert!(answer["partialSuccess"]["errorMessage"].as_str().unwrap().contains("span_id must not be all zeros"));
     let (_, trace) = server.get_json(&format!("/api/traces/{}", hex::encode([9u8; 16]))).await;
     assert_eq!(trace["spans"].as_array().unwrap().len(), 1);
+}
+
+/// OTLP/HTTP bodies compressed the ways the OpenTelemetry Collector's exporter can send them.
+#[tokio::test]
+async fn zstd_and_deflate_bodies_are_read() {
+    use std::io::Write;
+    let server = TestServer::new();
+    let zstd_body = zstd::encode_all(&traces(&[21; 16], 2).encode_to_vec()[..], 1).unwrap();
+    let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    deflate.write_all(&traces(&[22; 16], 3).encode_to_vec()).unwrap();
+    for (encoding, body, trace_id, spans) in
+        [("zstd", zstd_body, [21u8; 16], 2), ("deflate", deflate.finish().unwrap(), [22u8; 16], 3)]
+    {
+        let request = Request::post("/v1/traces")
+            .header(header::CONTENT_TYPE, "application/x-protobuf")
+            .header(header::CONTENT_ENCODING, encoding)
+            .body(Body::from(body))
+            .unwrap();
+        let (status, answer) = server.send(request).await;
+        assert_eq!(status, StatusCode::OK, "{encoding}: {}", String::from_utf8_lossy(&answer));
+        let (_, trace) = server.get_json(&format!("/api/traces/{}", hex::encode(trace_id))).await;
+        assert_eq!(trace["spans"].as_array().unwrap().len(), spans, "{encoding}");
+    }
 }
 
 #[tokio::test]

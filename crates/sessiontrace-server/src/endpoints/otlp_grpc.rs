@@ -1,4 +1,5 @@
-//! OTLP/gRPC: the `Export` methods of the trace, logs and metrics services over tonic, gzip accepted.
+//! OTLP/gRPC: the `Export` methods of the trace, logs and metrics services over tonic, gzip and zstd
+//! accepted.
 //!
 //! tonic handles HTTP/2, the gRPC framing, compression and status codes; the message itself is not
 //! decoded here. A codec that passes bytes through hands the received protobuf to
@@ -53,13 +54,16 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = self.clone();
         Box::pin(async move {
-            let mut gzip = EnabledCompressionEncodings::default();
-            gzip.enable(CompressionEncoding::Gzip);
+            let (mut accept, mut send) =
+                (EnabledCompressionEncodings::default(), EnabledCompressionEncodings::default());
+            accept.enable(CompressionEncoding::Gzip);
+            accept.enable(CompressionEncoding::Zstd);
+            send.enable(CompressionEncoding::Gzip);
             // tonic refuses messages over its own bound before reading them (OUT_OF_RANGE); the configured
             // limit is checked on the received message (RESOURCE_EXHAUSTED), so tonic's bound is above it.
             let decode_limit = method.state.config.max_body_bytes.saturating_mul(2);
             let mut grpc = tonic::server::Grpc::new(PassThrough)
-                .apply_compression_config(gzip, gzip)
+                .apply_compression_config(accept, send)
                 .apply_max_message_size_config(Some(decode_limit), None);
             Ok(grpc.unary(method, request).await)
         })
