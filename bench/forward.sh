@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Forwarding benchmark (issue 7): what forwarding everything to an upstream costs the server. Starts Rotel
-# with its blackhole exporter as the upstream (bench/lib.sh start_rotel), then for each forwarding setup a
-# fresh server pinned to CPU 0 with `--forward URL,mode=all...`, drives it with `sessiontrace loadgen` over
-# OTLP/HTTP at a fixed rate (load and Rotel on CPU 1), and prints spans per server CPU-second and how many
-# spans the upstream got (`sessiontrace_forward_sent_total`) or were given up / dropped.
+# Forwarding benchmark (issue 7): what forwarding everything to an upstream costs the server. Starts a
+# second sessiontrace as the upstream (it accepts gzip and zstd; Rotel refuses zstd), then for each
+# forwarding setup a fresh server pinned to CPU 0 with `--forward URL,mode=all...`, drives it with
+# `sessiontrace loadgen` over OTLP/HTTP at a fixed rate (load and upstream on CPU 1), and prints spans per
+# server CPU-second and how many spans the upstream got (`sessiontrace_forward_sent_total`) or were given
+# up / dropped.
 #
 #   bench/forward.sh [--rate SPANS_PER_S] [--duration S]      (default 100,000 spans/s for 8 s)
 set -euo pipefail
@@ -17,11 +18,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 . bench/lib.sh
-trap 'kill ${SERVER:-} ${ROTEL:-} 2>/dev/null || true; rm -rf "${DATA:-}"' EXIT
-start_rotel 1
-echo "forwarding benchmark: OTLP/HTTP in at $RATE spans/s for ${DURATION}s, mode=all to Rotel's blackhole"
-for forward in "" "http://127.0.0.1:$R_HTTP,mode=all" "http://127.0.0.1:$R_HTTP,mode=all,gzip=false" \
-               "http://127.0.0.1:$R_GRPC,mode=all,protocol=grpc"; do
+UP_DATA=$(mktemp -d)
+trap 'kill ${SERVER:-} ${UPSTREAM:-} 2>/dev/null || true; rm -rf "${DATA:-}" "$UP_DATA"' EXIT
+SERVER_PREFIX="taskset -c 1" start_server "$UP_DATA"
+UPSTREAM=$SERVER U_HTTP=$OTLP_HTTP U_GRPC=$OTLP_GRPC
+echo "forwarding benchmark: OTLP/HTTP in at $RATE spans/s for ${DURATION}s, mode=all to a sessiontrace upstream"
+for forward in "" "http://127.0.0.1:$U_HTTP,mode=all" "http://127.0.0.1:$U_HTTP,mode=all,compression=zstd" \
+               "http://127.0.0.1:$U_HTTP,mode=all,compression=none" "http://127.0.0.1:$U_GRPC,mode=all,protocol=grpc" \
+               "http://127.0.0.1:$U_GRPC,mode=all,protocol=grpc,compression=zstd"; do
   DATA=$(mktemp -d)
   SERVER_PREFIX="taskset -c 0" start_server "$DATA" ${forward:+--forward "$forward"}
   before=$(cpu_seconds "$SERVER")

@@ -42,7 +42,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIONTRACE_CONTINUOUS_WINDOW_SECS")]
     continuous_window_secs: Option<u64>,
     /// Forward to an upstream OTLP endpoint, repeatable (added to the config file's `[[forward]]`):
-    /// URL[,mode=all|non-session|kept][,protocol=http|grpc][,gzip=false][,header=NAME:VALUE][,name=NAME]
+    /// URL[,mode=all|non-session|kept][,protocol=http|grpc][,compression=gzip|zstd|none][,header=NAME:VALUE]
+    /// [,name=NAME][,concurrency=N]
     /// [,ca=CA.pem][,cert=CLIENT.pem,key=CLIENT.key]; https:// URLs use TLS (system roots or `ca`).
     #[arg(long, env = "SESSIONTRACE_FORWARD", value_delimiter = ' ')]
     forward: Vec<sessiontrace_server::forward::ForwardConfig>,

@@ -303,8 +303,11 @@ fn forwarding_modes_and_an_upstream_outage() {
     let (late_http, late_otlp_http, late_grpc) = (free_port(), free_port(), free_port());
     let down_port = free_port();
     let forwards = [
-        format!("{},mode=all,name=all", up_all.otlp_http),
-        format!("{},mode=non-session,protocol=grpc,name=non-session,header=x-api-key:secret", up_non_session.otlp_grpc),
+        format!("{},mode=all,name=all,compression=zstd", up_all.otlp_http),
+        format!(
+            "{},mode=non-session,protocol=grpc,name=non-session,header=x-api-key:secret,compression=zstd",
+            up_non_session.otlp_grpc
+        ),
         format!("{},mode=kept,name=kept,gzip=false", up_kept.otlp_http),
         format!("http://127.0.0.1:{late_otlp_http},mode=kept,name=late,retries=40"),
         format!("http://127.0.0.1:{down_port},mode=kept,name=down,retries=1,queue=4"),

@@ -1,5 +1,6 @@
 //! The sending side of one upstream: OTLP/HTTP protobuf over hyper (plain or rustls) or OTLP/gRPC over
-//! tonic, with the configured headers, gzip, a timeout per attempt, and TLS for `https://` endpoints.
+//! tonic, with the configured headers, compression (gzip, zstd or none), a timeout per attempt, and TLS
+//! for `https://` endpoints.
 //!
 //! TLS uses rustls with the `ring` crypto provider. The trusted roots are the system's (`/etc/ssl/certs`
 //! through rustls-native-certs) or, when `ca_file` is set, only the CAs in that PEM file (a private CA or
@@ -18,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{ForwardConfig, ForwardProtocol, Payload};
+use super::{ForwardCompression, ForwardConfig, ForwardProtocol, Payload};
 use crate::endpoints::otlp_grpc::PassThrough;
 
 /// The PEM files of an upstream's TLS settings, read once.
@@ -127,6 +128,22 @@ pub(super) enum Failure {
     Permanent(String),
 }
 
+/// zstd level 1 with a compression context kept per thread (making one costs about as much as
+/// compressing a 100 KB payload).
+fn zstd_compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(1)?);
+        }
+        slot.as_mut().expect("set above").compress(bytes)
+    })
+}
+
 /// An error with its sources, e.g. "client error (Connect): invalid peer certificate: UnknownIssuer".
 fn with_sources(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -196,14 +213,19 @@ impl Client {
                 for (name, value) in headers {
                     request = request.header(name, value);
                 }
-                let body = if config.gzip {
-                    use std::io::Write;
-                    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    encoder.write_all(&payload.protobuf).map_err(|e| Failure::Permanent(e.to_string()))?;
-                    request = request.header(http::header::CONTENT_ENCODING, "gzip");
-                    encoder.finish().map_err(|e| Failure::Permanent(e.to_string()))?
-                } else {
-                    payload.protobuf.clone()
+                let body = match config.compression {
+                    ForwardCompression::Gzip => {
+                        use std::io::Write;
+                        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                        encoder.write_all(&payload.protobuf).map_err(|e| Failure::Permanent(e.to_string()))?;
+                        request = request.header(http::header::CONTENT_ENCODING, "gzip");
+                        encoder.finish().map_err(|e| Failure::Permanent(e.to_string()))?
+                    }
+                    ForwardCompression::Zstd => {
+                        request = request.header(http::header::CONTENT_ENCODING, "zstd");
+                        zstd_compress(&payload.protobuf).map_err(|e| Failure::Permanent(e.to_string()))?
+                    }
+                    ForwardCompression::None => payload.protobuf.clone(),
                 };
                 let request =
                     request.body(Full::new(Bytes::from(body))).map_err(|e| Failure::Permanent(e.to_string()))?;
@@ -231,8 +253,10 @@ impl Client {
             Client::Grpc { channel, metadata } => {
                 // The payload is sent as the protobuf it already is (no decode and re-encode).
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
-                if config.gzip {
-                    grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                match config.compression {
+                    ForwardCompression::Gzip => grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip),
+                    ForwardCompression::Zstd => grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Zstd),
+                    ForwardCompression::None => {}
                 }
                 let mut request = tonic::Request::new(payload.protobuf.clone());
                 for (key, value) in metadata {

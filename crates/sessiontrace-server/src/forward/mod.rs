@@ -40,6 +40,19 @@ pub enum ForwardMode {
     Kept,
 }
 
+/// How request bodies (gRPC messages) to an upstream are compressed.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardCompression {
+    /// What every OTLP receiver accepts (level 1 over HTTP; tonic uses level 6 for gRPC).
+    #[default]
+    Gzip,
+    /// zstd level 1 (HTTP) / tonic's zstd (gRPC): a fraction of gzip's CPU at a better ratio; the
+    /// OpenTelemetry Collector and sessiontrace accept it, not every vendor does.
+    Zstd,
+    None,
+}
+
 /// The wire protocol of an upstream.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -64,8 +77,8 @@ pub struct ForwardConfig {
     pub mode: ForwardMode,
     /// Extra request headers (gRPC metadata), e.g. `{"x-api-key" = "..."}`.
     pub headers: BTreeMap<String, String>,
-    /// Compress request bodies with gzip.
-    pub gzip: bool,
+    /// Compression of request bodies.
+    pub compression: ForwardCompression,
     /// Payloads (requests) waiting for this upstream; over it new payloads are dropped and counted.
     pub queue_capacity: usize,
     /// Retries of one payload after the first attempt, with exponential backoff.
@@ -93,7 +106,7 @@ impl Default for ForwardConfig {
             protocol: ForwardProtocol::Http,
             mode: ForwardMode::All,
             headers: BTreeMap::new(),
-            gzip: true,
+            compression: ForwardCompression::Gzip,
             queue_capacity: 1_000,
             max_retries: 5,
             initial_backoff_ms: 200,
@@ -152,7 +165,7 @@ impl ForwardConfig {
     }
 }
 
-/// The command-line form: `URL[,mode=all|non-session|kept][,protocol=http|grpc][,gzip=true|false]
+/// The command-line form: `URL[,mode=all|non-session|kept][,protocol=http|grpc][,compression=gzip|zstd|none]
 /// [,header=NAME:VALUE]...[,name=NAME][,queue=N][,retries=N][,concurrency=N][,ca=PEM][,cert=PEM,key=PEM]`.
 impl std::str::FromStr for ForwardConfig {
     type Err = String;
@@ -179,8 +192,18 @@ impl std::str::FromStr for ForwardConfig {
                         other => return Err(format!("protocol must be http or grpc, got {other:?}")),
                     }
                 }
+                "compression" => {
+                    config.compression = match value {
+                        "gzip" => ForwardCompression::Gzip,
+                        "zstd" => ForwardCompression::Zstd,
+                        "none" => ForwardCompression::None,
+                        other => return Err(format!("compression must be gzip, zstd or none, got {other:?}")),
+                    }
+                }
+                // The older spelling of compression=none / gzip.
                 "gzip" => {
-                    config.gzip = value.parse().map_err(|_| format!("gzip must be true or false, got {value:?}"))?
+                    let gzip: bool = value.parse().map_err(|_| format!("gzip must be true or false, got {value:?}"))?;
+                    config.compression = if gzip { ForwardCompression::Gzip } else { ForwardCompression::None };
                 }
                 "header" => {
                     let (name, header_value) =
@@ -398,9 +421,12 @@ mod tests {
             "http://127.0.0.1:4317/,mode=non-session,protocol=grpc,header=X-Api-Key:abc,gzip=false".parse().unwrap();
         assert_eq!(config.endpoint, "http://127.0.0.1:4317");
         assert_eq!(
-            (config.mode, config.protocol, config.gzip),
-            (ForwardMode::NonSession, ForwardProtocol::Grpc, false)
+            (config.mode, config.protocol, config.compression),
+            (ForwardMode::NonSession, ForwardProtocol::Grpc, ForwardCompression::None)
         );
+        let zstd: ForwardConfig = "http://127.0.0.1:4318,compression=zstd".parse().unwrap();
+        assert_eq!(zstd.compression, ForwardCompression::Zstd);
+        assert!("http://x,compression=lz4".parse::<ForwardConfig>().unwrap_err().contains("gzip, zstd or none"));
         assert_eq!(config.headers["x-api-key"], "abc");
         assert_eq!(config.name, "http://127.0.0.1:4317");
         let error = "https://apm.example.com,ca=/nonexistent.pem".parse::<ForwardConfig>().unwrap_err();
