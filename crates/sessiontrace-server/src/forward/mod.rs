@@ -178,27 +178,24 @@ impl std::str::FromStr for ForwardConfig {
             let (key, value) = part.split_once('=').ok_or_else(|| format!("expected key=value, got {part:?}"))?;
             match key.trim() {
                 "mode" => {
-                    config.mode = match value {
-                        "all" => ForwardMode::All,
-                        "non-session" => ForwardMode::NonSession,
-                        "kept" => ForwardMode::Kept,
-                        other => return Err(format!("mode must be all, non-session or kept, got {other:?}")),
-                    }
+                    let modes = [
+                        ("all", ForwardMode::All),
+                        ("non-session", ForwardMode::NonSession),
+                        ("kept", ForwardMode::Kept),
+                    ];
+                    config.mode = choice("mode", value, &modes)?;
                 }
                 "protocol" => {
-                    config.protocol = match value {
-                        "http" => ForwardProtocol::Http,
-                        "grpc" => ForwardProtocol::Grpc,
-                        other => return Err(format!("protocol must be http or grpc, got {other:?}")),
-                    }
+                    config.protocol =
+                        choice("protocol", value, &[("http", ForwardProtocol::Http), ("grpc", ForwardProtocol::Grpc)])?;
                 }
                 "compression" => {
-                    config.compression = match value {
-                        "gzip" => ForwardCompression::Gzip,
-                        "zstd" => ForwardCompression::Zstd,
-                        "none" => ForwardCompression::None,
-                        other => return Err(format!("compression must be gzip, zstd or none, got {other:?}")),
-                    }
+                    let kinds = [
+                        ("gzip", ForwardCompression::Gzip),
+                        ("zstd", ForwardCompression::Zstd),
+                        ("none", ForwardCompression::None),
+                    ];
+                    config.compression = choice("compression", value, &kinds)?;
                 }
                 // The older spelling of compression=none / gzip.
                 "gzip" => {
@@ -225,6 +222,16 @@ impl std::str::FromStr for ForwardConfig {
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
+}
+
+/// The option named `value` of a command-line setting, or an error listing the names.
+fn choice<T: Copy>(setting: &str, value: &str, options: &[(&str, T)]) -> Result<T, String> {
+    if let Some((_, option)) = options.iter().find(|(name, _)| *name == value) {
+        return Ok(*option);
+    }
+    let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+    let (last, rest) = names.split_last().expect("options are listed");
+    Err(format!("{setting} must be {} or {last}, got {value:?}", rest.join(", ")))
 }
 
 /// One payload for one upstream: an OTLP export request, protobuf-encoded.
