@@ -24,10 +24,7 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn python_service_with_parent_based_always_off_keeps_the_session_trace() {
-    let Ok(python) = std::env::var("SESSIONTRACE_PYTHON") else {
-        eprintln!("skipped: SESSIONTRACE_PYTHON is not set (a venv with opentelemetry-sdk and the OTLP exporters)");
-        return;
-    };
+    let Some(python) = support::python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = RunningServer::start(dir.path());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/session_service.py");

@@ -227,10 +227,7 @@ fn rust_exporters_over_grpc_with_logs_and_metrics() {
 /// everything the Python SDK sent over HTTP and gRPC is stored and linked.
 #[test]
 fn python_sdk_clients() {
-    let Ok(python) = std::env::var("SESSIONTRACE_PYTHON") else {
-        eprintln!("skipped: SESSIONTRACE_PYTHON is not set (.ci/run sets it to a venv with opentelemetry-sdk)");
-        return;
-    };
+    let Some(python) = support::python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = RunningServer::start(dir.path());
     let session = start_session(&server.api, "python");

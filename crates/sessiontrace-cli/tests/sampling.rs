@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -168,10 +168,7 @@ fn session_prefix(session: &Value) -> Vec<u8> {
 /// OTLP/gRPC: every session span is stored, every error trace whole, no plain span.
 #[test]
 fn ratio_zero_keeps_sessions_and_whole_error_traces_from_the_python_sdk() {
-    let Ok(python) = std::env::var("SESSIONTRACE_PYTHON") else {
-        eprintln!("skipped: SESSIONTRACE_PYTHON is not set (.ci/run sets it to a venv with opentelemetry-sdk)");
-        return;
-    };
+    let Some(python) = support::python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = RunningServer::start_with(dir.path(), &["--sampling-ratio", "0.0", "--decision-wait-ms", "3000"]);
     let session = start_session(&server.api, "manual");
@@ -254,42 +251,6 @@ fn two_instances_with_the_same_ratio_keep_the_same_traces() {
         assert_eq!(stored_spans(&a.api, id), Some(2), "a kept trace is whole");
     }
     assert_eq!(metric(&a.api, "sessiontrace_spans_stored_total"), kept_a.len() as u64 * 2);
-}
-
-/// A `sessiontrace serve` on ports chosen by the test (the forwarding outage needs the upstream to come
-/// back on the same address), killed on drop.
-struct FixedServer {
-    child: Child,
-    api: String,
-}
-
-impl FixedServer {
-    fn start(dir: &std::path::Path, http: u16, otlp_http: u16, otlp_grpc: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .args(["--otlp-http", &format!("127.0.0.1:{otlp_http}")])
-            .args(["--otlp-grpc", &format!("127.0.0.1:{otlp_grpc}")])
-            .env("SESSIONTRACE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let server = FixedServer { child, api: format!("http://127.0.0.1:{http}") };
-        wait_for("the late upstream to start", Duration::from_secs(30), || {
-            reqwest::blocking::get(format!("{}/healthz", server.api)).is_ok_and(|r| r.status().is_success())
-        });
-        server
-    }
-}
-
-impl Drop for FixedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Forwarding in the three modes to upstream instances over HTTP and gRPC, one upstream that is down
@@ -388,7 +349,7 @@ fn forwarding_modes_and_an_upstream_outage() {
     // The late upstream comes up after its first attempts failed, and gets everything from its queue.
     std::thread::sleep(Duration::from_secs(1));
     assert!(metric(&downstream.api, "sessiontrace_forward_retries_total{upstream=\"late\",signal=\"traces\"}") > 0);
-    let late = FixedServer::start(dirs[4].path(), late_http, late_otlp_http, late_grpc);
+    let late = RunningServer::start_on(dirs[4].path(), (late_http, late_otlp_http, late_grpc), &[]);
     wait_for("the late upstream to catch up", Duration::from_secs(60), || {
         metric(&late.api, "sessiontrace_spans_received_total") == kept_spans
     });

@@ -147,8 +147,7 @@ async fn retention(store: std::sync::Weak<dyn Store>, days: u32, counters: Arc<C
     tokio::time::sleep(FIRST_PASS_AFTER).await;
     loop {
         let Some(store) = store.upgrade() else { return };
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let cutoff_ms = now_ms as i64 - i64::from(days) * 86_400_000;
+        let cutoff_ms = endpoints::sessions::now_ms() - i64::from(days) * 86_400_000;
         match store.expire_before(cutoff_ms).await {
             Ok(expired) => {
                 Counters::add(&counters.retention_spans_deleted, expired.spans);

@@ -368,11 +368,13 @@ fn logs_by_trace(
     by_trace
         .into_iter()
         .map(|(trace_id, piece)| {
-            let records =
-                piece.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum::<usize>();
-            (trace_id, crate::tail::ForwardLogs { protobuf: piece.encode_to_vec(), records: records as u64 })
+            (trace_id, crate::tail::ForwardLogs { protobuf: piece.encode_to_vec(), records: count_logs(&piece) })
         })
         .collect()
+}
+
+fn count_logs(request: &ExportLogsServiceRequest) -> u64 {
+    request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
 }
 
 /// Offers a (masked) log request to the upstreams, filtered per mode. `kept` mode gets the logs kept
@@ -385,9 +387,6 @@ fn forward_logs(
     kept_late: &HashSet<[u8; 16]>,
 ) {
     let config = &state.ingest;
-    let count = |request: &ExportLogsServiceRequest| -> u64 {
-        request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
-    };
     let filtered = |keep: &dyn Fn(&opentelemetry_proto::tonic::logs::v1::LogRecord, Option<&str>) -> bool| {
         let mut copy = request.clone();
         for resource_logs in &mut copy.resource_logs {
@@ -403,11 +402,11 @@ fn forward_logs(
         session_key(&log.trace_id, &log.attributes, resource_session).is_some()
     };
     if forwarder.wants(ForwardMode::All) {
-        forwarder.offer(ForwardMode::All, Signal::Logs, &request.encode_to_vec(), count(&request));
+        forwarder.offer(ForwardMode::All, Signal::Logs, &request.encode_to_vec(), count_logs(&request));
     }
     if forwarder.wants(ForwardMode::NonSession) {
         let non_session = filtered(&|log, resource| !is_session(log, resource));
-        forwarder.offer(ForwardMode::NonSession, Signal::Logs, &non_session.encode_to_vec(), count(&non_session));
+        forwarder.offer(ForwardMode::NonSession, Signal::Logs, &non_session.encode_to_vec(), count_logs(&non_session));
     }
     if forwarder.wants(ForwardMode::Kept) {
         let kept = filtered(&|log, resource| {
@@ -423,7 +422,7 @@ fn forward_logs(
             };
             config.routing.decide(facts) != Decision::Drop
         });
-        forwarder.offer(ForwardMode::Kept, Signal::Logs, &kept.encode_to_vec(), count(&kept));
+        forwarder.offer(ForwardMode::Kept, Signal::Logs, &kept.encode_to_vec(), count_logs(&kept));
     }
 }
 

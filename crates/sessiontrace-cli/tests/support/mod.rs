@@ -20,6 +20,16 @@ pub struct RunningServer {
     pub otlp_grpc: String,
 }
 
+/// The Python of the virtual environment `.ci/run` builds (`SESSIONTRACE_PYTHON`: opentelemetry-sdk and
+/// the OTLP exporters), or `None` after saying that the test is skipped.
+pub fn python() -> Option<String> {
+    let python = std::env::var("SESSIONTRACE_PYTHON").ok();
+    if python.is_none() {
+        eprintln!("skipped: SESSIONTRACE_PYTHON is not set (.ci/run sets it to a venv with opentelemetry-sdk)");
+    }
+    python
+}
+
 /// A port that was free a moment ago and that this test process has not handed out before (the kernel
 /// may return a just-closed port again; two servers of one test given the same port would not start).
 pub fn free_port() -> u16 {
@@ -59,7 +69,12 @@ impl RunningServer {
 
     /// Like [`start`](Self::start), with extra `serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
-        let (http, otlp_http, otlp_grpc) = (free_port(), free_port(), free_port());
+        Self::start_on(data_dir, (free_port(), free_port(), free_port()), extra)
+    }
+
+    /// Like [`start_with`](Self::start_with), on the given API, OTLP/HTTP and OTLP/gRPC ports (a server
+    /// that must come back on the same address).
+    pub fn start_on(data_dir: &Path, (http, otlp_http, otlp_grpc): (u16, u16, u16), extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
             .arg("serve")
             .arg("--data-dir")

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use client::{Client, Failure};
 
-pub use crate::signal::Signal;
+use crate::signal::Signal;
 
 /// What an upstream receives.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
