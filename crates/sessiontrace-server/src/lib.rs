@@ -286,10 +286,25 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let _ = stop_sender.send(true);
     });
     let (api, otlp_http, grpc) = tokio::join!(api, otlp_http, grpc);
+    close(&state).await;
     api.context("api server failed")?;
     otlp_http.context("otlp/http server failed")?;
     grpc.context("otlp/grpc server failed")?;
     Ok(())
+}
+
+/// After the listeners stopped: give the forwarders a few seconds to deliver their queues, then let the
+/// store finish its queued writes and background work.
+async fn close(state: &AppState) {
+    const FORWARD_GRACE: Duration = Duration::from_secs(5);
+    if let Some(forwarder) = &state.forwarder {
+        forwarder.close(FORWARD_GRACE).await;
+        tracing::info!("forwarding stopped");
+    }
+    match state.store.close().await {
+        Ok(()) => tracing::info!("store closed: every acknowledged write is committed and indexed"),
+        Err(error) => tracing::error!(%error, "closing the store failed"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -160,11 +160,20 @@ struct Job {
     permit: OwnedSemaphorePermit,
 }
 
-/// The handle callers use; the task behind it ends when the last handle is dropped.
+/// What the writer task receives: rows to insert, or the request to finish and stop.
+enum Message {
+    Job(Job),
+    /// Insert what was queued before this message, then end the task.
+    Close,
+}
+
+/// The handle callers use. The task behind it ends after [`WriterHandle::close`], or when the handle is
+/// dropped (having inserted what was queued: every queued job still has a caller waiting for it).
 pub(crate) struct WriterHandle {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Message>,
     budget: Arc<Semaphore>,
     budget_kib: u32,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl WriterHandle {
@@ -172,8 +181,24 @@ impl WriterHandle {
     pub(crate) fn start(client: Client, limits: WriterLimits) -> Self {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let budget_kib = (limits.queue_bytes / 1024).clamp(1, u32::MAX as usize >> 4) as u32;
-        tokio::spawn(run(client, receiver, limits));
-        WriterHandle { jobs, budget: Arc::new(Semaphore::new(budget_kib as usize)), budget_kib }
+        let task = tokio::spawn(run(client, receiver, limits));
+        WriterHandle {
+            jobs,
+            budget: Arc::new(Semaphore::new(budget_kib as usize)),
+            budget_kib,
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Inserts what is queued, answers it, and waits for the task to end; later writes fail.
+    pub(crate) async fn close(&self) {
+        let task = self.task.lock().expect("writer task lock").take();
+        if let Some(task) = task {
+            let _ = self.jobs.send(Message::Close);
+            if let Err(error) = task.await {
+                tracing::error!(%error, "the clickhouse writer task failed");
+            }
+        }
     }
 
     /// Queues rows and waits until the insert that holds them was accepted.
@@ -187,37 +212,48 @@ impl WriterHandle {
         })?;
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { rows, reply, permit })
+            .send(Message::Job(Job { rows, reply, permit }))
             .map_err(|_| StoreError::Internal("the clickhouse writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Internal("the clickhouse writer dropped a job".into()))?
     }
 }
 
-async fn run(client: Client, mut receiver: mpsc::UnboundedReceiver<Job>, limits: WriterLimits) {
+async fn run(client: Client, mut receiver: mpsc::UnboundedReceiver<Message>, limits: WriterLimits) {
     // At most one group per `flush_interval`: a write that finds the writer idle for that long goes out at
     // once; under load, each group waits out the rest of the interval and gathers what arrives meanwhile.
     let mut last_flush = Instant::now().checked_sub(limits.flush_interval).unwrap_or_else(Instant::now);
-    while let Some(first) = receiver.recv().await {
+    let mut closing = false;
+    while !closing {
+        let first = match receiver.recv().await {
+            Some(Message::Job(job)) => job,
+            Some(Message::Close) | None => break,
+        };
         let deadline = (last_flush + limits.flush_interval).max(Instant::now());
         let mut group = vec![first];
         let (mut rows, mut bytes) = (group[0].rows.rows(), group[0].rows.bytes());
-        let mut add = |group: &mut Vec<Job>, job: Job| {
-            rows += job.rows.rows();
-            bytes += job.rows.bytes();
-            group.push(job);
-            rows < limits.max_rows && bytes < limits.max_bytes
+        let mut add = |group: &mut Vec<Job>, message: Message, closing: &mut bool| match message {
+            Message::Job(job) => {
+                rows += job.rows.rows();
+                bytes += job.rows.bytes();
+                group.push(job);
+                rows < limits.max_rows && bytes < limits.max_bytes
+            }
+            Message::Close => {
+                *closing = true;
+                false
+            }
         };
         let mut room = true;
         while room {
             match receiver.try_recv() {
-                Ok(job) => room = add(&mut group, job),
+                Ok(message) => room = add(&mut group, message, &mut closing),
                 Err(_) => break,
             }
         }
         while room {
             tokio::select! {
                 next = receiver.recv() => match next {
-                    Some(job) => room = add(&mut group, job),
+                    Some(message) => room = add(&mut group, message, &mut closing),
                     None => break,
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -226,6 +262,7 @@ async fn run(client: Client, mut receiver: mpsc::UnboundedReceiver<Job>, limits:
         last_flush = Instant::now();
         flush(&client, group).await;
     }
+    tracing::debug!("clickhouse writer stopped");
 }
 
 /// One insert per table for the whole group, then every job's answer.

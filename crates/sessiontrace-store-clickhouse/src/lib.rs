@@ -248,6 +248,12 @@ impl Drop for ClickHouseStore {
 
 #[async_trait]
 impl Store for ClickHouseStore {
+    async fn close(&self) -> Result<(), StoreError> {
+        self.retention.abort();
+        self.writer.close().await;
+        Ok(())
+    }
+
     async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());

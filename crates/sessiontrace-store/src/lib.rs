@@ -217,6 +217,12 @@ pub trait Store: Send + Sync + 'static {
     async fn totals(&self) -> Result<Totals, StoreError> {
         Err(StoreError::Unavailable("this backend does not count its totals".into()))
     }
+    /// Stops accepting writes, finishes what was queued (the embedded store's deferred trace index
+    /// included) and ends the store's background work. Later writes fail. Dropping a store does the
+    /// same where it can; a server calls this at shutdown so that nothing is left half done.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Retention: deletes what is older than `cutoff_ms` (Unix milliseconds) and returns the totals of
     /// what went. A backend with retention of its own (ClickHouse drops daily partitions) deletes nothing
     /// here.

@@ -270,6 +270,9 @@ struct GiveUpLog {
 /// Every upstream.
 pub struct Forwarder {
     upstreams: Vec<std::sync::Arc<Upstream>>,
+    /// Set by [`Forwarder::close`]: senders drain their queue and end.
+    stop: tokio::sync::watch::Sender<bool>,
+    senders: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn slot(signal: Signal) -> usize {
@@ -280,6 +283,8 @@ impl Forwarder {
     /// Starts one sender task per upstream on the current tokio runtime.
     pub fn start(configs: &[ForwardConfig]) -> anyhow::Result<Self> {
         let mut upstreams = Vec::new();
+        let mut senders = Vec::new();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         for config in configs {
             let (sender, receiver) = mpsc::channel(config.queue_capacity);
             let upstream = std::sync::Arc::new(Upstream {
@@ -291,11 +296,40 @@ impl Forwarder {
             let client = std::sync::Arc::new(Client::new(config)?);
             let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
             for _ in 0..config.concurrency {
-                tokio::spawn(run_sender(upstream.clone(), client.clone(), receiver.clone()));
+                let task = run_sender(upstream.clone(), client.clone(), receiver.clone(), stopped.clone());
+                senders.push(tokio::spawn(task));
             }
             upstreams.push(upstream);
         }
-        Ok(Forwarder { upstreams })
+        Ok(Forwarder { upstreams, stop, senders: std::sync::Mutex::new(senders) })
+    }
+
+    /// Stops taking payloads, lets the senders deliver what is queued for at most `within`, then ends
+    /// them; what was still queued or being retried then is counted as failed and logged.
+    pub async fn close(&self, within: Duration) {
+        let _ = self.stop.send(true);
+        let senders = std::mem::take(&mut *self.senders.lock().expect("sender list lock"));
+        let aborts: Vec<_> = senders.iter().map(|task| task.abort_handle()).collect();
+        let deadline = tokio::time::Instant::now() + within;
+        let mut late = false;
+        for mut task in senders {
+            late |= tokio::time::timeout_at(deadline, &mut task).await.is_err();
+        }
+        if late {
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            for upstream in &self.upstreams {
+                for signal in Signal::ALL {
+                    let counters = &upstream.counters[slot(signal)];
+                    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                    let left =
+                        load(&counters.enqueued).saturating_sub(load(&counters.forwarded) + load(&counters.failed));
+                    if left > 0 {
+                        counters.failed.fetch_add(left, Ordering::Relaxed);
+                        tracing::warn!(upstream = %upstream.config.name, signal = signal.as_str(), items = left, "shutdown: not forwarded in time, given up");
+                    }
+                }
+            }
+        }
     }
 
     /// True when some upstream takes this mode.
@@ -305,7 +339,7 @@ impl Forwarder {
 
     /// Offers one payload to every upstream of `mode`, without waiting.
     pub fn offer(&self, mode: ForwardMode, signal: Signal, protobuf: &[u8], items: u64) {
-        if items == 0 {
+        if items == 0 || *self.stop.borrow() {
             return;
         }
         for upstream in self.upstreams.iter().filter(|u| u.config.mode == mode) {
@@ -378,9 +412,18 @@ async fn run_sender(
     upstream: std::sync::Arc<Upstream>,
     client: std::sync::Arc<Client>,
     receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Payload>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let Some(payload) = receiver.lock().await.recv().await else { return };
+        let next = {
+            let mut receiver = receiver.lock().await;
+            tokio::select! {
+                payload = receiver.recv() => payload,
+                // Closing: deliver what is queued, then end.
+                _ = stop.wait_for(|stopped| *stopped) => receiver.try_recv().ok(),
+            }
+        };
+        let Some(payload) = next else { return };
         send_with_retries(&upstream, &client, payload).await;
     }
 }

@@ -59,6 +59,8 @@ pub(crate) enum Job {
         cutoff_ms: i64,
         reply: oneshot::Sender<Result<(crate::Totals, bool), StoreError>>,
     },
+    /// The last job: commit what was queued before it, flush the index, and end the thread.
+    Close,
 }
 
 /// A job's answer, held until the commit.
@@ -124,14 +126,16 @@ impl Writer {
             let mut flush_replies = Vec::new();
             let mut expire_replies = Vec::new();
             let mut batch = Vec::new();
+            let mut closing = false;
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
                     Job::FlushIndex { reply } => flush_replies.push(reply),
                     Job::Expire { cutoff_ms, reply } => expire_replies.push((cutoff_ms, reply)),
+                    Job::Close => closing = true,
                     job => batch.push(job),
                 }
-                if batch.len() < MAX_JOBS_PER_COMMIT {
+                if batch.len() < MAX_JOBS_PER_COMMIT && !closing {
                     next = jobs.try_recv().ok();
                 }
             }
@@ -148,6 +152,12 @@ impl Writer {
             }
             for (cutoff_ms, reply) in expire_replies {
                 let _ = reply.send(self.expire(cutoff_ms));
+            }
+            if closing {
+                // Jobs sent after the close are dropped with the receiver: their callers get an error.
+                let outcome = self.flush_index();
+                tracing::debug!(index_flushed = outcome.is_ok(), "sqlite writer stopped");
+                return;
             }
         }
     }
@@ -241,7 +251,7 @@ fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndex
         }
         // Taken out of the batch by `run`; answered there after the flush.
         Job::FlushIndex { reply } => Done::Unit(reply, Ok(())),
-        Job::Expire { .. } => unreachable!("Writer::run takes retention jobs out of the batch"),
+        Job::Expire { .. } | Job::Close => unreachable!("Writer::run takes retention and close jobs out of the batch"),
         Job::InsertSession { session, reply } => Done::Unit(
             reply,
             in_savepoint(connection, || {
@@ -343,17 +353,30 @@ fn write_batch(
 
 /// Inserts index entries (sorted by trace id for page locality) and moves `index_state_v1` forward, in
 /// one transaction.
+///
+/// Idempotent: blocks are indexed in id order and `indexed_through` moves in the same transaction as the
+/// rows, so every block at or below it is indexed. Entries of such blocks are skipped, read inside this
+/// transaction, so a flush and a recovery that race (a writer still flushing while the file is opened
+/// again) never index one block twice.
 pub(crate) fn insert_index_entries(
     connection: &mut Connection,
     entries: &[(i64, TraceIndexEntry)],
 ) -> Result<(), rusqlite::Error> {
-    let transaction = connection.transaction()?;
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
+        let indexed_through: i64 =
+            transaction.query_row("SELECT indexed_through FROM index_state_v1 WHERE id = 0", [], |row| row.get(0))?;
+        let fresh: Vec<&(i64, TraceIndexEntry)> =
+            entries.iter().filter(|(block_id, _)| *block_id > indexed_through).collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let entries = fresh;
         let mut insert_index = transaction.prepare_cached(
             "INSERT INTO trace_index_v1 (trace_id, block_id, session_key, services, start_ns, end_ns, span_count,
              error_count, root_name, root_service) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
-        for (block_id, trace) in entries {
+        for &(block_id, trace) in &entries {
             let (root_name, root_service) = trace.root.clone().unzip();
             insert_index.execute(params![
                 &trace.trace_id[..],
@@ -370,7 +393,7 @@ pub(crate) fn insert_index_entries(
         }
         // Session totals and services, summed in memory first: one upsert per session of the batch.
         let mut sessions: std::collections::HashMap<&str, (u64, u64, Vec<&str>)> = std::collections::HashMap::new();
-        for (_, trace) in entries {
+        for (_, trace) in entries.iter().copied() {
             let Some(key) = trace.session_key.as_deref() else { continue };
             let summary = sessions.entry(key).or_default();
             summary.0 += u64::from(trace.span_count);
@@ -393,7 +416,7 @@ pub(crate) fn insert_index_entries(
                 insert_service.execute(params![key, service])?;
             }
         }
-        let through = entries.iter().map(|(block_id, _)| *block_id).max().unwrap_or(0);
+        let through = entries.iter().map(|(block_id, _)| *block_id).max().unwrap_or(indexed_through);
         transaction
             .execute("UPDATE index_state_v1 SET indexed_through = MAX(indexed_through, ?1) WHERE id = 0", [through])?;
     }

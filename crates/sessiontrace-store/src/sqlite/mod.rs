@@ -36,6 +36,8 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Index entries the writer holds back (see `insert.rs`); reads of the index flush them first.
     pending_index: Arc<AtomicUsize>,
+    /// The writer thread until the store is closed ([`SqliteStore::close`] or drop).
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -58,11 +60,27 @@ impl SqliteStore {
         let (jobs, receiver) = std::sync::mpsc::sync_channel(QUEUE_DEPTH);
         let pending_index = Arc::new(AtomicUsize::new(0));
         let writer = Writer::new(connection, pending_index.clone());
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { path: path.to_path_buf(), jobs, readers: Arc::new(Mutex::new(Vec::new())), pending_index })
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            jobs,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            pending_index,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Stops the writer: jobs queued before this call are committed and answered, the deferred trace index
+    /// is flushed, and the thread is joined; later writes fail with "the writer has stopped". Blocks the
+    /// calling thread until then (dropping the store does the same); [`Store::close`] is the async form.
+    pub fn close_blocking(&self) {
+        let writer = self.writer.lock().expect("writer handle lock").take();
+        if let Some(writer) = writer {
+            stop_writer(&self.jobs, writer);
+        }
     }
 
     async fn submit<T: Send + 'static>(
@@ -109,6 +127,23 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// Queues the writer's last job and waits for the thread to end.
+fn stop_writer(jobs: &std::sync::mpsc::SyncSender<Job>, writer: std::thread::JoinHandle<()>) {
+    // A blocking send: a full queue is drained by the writer first. It fails only if the writer is gone.
+    let _ = jobs.send(Job::Close);
+    if writer.join().is_err() {
+        tracing::error!("the sqlite writer thread panicked");
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.get_mut().ok().and_then(Option::take) {
+            stop_writer(&self.jobs, writer);
+        }
     }
 }
 
@@ -211,6 +246,17 @@ impl Store for SqliteStore {
         self.read(query::totals).await
     }
 
+    async fn close(&self) -> Result<(), StoreError> {
+        let writer = self.writer.lock().expect("writer handle lock").take();
+        if let Some(writer) = writer {
+            let jobs = self.jobs.clone();
+            tokio::task::spawn_blocking(move || stop_writer(&jobs, writer))
+                .await
+                .map_err(|e| StoreError::Internal(format!("closing the store failed: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// One slice per writer job, so that writes go on in between (see [`retention`]).
     async fn expire_before(&self, cutoff_ms: i64) -> Result<Totals, StoreError> {
         let mut total = Totals::default();
@@ -254,6 +300,34 @@ mod tests {
         let raw = rusqlite::Connection::open(&path).unwrap();
         let after: i64 = raw.query_row("SELECT COUNT(*) FROM trace_index_v1", [], |r| r.get(0)).unwrap();
         assert_eq!(after, 1, "recovered entries are indexed exactly once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn indexing_is_idempotent_and_close_finishes_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let block =
+            crate::conformance::block(sessiontrace_model::ids::TraceId::random(), Some("0a0b0c0d".into()), "api", 0);
+        let batch = WriteBatch { trace_blocks: vec![block], ..Default::default() };
+        let store = SqliteStore::open(&path).unwrap();
+        store.write(batch.clone()).await.unwrap();
+        // The index entries are still held back by the writer; closing must write them.
+        store.close().await.unwrap();
+        let error = store.write(batch.clone()).await.unwrap_err();
+        assert!(error.to_string().contains("the writer has stopped"), "{error}");
+        let mut raw = rusqlite::Connection::open(&path).unwrap();
+        let count = |raw: &rusqlite::Connection| -> i64 {
+            raw.query_row("SELECT COUNT(*) FROM trace_index_v1", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(count(&raw), 1, "close flushed the deferred index");
+        // A second recovery, or a late flush of the same entries, adds nothing.
+        assert_eq!(insert::recover_index(&mut raw).unwrap(), 0);
+        let data: Vec<u8> = raw.query_row("SELECT index_data FROM span_blocks_v1", [], |r| r.get(0)).unwrap();
+        let entries: Vec<_> = index_codec::decode(&data).unwrap().into_iter().map(|e| (1, e)).collect();
+        insert::insert_index_entries(&mut raw, &entries).unwrap();
+        assert_eq!(count(&raw), 1, "entries of an indexed block are not inserted again");
+        let spans: i64 = raw.query_row("SELECT SUM(spans) FROM session_summary_v1", [], |r| r.get(0)).unwrap();
+        assert_eq!(spans, 3, "session totals count the block once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
