@@ -46,7 +46,7 @@ pub struct ServeArgs {
     /// [,name=NAME][,concurrency=N]
     /// [,ca=CA.pem][,cert=CLIENT.pem,key=CLIENT.key]; https:// URLs use TLS (system roots or `ca`).
     #[arg(long, env = "SESSIONTRACE_FORWARD", value_delimiter = ' ')]
-    forward: Vec<sessiontrace_server::forward::ForwardConfig>,
+    forward: Vec<sessiontrace_pipeline::forward::ForwardConfig>,
     /// Built web UI folder [default: ui/dist, found near the binary].
     #[arg(long, env = "SESSIONTRACE_UI_DIR")]
     ui_dir: Option<PathBuf>,

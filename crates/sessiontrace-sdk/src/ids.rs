@@ -3,7 +3,7 @@
 //! [`SessionIdGenerator`] is installed in the tracer provider. It gives a new root span a trace id of the
 //! form `<debdeb|cdbcdb><short_id><18 random hex>` in two cases:
 //! - the process has an active session ([`set_active_session`]; a backend session the service started
-//!   itself through the API, see [`crate::session`]);
+//!   itself through the API, see the `session` module);
 //! - the caller asked for one root span of a given session ([`with_session_trace`]), which the tower layer
 //!   does for a request that carries the recorder's `sessiontrace_session` cookie but no trace header.
 //!

@@ -64,7 +64,7 @@ pub struct ServerConfig {
     pub continuous_max_bytes_per_session: usize,
     pub continuous_max_bytes: usize,
     /// Upstream OTLP endpoints fed with a copy of the data (`[[forward]]` tables, docs/sampling.md).
-    pub forward: Vec<crate::forward::ForwardConfig>,
+    pub forward: Vec<sessiontrace_pipeline::forward::ForwardConfig>,
 }
 
 /// Which storage backend the server uses.
@@ -199,7 +199,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((config.slow_trace_ms, config.forward[0].endpoint.as_str()), (Some(2000), "http://127.0.0.1:4318"));
-        assert_eq!(config.forward[0].mode, crate::forward::ForwardMode::NonSession);
+        assert_eq!(config.forward[0].mode, sessiontrace_pipeline::forward::ForwardMode::NonSession);
         let error =
             ServerConfig::from_toml("[[forward]]\nendpoint = \"https://apm\"\nca_file = \"/nonexistent/ca.pem\"")
                 .unwrap_err();

@@ -92,6 +92,15 @@ fn rand_id() -> u32 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32))
 }
 
+impl From<sessiontrace_pipeline::PipelineError> for ApiError {
+    fn from(error: sessiontrace_pipeline::PipelineError) -> Self {
+        match error {
+            sessiontrace_pipeline::PipelineError::Ingest(error) => error.into(),
+            sessiontrace_pipeline::PipelineError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -1,36 +1,24 @@
-//! The sessiontrace collector: OTLP receivers, the session and query API, and the browser assets.
+//! The sessiontrace collector's network side: the OTLP receivers, the session, replay and query API,
+//! health and metrics, and the browser assets; its config and the wiring of store, pipeline and
+//! listeners. What happens to data between a receiver and its acknowledgement is `sessiontrace_pipeline`.
 //!
-//! # The path of one span
+//! # The part of a span's path this crate owns
 //! 1. An SDK exports a batch: OTLP/HTTP `POST /v1/traces` ([`endpoints::otlp_http`], port 4318, and the
 //!    API port for browsers) or OTLP/gRPC `TraceService/Export` ([`endpoints::otlp_grpc`], port 4317).
-//!    The receiver checks the content type and size limit and undoes gzip; both hand the received bytes,
-//!    undecoded, to [`endpoints::export`].
-//! 2. [`pipeline::accept_traces`] hands the bytes to `sessiontrace_ingest::traces::prepare`: decode
-//!    (protobuf or OTLP JSON), refuse bad ids (partial success), rename and mask captured headers and
-//!    bodies, find each span's session (trace-id prefix `debdeb`/`cdbcdb` + short id, or `session.id`),
-//!    route each trace (session traces are always kept), and build one block — the received protobuf,
-//!    re-encoded only if something changed — with one index row per trace.
-//! 3. `Store::write` (SQLite by default) compresses the block with zstd and queues it for the single
-//!    writer thread, which commits queued writes together in one WAL transaction with `synchronous=FULL`.
-//!    With `store = "clickhouse"` the writer task of `sessiontrace_store_clickhouse` groups queued writes
-//!    into one insert per table instead, and a full queue or a down server is a retryable 503/UNAVAILABLE.
-//!    Around that write, [`pipeline`] runs the optional stages of docs/sampling.md, each skipped when
-//!    unconfigured: [`tail`] holds traces the sampling ratio would drop for `decision_wait` (a later error
-//!    or slow root stores them), [`continuous`] holds unsaved continuous sessions in their rolling window,
-//!    and after the commit [`forward`] offers copies to upstream OTLP endpoints without waiting.
-//! 4. Only after that commit does the receiver answer 200 / OK, so an acknowledged span survives a crash.
-//! 5. Reads (`/api/traces/{id}`, a session's timeline) find blocks through the index, decode them fully
-//!    and keep the spans asked for ([`sessiontrace_query`]).
+//!    The receiver checks the content type and size limit and undoes gzip/zstd/deflate; both hand the
+//!    received bytes, undecoded, with the request's context to [`endpoints::export`], one generic export
+//!    for the three signals.
+//! 2. `Pipeline::accept_traces` (ingest, tail, continuous, the durable store write, forward) returns once
+//!    what the request keeps is committed.
+//! 3. Only then does the receiver answer 200 / OK (or the export response with partial success), so an
+//!    acknowledged span survives a crash; pipeline errors become 4xx/5xx and gRPC statuses in [`error`].
+//! 4. Reads (`/api/traces/{id}`, a session's timeline) go to the store directly and are shaped by
+//!    `sessiontrace_query`.
 
 pub mod config;
-pub mod continuous;
 pub mod endpoints;
 pub mod error;
-pub mod forward;
-pub mod pipeline;
-pub mod signal;
 pub mod state;
-pub mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +30,12 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use sessiontrace_ingest::IngestConfig;
 use sessiontrace_ingest::route::RoutingPolicy;
 use sessiontrace_model::masking::MaskingRules;
+use sessiontrace_pipeline::clock::now_ms;
+use sessiontrace_pipeline::continuous::ContinuousSettings;
+use sessiontrace_pipeline::forward::ForwardMode;
+use sessiontrace_pipeline::tail::TailSettings;
+use sessiontrace_pipeline::telemetry::Counters;
+use sessiontrace_pipeline::{Pipeline, PipelineSettings};
 use sessiontrace_store::Store;
 use sessiontrace_store::sqlite::SqliteStore;
 use sessiontrace_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
@@ -49,7 +43,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{ServerConfig, StoreKind};
-use crate::state::{AppState, Counters};
+use crate::state::AppState;
 
 /// Opens the embedded SQLite store and builds the shared state (sync, for tests and tools; a config with
 /// `store = "clickhouse"` needs [`open_state`]).
@@ -78,60 +72,47 @@ pub async fn open_state(config: ServerConfig) -> anyhow::Result<AppState> {
     Ok(state_with_store(config, Arc::new(store)))
 }
 
-/// The shared state around an open store.
-pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState {
+/// The pipeline's settings from the server's config.
+pub fn pipeline_settings(config: &ServerConfig) -> PipelineSettings {
     let ingest = IngestConfig {
         max_body_bytes: config.max_body_bytes,
         max_attribute_value_bytes: config.max_attribute_value_bytes,
         masking: MaskingRules::with_extra(&config.masked_headers, &config.masked_body_keys),
-        routing: routing_policy(&config),
+        routing: routing_policy(config),
     };
-    let counters = Arc::new(Counters::default());
-    let tail = (ingest.routing.sampling_ratio < 1.0 && config.decision_wait_ms > 0).then(|| {
-        let settings = tail::TailSettings {
-            decision_wait: Duration::from_millis(config.decision_wait_ms),
-            max_bytes: config.decision_max_bytes,
-            remember_kept: Duration::from_millis(config.decision_wait_ms.saturating_mul(4).max(60_000)),
-        };
-        Arc::new(tail::TailBuffer::new(settings, ingest.routing.clone()))
+    let tail = (ingest.routing.sampling_ratio < 1.0 && config.decision_wait_ms > 0).then(|| TailSettings {
+        decision_wait: Duration::from_millis(config.decision_wait_ms),
+        max_bytes: config.decision_max_bytes,
+        remember_kept: Duration::from_millis(config.decision_wait_ms.saturating_mul(4).max(60_000)),
     });
-    let continuous = Arc::new(continuous::ContinuousSessions::new(
-        continuous::ContinuousSettings {
-            window: Duration::from_secs(config.continuous_window_secs),
-            max_bytes_per_session: config.continuous_max_bytes_per_session,
-            max_bytes_total: config.continuous_max_bytes,
-        },
-        store.clone(),
-        counters.clone(),
-    ));
-    let runtime = tokio::runtime::Handle::try_current().ok();
-    let forwarder = match (&runtime, config.forward.is_empty()) {
-        (_, true) => None,
-        (Some(runtime), false) => {
-            let _guard = runtime.enter();
-            let forwarder = Arc::new(forward::Forwarder::start(&config.forward).expect("forward config was validated"));
-            let _ = counters.forward.set(forwarder.clone());
-            Some(forwarder)
-        }
-        (None, false) => {
-            tracing::warn!("no tokio runtime: forwarding is off for this state");
-            None
-        }
+    let continuous = ContinuousSettings {
+        window: Duration::from_secs(config.continuous_window_secs),
+        max_bytes_per_session: config.continuous_max_bytes_per_session,
+        max_bytes_total: config.continuous_max_bytes,
     };
-    if let Some(runtime) = &runtime {
-        runtime.spawn(tick(Arc::downgrade(&continuous), tail.as_ref().map(Arc::downgrade), counters.clone()));
+    PipelineSettings { ingest, tail, continuous, forward: config.forward.clone() }
+}
+
+/// The shared state around an open store: the pipeline with its timers, and the retention task (both
+/// on the current tokio runtime, when there is one).
+pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState {
+    let pipeline =
+        Arc::new(Pipeline::new(pipeline_settings(&config), store.clone()).expect("forward config was validated"));
+    let counters = pipeline.counters().clone();
+    if tokio::runtime::Handle::try_current().is_ok() {
+        pipeline.start_timers();
         if config.retention_days > 0 {
-            runtime.spawn(retention(Arc::downgrade(&store), config.retention_days, counters.clone()));
+            tokio::spawn(retention(Arc::downgrade(&store), config.retention_days, counters.clone()));
         }
     }
-    AppState { store, ingest: Arc::new(ingest), counters, config: Arc::new(config), tail, forwarder, continuous }
+    AppState { store, pipeline, counters, config: Arc::new(config) }
 }
 
 /// The routing policy of a config: ratio, slow rule, and whether dropped traces are handed back (for the
 /// tail buffer, or for upstreams that take more than what is kept).
 pub fn routing_policy(config: &ServerConfig) -> RoutingPolicy {
     let tail = config.sampling_ratio < 1.0 && config.decision_wait_ms > 0;
-    let forwards_dropped = config.forward.iter().any(|f| f.mode != forward::ForwardMode::Kept);
+    let forwards_dropped = config.forward.iter().any(|f| f.mode != ForwardMode::Kept);
     RoutingPolicy {
         sampling_ratio: config.sampling_ratio,
         slow_trace_ns: config.slow_trace_ms.map(|ms| ms.saturating_mul(1_000_000)),
@@ -147,7 +128,7 @@ async fn retention(store: std::sync::Weak<dyn Store>, days: u32, counters: Arc<C
     tokio::time::sleep(FIRST_PASS_AFTER).await;
     loop {
         let Some(store) = store.upgrade() else { return };
-        let cutoff_ms = endpoints::sessions::now_ms() - i64::from(days) * 86_400_000;
+        let cutoff_ms = now_ms() - i64::from(days) * 86_400_000;
         match store.expire_before(cutoff_ms).await {
             Ok(expired) => {
                 Counters::add(&counters.retention_spans_deleted, expired.spans);
@@ -162,28 +143,6 @@ async fn retention(store: std::sync::Weak<dyn Store>, days: u32, counters: Arc<C
         }
         drop(store);
         tokio::time::sleep(EVERY).await;
-    }
-}
-
-/// Expires tail decisions and idle continuous windows until the state is dropped.
-async fn tick(
-    continuous: std::sync::Weak<continuous::ContinuousSessions>,
-    tail: Option<std::sync::Weak<tail::TailBuffer>>,
-    counters: Arc<Counters>,
-) {
-    let mut interval = tokio::time::interval(Duration::from_millis(100));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for round in 0u64.. {
-        interval.tick().await;
-        let now = std::time::Instant::now();
-        if let Some(tail) = &tail {
-            let Some(tail) = tail.upgrade() else { return };
-            tail.expire(now, &counters);
-        }
-        if round % 10 == 0 {
-            let Some(continuous) = continuous.upgrade() else { return };
-            continuous.sweep(now);
-        }
     }
 }
 
@@ -297,10 +256,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 /// store finish its queued writes and background work.
 async fn close(state: &AppState) {
     const FORWARD_GRACE: Duration = Duration::from_secs(5);
-    if let Some(forwarder) = &state.forwarder {
-        forwarder.close(FORWARD_GRACE).await;
-        tracing::info!("forwarding stopped");
-    }
+    state.pipeline.close(FORWARD_GRACE).await;
     match state.store.close().await {
         Ok(()) => tracing::info!("store closed: every acknowledged write is committed and indexed"),
         Err(error) => tracing::error!(%error, "closing the store failed"),

@@ -1,7 +1,7 @@
 //! The ClickHouse schema: one MergeTree table per record kind, with versioned names (`span_blocks_v1`), so a
 //! change of layout is a new name and a migration. Every table has a `day` column and daily partitions
 //! (`toYYYYMMDD(day)`), which is how retention works on every server version: whole partitions are
-//! dropped ([`crate::retention`]). Sort keys follow the two hot reads: by trace id (`trace_index_v1`) and
+//! dropped (the `retention` module). Sort keys follow the two hot reads: by trace id (`trace_index_v1`) and
 //! by session and time (`session_traces_v1`, `logs_v1`).
 //!
 //! Features of newer servers (LowCardinality, column codecs, TTL) are used only when the server's version

@@ -1,7 +1,7 @@
 //! Replay events of the browser recorder: `POST /api/sessions/{id}/events` stores a chunk
 //! `{seq, events}` once per (session, seq) (a re-sent chunk changes nothing), `GET` returns every event
 //! in seq order. Bodies may be gzip-compressed and of any content type (keepalive fetches send text).
-//! Chunks of an unsaved continuous session are held in its rolling window ([`crate::continuous`]).
+//! Chunks of an unsaved continuous session are held in its rolling window (`sessiontrace_pipeline::continuous`).
 
 use axum::Json;
 use axum::Router;
@@ -12,12 +12,13 @@ use axum::routing::post;
 use serde_json::Value;
 use sessiontrace_ingest::decode::decompress;
 use sessiontrace_model::records::ReplayChunk;
+use sessiontrace_pipeline::{ReplayOutcome, RequestContext};
 use sessiontrace_query::timeline::replay_events_json;
 
 use crate::endpoints::read_body;
 use crate::endpoints::sessions::find_session;
 use crate::error::ApiError;
-use crate::state::{AppState, Counters};
+use crate::state::AppState;
 
 /// The replay-event routes.
 pub fn routes() -> Router<AppState> {
@@ -74,13 +75,10 @@ async fn put_events(
         events_json: serde_json::to_vec(&events).map_err(|e| ApiError::Internal(e.to_string()))?,
     };
     // An unsaved continuous session keeps its replay in its rolling window until it is saved.
-    let Some(chunk) = state.continuous.intercept_replay(&session, chunk).await? else {
-        return Ok(Json(serde_json::json!({"seq": seq, "stored": true, "held": true})));
-    };
-    let stored = state.store.put_replay_chunk(chunk).await?;
-    let counter = if stored { &state.counters.replay_chunks_stored } else { &state.counters.replay_chunks_duplicate };
-    Counters::add(counter, 1);
-    Ok(Json(serde_json::json!({"seq": seq, "stored": stored})))
+    Ok(Json(match state.pipeline.accept_replay(&RequestContext::default(), &session, chunk).await? {
+        ReplayOutcome::Held => serde_json::json!({"seq": seq, "stored": true, "held": true}),
+        outcome => serde_json::json!({"seq": seq, "stored": outcome == ReplayOutcome::Stored}),
+    }))
 }
 
 async fn get_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {

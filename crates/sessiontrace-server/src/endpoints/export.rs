@@ -1,5 +1,5 @@
 //! One OTLP export, whatever carried it: the received bytes (protobuf or JSON) of one signal go through
-//! the [`pipeline`] and come back as that signal's export response, with partial success when some
+//! the pipeline (`sessiontrace_pipeline`) and come back as that signal's export response, with partial success when some
 //! records were refused. OTLP/HTTP and OTLP/gRPC both call [`export`]; they differ only in framing and
 //! in how they write the answer. gRPC hands over the received protobuf bytes too, so both take the same
 //! ingest path (for traces the scan fast path that stores the bytes as received).
@@ -14,8 +14,9 @@ use sessiontrace_ingest::metrics::MetricInput;
 use sessiontrace_ingest::traces::TraceInput;
 
 use crate::error::ApiError;
-use crate::pipeline;
-use crate::signal::Signal;
+use sessiontrace_pipeline::RequestContext;
+use sessiontrace_pipeline::signal::Signal;
+
 use crate::state::AppState;
 
 /// The export response of one signal.
@@ -59,6 +60,7 @@ impl ExportAnswer {
 /// kept is durable.
 pub async fn export(
     state: &AppState,
+    ctx: &RequestContext,
     signal: Signal,
     encoding: Encoding,
     bytes: Vec<u8>,
@@ -67,7 +69,7 @@ pub async fn export(
     Ok(match signal {
         Signal::Traces => {
             let input = if protobuf { TraceInput::Protobuf(bytes) } else { TraceInput::Json(bytes) };
-            let outcome = pipeline::accept_traces(state, input).await?;
+            let outcome = state.pipeline.accept_traces(ctx, input).await?;
             let partial_success = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
                 rejected_spans: outcome.rejected_spans as i64,
                 error_message: outcome.rejection_message.unwrap_or_default(),
@@ -76,7 +78,7 @@ pub async fn export(
         }
         Signal::Logs => {
             let input = if protobuf { LogInput::Protobuf(bytes) } else { LogInput::Json(bytes) };
-            let outcome = pipeline::accept_logs(state, input).await?;
+            let outcome = state.pipeline.accept_logs(ctx, input).await?;
             let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: outcome.rejected as i64,
                 error_message: outcome.rejection_message.unwrap_or_default(),
@@ -85,7 +87,7 @@ pub async fn export(
         }
         Signal::Metrics => {
             let input = if protobuf { MetricInput::Protobuf(bytes) } else { MetricInput::Json(bytes) };
-            pipeline::accept_metrics(state, input).await?;
+            state.pipeline.accept_metrics(ctx, input).await?;
             ExportAnswer::Metrics(ExportMetricsServiceResponse { partial_success: None })
         }
     })

@@ -10,15 +10,17 @@
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
-use bytes::Buf;
 use sessiontrace_ingest::decode::Encoding;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use sessiontrace_pipeline::codec::PassThrough;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{BoxFuture, StdError};
 use tonic::{Status, server::UnaryService};
 
 use crate::endpoints::export::export;
 use crate::error::ApiError;
-use crate::signal::Signal;
+use sessiontrace_pipeline::RequestContext;
+use sessiontrace_pipeline::signal::Signal;
+
 use crate::state::AppState;
 
 /// A tonic router with the three `Export` methods; any other method is UNIMPLEMENTED.
@@ -83,49 +85,10 @@ impl UnaryService<Vec<u8>> for ExportMethod {
                 let message = format!("request of {} bytes is larger than the limit of {limit} bytes", bytes.len());
                 return Err(ApiError::TooLarge(message).grpc_status());
             }
-            let answer = export(&state, signal, Encoding::Protobuf, bytes).await.map_err(|e| e.grpc_status())?;
+            let answer = export(&state, &RequestContext::default(), signal, Encoding::Protobuf, bytes)
+                .await
+                .map_err(|e| e.grpc_status())?;
             Ok(tonic::Response::new(answer.to_protobuf()))
         })
-    }
-}
-
-/// A gRPC codec that neither decodes requests nor encodes responses: protobuf bytes in and out (public
-/// for clients that send bytes as they are, such as the tests of bad input).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThrough;
-
-impl Codec for PassThrough {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = PassThrough;
-    type Decoder = PassThrough;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PassThrough
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        PassThrough
-    }
-}
-
-impl Encoder for PassThrough {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, buffer: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        bytes::BufMut::put_slice(buffer, &item);
-        Ok(())
-    }
-}
-
-impl Decoder for PassThrough {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, buffer: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let mut bytes = vec![0; buffer.remaining()];
-        buffer.copy_to_slice(&mut bytes);
-        Ok(Some(bytes))
     }
 }

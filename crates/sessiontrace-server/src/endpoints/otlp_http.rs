@@ -14,7 +14,9 @@ use sessiontrace_ingest::decode::{Encoding, decompress};
 use crate::endpoints::export::{ExportAnswer, export};
 use crate::endpoints::read_body;
 use crate::error::ApiError;
-use crate::signal::Signal;
+use sessiontrace_pipeline::RequestContext;
+use sessiontrace_pipeline::signal::Signal;
+
 use crate::state::AppState;
 
 /// The OTLP/HTTP routes: `POST` of each signal's path.
@@ -90,7 +92,7 @@ async fn export_http(state: AppState, signal: Signal, request: Request) -> Respo
         Ok(decoded) => decoded,
         Err((encoding, error)) => return error_response(encoding, error),
     };
-    match export(&state, signal, encoding, bytes).await {
+    match export(&state, &RequestContext::default(), signal, encoding, bytes).await {
         Ok(answer) => encoded(encoding, &answer),
         Err(error) => error_response(encoding, error),
     }

@@ -13,7 +13,9 @@ use sessiontrace_query::spans::{logs_json, trace_spans, trace_summary_json};
 use sessiontrace_query::timeline::session_timeline;
 use sessiontrace_store::{LogFilter, MetricFilter};
 
-use crate::endpoints::sessions::{find_session, now_ms, parse_time_ms};
+use sessiontrace_pipeline::clock::now_ms;
+
+use crate::endpoints::sessions::{find_session, parse_time_ms};
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -1,8 +1,6 @@
 //! The session API: start, stop, save, list and show sessions (shared/DESIGN.md section 6). A started
 //! session answers with its trace-id prefix and a ready `traceparent` with the sampled flag set.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -12,11 +10,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::{CaptureSettings, Session, SessionKind};
+use sessiontrace_pipeline::RequestContext;
 use sessiontrace_query::sessions::session_json;
 use sessiontrace_store::{SessionFilter, StoreError};
 
 use crate::error::ApiError;
-use crate::state::{AppState, Counters};
+use sessiontrace_pipeline::clock::now_ms;
+use sessiontrace_pipeline::telemetry::Counters;
+
+use crate::state::AppState;
 
 /// The session routes.
 pub fn routes() -> Router<AppState> {
@@ -25,11 +27,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sessions/{id}", get(show_session))
         .route("/api/sessions/{id}/stop", post(stop_session))
         .route("/api/sessions/{id}/save", post(save_session))
-}
-
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The body of `POST /api/sessions`; every field optional.
@@ -114,9 +111,7 @@ async fn stop_session(State(state): State<AppState>, Path(id): Path<String>) -> 
 async fn save_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let mut session = find_session(&state, &id).await?;
     // A continuous session's rolling window is written first, so a saved session has what came before.
-    if session.kind == SessionKind::Continuous {
-        crate::pipeline::save_continuous(&state, &session).await?;
-    }
+    state.pipeline.save_session(&RequestContext::default(), &session).await?;
     session.saved_at_ms = Some(now_ms());
     state.store.update_session(&session).await?;
     let stats = state.store.session_stats(&session).await?;

@@ -26,7 +26,7 @@ use sessiontrace_model::records::{LogRecord, ReplayChunk, TraceBlock};
 use sessiontrace_model::{Session, SessionKind, SessionTraceKind, session_of_trace_id};
 use sessiontrace_store::{Store, StoreError};
 
-use crate::state::Counters;
+use crate::telemetry::Counters;
 
 /// Settings of the windows.
 #[derive(Debug, Clone)]

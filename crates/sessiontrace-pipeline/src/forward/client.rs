@@ -20,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{ForwardCompression, ForwardConfig, ForwardProtocol, Payload};
-use crate::endpoints::otlp_grpc::PassThrough;
+use crate::codec::PassThrough;
 
 /// The PEM files of an upstream's TLS settings, read once.
 pub(super) struct TlsFiles {

@@ -15,11 +15,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sessiontrace_ingest::route::{KeepReason, RoutingPolicy, TraceFacts};
+use sessiontrace_ingest::route::{Decision, KeepReason, RoutingPolicy, TraceFacts};
 use sessiontrace_ingest::traces::HeldTrace;
 use sessiontrace_model::records::{LogRecord, TraceBlock, TraceIndexEntry};
 
-use crate::state::Counters;
+use crate::telemetry::Counters;
 
 /// Settings of the buffer.
 #[derive(Debug, Clone)]
@@ -82,6 +82,15 @@ pub struct Released {
 }
 
 impl Released {
+    /// Adds what another decision released.
+    pub fn absorb(&mut self, more: Released) {
+        self.blocks.extend(more.blocks);
+        self.logs.extend(more.logs);
+        self.forward_logs.append(more.forward_logs);
+        self.error_spans += more.error_spans;
+        self.slow_spans += more.slow_spans;
+    }
+
     pub fn span_count(&self) -> u64 {
         self.error_spans + self.slow_spans
     }
@@ -114,6 +123,62 @@ fn merge_entry(entry: &mut TraceIndexEntry, more: &TraceIndexEntry) {
 impl TailBuffer {
     pub fn new(settings: TailSettings, policy: RoutingPolicy) -> Self {
         TailBuffer { settings, policy, state: Mutex::new(TailState::default()) }
+    }
+
+    /// The tail stage of a trace request: the traces its block keeps for an error or a slow root release
+    /// what was held of them, and the traces the policy dropped (`held`) are held or kept. Counts the
+    /// spans dropped at once (`dropped_spans` of the request less those held here).
+    pub fn route_traces(
+        &self,
+        block: Option<&TraceBlock>,
+        held: Vec<HeldTrace>,
+        dropped_spans: u64,
+        counters: &Counters,
+    ) -> Released {
+        let held_spans: u64 = held.iter().map(|h| h.entry.span_count as u64).sum();
+        Counters::add(&counters.spans_dropped, dropped_spans - held_spans);
+        let decided: Vec<([u8; 16], KeepReason)> = block
+            .iter()
+            .flat_map(|b| &b.traces)
+            .filter(|entry| entry.session_key.is_none())
+            .filter_map(|entry| {
+                let facts = TraceFacts {
+                    trace_id: &entry.trace_id,
+                    is_session: false,
+                    has_error: entry.error_count > 0,
+                    duration_ns: entry.end_unix_nano.saturating_sub(entry.start_unix_nano).max(0) as u64,
+                };
+                match self.policy.decide(facts) {
+                    Decision::Keep(reason @ (KeepReason::Error | KeepReason::Slow)) => Some((entry.trace_id, reason)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let mut released = self.on_kept(&decided, counters);
+        released.absorb(self.on_held_traces(held, counters));
+        released
+    }
+
+    /// The tail stage of a log request: error logs of non-session traces keep their traces (releasing
+    /// what was held), and logs of dropped traces (`held`) are held or kept. Returns what was released
+    /// and the held logs to keep now; counts the logs dropped at once.
+    pub fn route_logs(
+        &self,
+        records: &[LogRecord],
+        held: Vec<LogRecord>,
+        forward_held: HashMap<[u8; 16], ForwardLogs>,
+        dropped: u64,
+        counters: &Counters,
+    ) -> (Released, Vec<LogRecord>) {
+        Counters::add(&counters.logs_dropped, dropped - held.len() as u64);
+        let error_traces: Vec<([u8; 16], KeepReason)> = records
+            .iter()
+            .filter(|log| log.session_key.is_none() && log.severity_number >= 17)
+            .filter_map(|log| log.trace_id.map(|id| (id, KeepReason::Error)))
+            .collect();
+        let released = self.on_kept(&error_traces, counters);
+        let kept_now = self.on_held_logs(held, forward_held, counters);
+        (released, kept_now)
     }
 
     /// Traces this request kept for an error or a slow root (or an error log): their held parts are

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod client;
+mod offer;
+
+pub use offer::{ArrivedTraces, ForwardStage, ReleasedTraces};
 
 use std::path::PathBuf;
 

@@ -1,0 +1,95 @@
+//! The store write stage: one `Store::write` of everything a request keeps (its own blocks and logs,
+//! what a tail decision released, what a continuous-session save took out of its window), awaited, so
+//! the caller acknowledges only durable data. Then the saved replay chunks and the sessions a trigger
+//! saved.
+
+use std::sync::Arc;
+
+use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, TraceBlock, WriteBatch};
+use sessiontrace_store::{Store, StoreError};
+
+use crate::clock::now_ms;
+use crate::continuous::Saved;
+use crate::telemetry::Counters;
+
+/// What one write stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stored {
+    pub spans: u64,
+    pub logs: u64,
+}
+
+/// The stage: the store and the counters it adds to.
+pub struct StoreWrite {
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+}
+
+impl StoreWrite {
+    pub fn new(store: Arc<dyn Store>, counters: Arc<Counters>) -> Self {
+        StoreWrite { store, counters }
+    }
+
+    /// Writes blocks and logs with what a continuous-session save took out of its windows, then the
+    /// saved replay chunks, then marks the sessions a trigger saved.
+    pub async fn write_with_saved(
+        &self,
+        mut blocks: Vec<TraceBlock>,
+        mut logs: Vec<LogRecord>,
+        saved: Saved,
+    ) -> Result<Stored, StoreError> {
+        let counters = &self.counters;
+        let window_spans: u64 = saved.blocks.iter().map(|b| b.span_count as u64).sum();
+        let window_logs = saved.logs.len() as u64;
+        blocks.extend(saved.blocks);
+        logs.extend(saved.logs);
+        let stored = Stored { spans: blocks.iter().map(|b| b.span_count as u64).sum(), logs: logs.len() as u64 };
+        if !blocks.is_empty() || !logs.is_empty() {
+            let written = self.write(WriteBatch { trace_blocks: blocks, logs, ..Default::default() }).await;
+            if written.is_err() && (window_spans > 0 || window_logs > 0 || !saved.replay.is_empty()) {
+                // The client retries its own request; what came out of a continuous window is gone with
+                // this failed write, so it is counted and logged rather than lost quietly.
+                Counters::add(&counters.continuous_spans_expired, window_spans);
+                Counters::add(&counters.continuous_logs_expired, window_logs);
+                Counters::add(&counters.continuous_replay_expired, saved.replay.len() as u64);
+                tracing::error!(
+                    spans = window_spans,
+                    logs = window_logs,
+                    replay_chunks = saved.replay.len(),
+                    "continuous window lost: the store write of its save failed"
+                );
+            }
+            written?;
+        }
+        for chunk in saved.replay {
+            self.put_replay_chunk(chunk).await?;
+        }
+        for id in saved.triggered_sessions {
+            if let Some(mut session) = self.store.session(&id).await?
+                && session.saved_at_ms.is_none()
+            {
+                session.saved_at_ms = Some(now_ms());
+                self.store.update_session(&session).await?;
+                Counters::add(&counters.continuous_saves, 1);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Writes metric points.
+    pub async fn write_points(&self, points: Vec<MetricPoint>) -> Result<(), StoreError> {
+        self.write(WriteBatch { metric_points: points, ..Default::default() }).await
+    }
+
+    /// Stores a replay chunk once; false when it was stored before.
+    pub async fn put_replay_chunk(&self, chunk: ReplayChunk) -> Result<bool, StoreError> {
+        let stored = self.store.put_replay_chunk(chunk).await?;
+        let counter = if stored { &self.counters.replay_chunks_stored } else { &self.counters.replay_chunks_duplicate };
+        Counters::add(counter, 1);
+        Ok(stored)
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.store.write(batch).await.inspect_err(|_| Counters::add(&self.counters.store_failures, 1))
+    }
+}
