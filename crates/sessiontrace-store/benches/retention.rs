@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use sessiontrace_model::Project;
 use sessiontrace_model::ids::TraceId;
 use sessiontrace_model::records::{TraceBlock, TraceIndexEntry, WriteBatch};
 use sessiontrace_store::Store;
@@ -43,7 +44,7 @@ fn block(number: usize) -> TraceBlock {
 async fn fill(store: &SqliteStore, from: usize, count: usize) {
     for start in (from..from + count).step_by(10) {
         let trace_blocks = (start..(start + 10).min(from + count)).map(block).collect();
-        store.write(WriteBatch { trace_blocks, ..Default::default() }).await.expect("write");
+        store.write(&Project::default(), WriteBatch { trace_blocks, ..Default::default() }).await.expect("write");
     }
 }
 
@@ -62,7 +63,7 @@ async fn main() {
     let cutoff = now_ms();
     tokio::time::sleep(Duration::from_millis(5)).await;
     fill(&store, blocks / 2, blocks - blocks / 2).await;
-    let before = store.totals().await.expect("totals");
+    let before = store.totals(None).await.expect("totals");
     println!(
         "store: {} spans in {} blocks ({} index rows), filled in {:.1} s",
         before.spans,
@@ -80,7 +81,7 @@ async fn main() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let sent = Instant::now();
                 store
-                    .write(WriteBatch { trace_blocks: vec![block(number)], ..Default::default() })
+                    .write(&Project::default(), WriteBatch { trace_blocks: vec![block(number)], ..Default::default() })
                     .await
                     .expect("write");
                 latencies.push(sent.elapsed());
@@ -109,6 +110,6 @@ async fn main() {
         pick(0.99),
         pick(1.0)
     );
-    let after = store.totals().await.expect("totals");
+    let after = store.totals(None).await.expect("totals");
     assert_eq!(after.spans + expired.spans, before.spans + (latencies.len() as u64) * 200, "spans add up");
 }

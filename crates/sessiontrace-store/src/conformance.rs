@@ -1,23 +1,41 @@
 //! The storage conformance suite: what every backend must do, run by each backend's own tests
-//! (`run_all(&store)`). Each check starts from data it writes itself under fresh ids, so the suite can run
-//! against a shared server too.
+//! (`run_all(&store)`). Each check starts from data it writes itself under fresh ids and fresh project
+//! names, so the suite can run against a shared server too (the credentials check asserts "no
+//! credentials" only when it finds none to start with).
+//!
+//! Projects: the data checks run in a project of their own, then [`projects_are_isolated`] writes the
+//! same ids into two projects and reads each through the other; [`credentials_round_trip`] covers
+//! projects, keys, users and login sessions.
 
 use sessiontrace_model::ids::{SessionTraceKind, ShortId, TraceId};
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, TraceBlock, TraceIndexEntry, WriteBatch};
-use sessiontrace_model::{CaptureSettings, Session, SessionKind};
+use sessiontrace_model::{
+    ApiKey, CaptureSettings, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User,
+};
 
-use crate::{LogFilter, MetricFilter, SessionFilter, Store, StoreError};
+use crate::{LogFilter, MetricFilter, SessionFilter, Store, StoreError, Totals};
 
 /// Runs every check against `store`.
 pub async fn run_all(store: &dyn Store) {
-    sessions_round_trip(store).await;
-    short_id_conflicts_are_refused(store).await;
-    trace_blocks_are_found_by_trace(store).await;
-    session_data_is_linked(store).await;
-    replay_chunks_are_idempotent(store).await;
-    session_list_filters(store).await;
-    metric_points_by_service_and_window(store).await;
-    totals_count_what_was_written(store).await;
+    credentials_round_trip(store).await;
+    for project in [fresh_project("conformance"), Project::default()] {
+        sessions_round_trip(store, &project).await;
+        short_id_conflicts_are_refused(store, &project).await;
+        trace_blocks_are_found_by_trace(store, &project).await;
+        session_data_is_linked(store, &project).await;
+        replay_chunks_are_idempotent(store, &project).await;
+        session_list_filters(store, &project).await;
+        metric_points_by_service_and_window(store, &project).await;
+        totals_count_what_was_written(store, &project).await;
+    }
+    projects_are_isolated(store).await;
+}
+
+/// A project name no other run used: `prefix-` and 12 random hex digits.
+pub fn fresh_project(prefix: &str) -> Project {
+    let hex = TraceId::random().to_hex();
+    let suffix = &hex[hex.len() - 12..];
+    Project::new(&format!("{prefix}-{suffix}")).expect("a valid project name")
 }
 
 /// A manual session started in 2023, not stopped.
@@ -60,42 +78,42 @@ pub fn sample_batch() -> WriteBatch {
     WriteBatch { trace_blocks: vec![block(TraceId::random(), None, "api", 0)], ..Default::default() }
 }
 
-async fn sessions_round_trip(store: &dyn Store) {
+async fn sessions_round_trip(store: &dyn Store, project: &Project) {
     let mut session = new_session("round trip");
-    store.insert_session(&session).await.expect("insert session");
-    assert_eq!(store.session(&session.id).await.unwrap().as_ref(), Some(&session));
-    assert_eq!(store.session(&session.short_id.to_hex()).await.unwrap().as_ref(), Some(&session));
+    store.insert_session(project, &session).await.expect("insert session");
+    assert_eq!(store.session(project, &session.id).await.unwrap().as_ref(), Some(&session));
+    assert_eq!(store.session(project, &session.short_id.to_hex()).await.unwrap().as_ref(), Some(&session));
     session.stopped_at_ms = Some(session.started_at_ms + 5_000);
-    store.update_session(&session).await.expect("update session");
-    assert_eq!(store.session(&session.id).await.unwrap(), Some(session));
-    assert_eq!(store.session("no-such-session").await.unwrap(), None);
+    store.update_session(project, &session).await.expect("update session");
+    assert_eq!(store.session(project, &session.id).await.unwrap(), Some(session));
+    assert_eq!(store.session(project, "no-such-session").await.unwrap(), None);
 }
 
-async fn short_id_conflicts_are_refused(store: &dyn Store) {
+async fn short_id_conflicts_are_refused(store: &dyn Store, project: &Project) {
     let first = new_session("first");
-    store.insert_session(&first).await.unwrap();
+    store.insert_session(project, &first).await.unwrap();
     let mut second = new_session("second");
     second.short_id = first.short_id;
-    assert!(matches!(store.insert_session(&second).await, Err(StoreError::Conflict)));
-    assert_eq!(store.session(&second.id).await.unwrap(), None);
+    assert!(matches!(store.insert_session(project, &second).await, Err(StoreError::Conflict)));
+    assert_eq!(store.session(project, &second.id).await.unwrap(), None);
 }
 
-async fn trace_blocks_are_found_by_trace(store: &dyn Store) {
+async fn trace_blocks_are_found_by_trace(store: &dyn Store, project: &Project) {
     let trace_id = TraceId::random();
     let first = block(trace_id, None, "api", 0);
     let second = block(trace_id, None, "db", 0);
     let unrelated = block(TraceId::random(), None, "api", 0);
     let batch = WriteBatch { trace_blocks: vec![first.clone(), unrelated], ..Default::default() };
-    store.write(batch).await.unwrap();
-    store.write(WriteBatch { trace_blocks: vec![second.clone()], ..Default::default() }).await.unwrap();
-    let blocks = store.trace_blocks(trace_id.0).await.unwrap();
+    store.write(project, batch).await.unwrap();
+    store.write(project, WriteBatch { trace_blocks: vec![second.clone()], ..Default::default() }).await.unwrap();
+    let blocks = store.trace_blocks(project, trace_id.0).await.unwrap();
     assert_eq!(blocks, vec![first.protobuf, second.protobuf]);
-    assert!(store.trace_blocks(TraceId::random().0).await.unwrap().is_empty());
+    assert!(store.trace_blocks(project, TraceId::random().0).await.unwrap().is_empty());
 }
 
-async fn session_data_is_linked(store: &dyn Store) {
+async fn session_data_is_linked(store: &dyn Store, project: &Project) {
     let session = new_session("linked");
-    store.insert_session(&session).await.unwrap();
+    store.insert_session(project, &session).await.unwrap();
     let by_prefix = TraceId::for_session(SessionTraceKind::Recorded, session.short_id);
     let by_attribute = TraceId::random();
     let log = LogRecord {
@@ -120,27 +138,27 @@ async fn session_data_is_linked(store: &dyn Store) {
         logs: vec![log.clone()],
         metric_points: vec![],
     };
-    store.write(batch).await.unwrap();
-    let traces = store.session_traces(&session).await.unwrap();
+    store.write(project, batch).await.unwrap();
+    let traces = store.session_traces(project, &session).await.unwrap();
     let ids: Vec<_> = traces.iter().map(|t| t.trace_id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&by_prefix.0) && ids.contains(&by_attribute.0));
     let attribute_trace = traces.iter().find(|t| t.trace_id == by_attribute.0).unwrap();
     assert_eq!(attribute_trace.services, vec!["db".to_string(), "worker".to_string()]);
     assert_eq!(attribute_trace.span_count, 6);
-    let stats = store.session_stats(&session).await.unwrap();
+    let stats = store.session_stats(project, &session).await.unwrap();
     assert_eq!((stats.traces, stats.spans, stats.errors, stats.logs), (2, 6, 1, 1), "{stats:?}");
     let keys = vec![session.id.clone(), session.short_id.to_hex()];
-    let logs = store.logs(&LogFilter { session_keys: keys, ..Default::default() }).await.unwrap();
+    let logs = store.logs(project, &LogFilter { session_keys: keys, ..Default::default() }).await.unwrap();
     assert_eq!(logs, vec![log.clone()]);
-    let by_trace = store.logs(&LogFilter { trace_id: Some(by_prefix.0), ..Default::default() }).await.unwrap();
+    let by_trace = store.logs(project, &LogFilter { trace_id: Some(by_prefix.0), ..Default::default() }).await.unwrap();
     assert_eq!(by_trace, vec![log]);
-    assert_eq!(store.trace_session_key(by_attribute.0).await.unwrap(), Some(session.id.clone()));
+    assert_eq!(store.trace_session_key(project, by_attribute.0).await.unwrap(), Some(session.id.clone()));
 }
 
-async fn replay_chunks_are_idempotent(store: &dyn Store) {
+async fn replay_chunks_are_idempotent(store: &dyn Store, project: &Project) {
     let session = new_session("replay");
-    store.insert_session(&session).await.unwrap();
+    store.insert_session(project, &session).await.unwrap();
     let chunk = |seq: u64, body: &str| ReplayChunk {
         session_id: session.id.clone(),
         seq,
@@ -149,52 +167,58 @@ async fn replay_chunks_are_idempotent(store: &dyn Store) {
         last_timestamp_ms: 1_700_000_000_000 + seq as i64,
         events_json: body.as_bytes().to_vec(),
     };
-    assert!(store.put_replay_chunk(chunk(1, r#"[{"type":3}]"#)).await.unwrap());
-    assert!(store.put_replay_chunk(chunk(0, r#"[{"type":2}]"#)).await.unwrap());
-    assert!(!store.put_replay_chunk(chunk(1, r#"[{"type":"changed"}]"#)).await.unwrap());
-    let stored = store.replay_chunks(&session.id).await.unwrap();
+    assert!(store.put_replay_chunk(project, chunk(1, r#"[{"type":3}]"#)).await.unwrap());
+    assert!(store.put_replay_chunk(project, chunk(0, r#"[{"type":2}]"#)).await.unwrap());
+    assert!(!store.put_replay_chunk(project, chunk(1, r#"[{"type":"changed"}]"#)).await.unwrap());
+    let stored = store.replay_chunks(project, &session.id).await.unwrap();
     assert_eq!(stored, vec![chunk(0, r#"[{"type":2}]"#), chunk(1, r#"[{"type":3}]"#)]);
-    assert_eq!(store.session_stats(&session).await.unwrap().events, 2);
+    assert_eq!(store.session_stats(project, &session).await.unwrap().events, 2);
 }
 
-async fn session_list_filters(store: &dyn Store) {
+async fn session_list_filters(store: &dyn Store, project: &Project) {
     let marker = format!("list-{}", TraceId::random());
     let mut failing = new_session(&format!("{marker} failing"));
     failing.started_at_ms = 1_800_000_000_000;
     let mut quiet = new_session(&format!("{marker} quiet"));
     quiet.started_at_ms = 1_800_000_001_000;
     quiet.stopped_at_ms = Some(1_800_000_002_000);
-    store.insert_session(&failing).await.unwrap();
-    store.insert_session(&quiet).await.unwrap();
+    store.insert_session(project, &failing).await.unwrap();
+    store.insert_session(project, &quiet).await.unwrap();
     let failing_trace = TraceId::for_session(SessionTraceKind::Recorded, failing.short_id);
     let batch = WriteBatch {
         trace_blocks: vec![block(failing_trace, Some(failing.short_id.to_hex()), "payments", 2)],
         ..Default::default()
     };
-    store.write(batch).await.unwrap();
+    store.write(project, batch).await.unwrap();
     let names = |page: crate::SessionPage| page.sessions.into_iter().map(|(s, _)| s.id).collect::<Vec<_>>();
     let base = SessionFilter { text: Some(marker.clone()), ..Default::default() };
-    let all = store.list_sessions(&base).await.unwrap();
+    let all = store.list_sessions(project, &base).await.unwrap();
     assert_eq!(all.total, 2);
     assert_eq!(all.sessions[1].1.services, vec!["payments".to_string()]);
     assert_eq!(names(all), vec![quiet.id.clone(), failing.id.clone()], "newest first");
-    let errors = store.list_sessions(&SessionFilter { has_error: Some(true), ..base.clone() }).await.unwrap();
+    let errors = store.list_sessions(project, &SessionFilter { has_error: Some(true), ..base.clone() }).await.unwrap();
     assert_eq!(names(errors), vec![failing.id.clone()]);
-    let service =
-        store.list_sessions(&SessionFilter { service: Some("payments".into()), ..base.clone() }).await.unwrap();
+    let service = store
+        .list_sessions(project, &SessionFilter { service: Some("payments".into()), ..base.clone() })
+        .await
+        .unwrap();
     assert_eq!(names(service), vec![failing.id.clone()]);
     let user = store
-        .list_sessions(&SessionFilter { user: Some(format!("user-{marker} quiet")), ..base.clone() })
+        .list_sessions(project, &SessionFilter { user: Some(format!("user-{marker} quiet")), ..base.clone() })
         .await
         .unwrap();
     assert_eq!(names(user), vec![quiet.id.clone()]);
     let window = SessionFilter { from_ms: Some(1_800_000_003_000), ..base.clone() };
-    assert_eq!(names(store.list_sessions(&window).await.unwrap()), vec![failing.id.clone()], "quiet stopped before");
-    let paged = store.list_sessions(&SessionFilter { limit: Some(1), offset: Some(1), ..base }).await.unwrap();
+    assert_eq!(
+        names(store.list_sessions(project, &window).await.unwrap()),
+        vec![failing.id.clone()],
+        "quiet stopped before"
+    );
+    let paged = store.list_sessions(project, &SessionFilter { limit: Some(1), offset: Some(1), ..base }).await.unwrap();
     assert_eq!((paged.total, names(paged)), (2, vec![failing.id]));
 }
 
-async fn metric_points_by_service_and_window(store: &dyn Store) {
+async fn metric_points_by_service_and_window(store: &dyn Store, project: &Project) {
     let service = format!("svc-{}", TraceId::random());
     let point = |time: i64, value: f64| MetricPoint {
         time_unix_nano: time,
@@ -208,7 +232,7 @@ async fn metric_points_by_service_and_window(store: &dyn Store) {
     };
     let batch =
         WriteBatch { metric_points: vec![point(10, 1.0), point(20, 2.0), point(30, 3.0)], ..Default::default() };
-    store.write(batch).await.unwrap();
+    store.write(project, batch).await.unwrap();
     let filter = MetricFilter {
         services: vec![service.clone()],
         name: Some("queue.depth".into()),
@@ -216,13 +240,284 @@ async fn metric_points_by_service_and_window(store: &dyn Store) {
         to_unix_nano: Some(30),
         limit: None,
     };
-    assert_eq!(store.metric_points(&filter).await.unwrap(), vec![point(20, 2.0), point(30, 3.0)]);
+    assert_eq!(store.metric_points(project, &filter).await.unwrap(), vec![point(20, 2.0), point(30, 3.0)]);
 }
 
-async fn totals_count_what_was_written(store: &dyn Store) {
-    let before = store.totals().await.expect("totals");
+async fn totals_count_what_was_written(store: &dyn Store, project: &Project) {
+    let before = store.totals(Some(project)).await.expect("totals");
     let batch = WriteBatch { trace_blocks: vec![block(TraceId::random(), None, "api", 0)], ..Default::default() };
-    store.write(batch).await.unwrap();
-    let after = store.totals().await.unwrap();
+    store.write(project, batch).await.unwrap();
+    let after = store.totals(Some(project)).await.unwrap();
     assert_eq!((after.spans - before.spans, after.span_blocks - before.span_blocks), (3, 1));
+}
+
+/// Two projects each hold a session with the same short id, a block of the same trace id, logs, metric
+/// points and replay chunks: every read through one project sees only its own.
+pub async fn projects_are_isolated(store: &dyn Store) {
+    let projects = [fresh_project("iso-a"), fresh_project("iso-b")];
+    for project in &projects {
+        store
+            .create_project(&ProjectInfo { project: project.clone(), created_at_ms: 1_700_000_000_000 })
+            .await
+            .unwrap();
+    }
+    let short_id = ShortId::random();
+    let shared_trace = TraceId::for_session(SessionTraceKind::Recorded, short_id);
+    let service = format!("svc-{}", TraceId::random());
+    let mut sessions = Vec::new();
+    let mut blocks = Vec::new();
+    let mut logs = Vec::new();
+    let mut points = Vec::new();
+    for (number, project) in projects.iter().enumerate() {
+        let mut session = new_session(&format!("isolated {number}"));
+        session.short_id = short_id;
+        store.insert_session(project, &session).await.expect("the same short id in another project is no conflict");
+        let block = block(shared_trace, Some(short_id.to_hex()), &format!("api-{number}"), number as u32);
+        let log = LogRecord {
+            time_unix_nano: 1_700_000_000_100_000_000 + number as i64,
+            trace_id: Some(shared_trace.0),
+            span_id: Some([number as u8 + 1; 8]),
+            session_key: Some(short_id.to_hex()),
+            service: service.clone(),
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: format!("log of project {number}"),
+            attributes_json: "{}".into(),
+            resource_json: "{}".into(),
+        };
+        let point = MetricPoint {
+            time_unix_nano: 1_700_000_000_000_000_000 + number as i64,
+            service: service.clone(),
+            name: "requests".into(),
+            kind: "sum".into(),
+            unit: "1".into(),
+            value: Some(number as f64 + 1.0),
+            attributes_json: "{}".into(),
+            detail_json: "{}".into(),
+        };
+        let batch = WriteBatch {
+            trace_blocks: vec![block.clone()],
+            logs: vec![log.clone()],
+            metric_points: vec![point.clone()],
+        };
+        store.write(project, batch).await.unwrap();
+        let chunk = ReplayChunk {
+            session_id: session.id.clone(),
+            seq: 0,
+            event_count: number as u32 + 1,
+            first_timestamp_ms: session.started_at_ms,
+            last_timestamp_ms: session.started_at_ms,
+            events_json: format!(r#"[{{"project":{number}}}]"#).into_bytes(),
+        };
+        assert!(store.put_replay_chunk(project, chunk.clone()).await.unwrap());
+        sessions.push(session);
+        blocks.push(block);
+        logs.push(log);
+        points.push(point);
+    }
+    let unknown = fresh_project("iso-none");
+    for (number, project) in projects.iter().enumerate() {
+        let (own, other) = (&sessions[number], &sessions[1 - number]);
+        // The short id names this project's session; the other's long id names nothing here.
+        assert_eq!(store.session(project, &short_id.to_hex()).await.unwrap().as_ref(), Some(own));
+        assert_eq!(store.session(project, &other.id).await.unwrap(), None, "another project's session id");
+        assert_eq!(store.trace_blocks(project, shared_trace.0).await.unwrap(), vec![blocks[number].protobuf.clone()]);
+        assert_eq!(store.trace_session_key(project, shared_trace.0).await.unwrap(), Some(short_id.to_hex()));
+        let traces = store.session_traces(project, own).await.unwrap();
+        assert_eq!(traces.len(), 1);
+        assert_eq!((traces[0].span_count, traces[0].services.clone()), (3, vec![format!("api-{number}")]));
+        let stats = store.session_stats(project, own).await.unwrap();
+        let expected = crate::SessionStats {
+            traces: 1,
+            spans: 3,
+            logs: 1,
+            events: number as u64 + 1,
+            errors: number as u64,
+            services: vec![format!("api-{number}")],
+        };
+        assert_eq!(stats, expected);
+        // The other project's session shares the short id, so through this project it names this
+        // project's trace and log, but never the other project's replay.
+        let other_stats = store.session_stats(project, other).await.unwrap();
+        assert_eq!((other_stats.spans, other_stats.logs, other_stats.events), (3, 1, 0), "{other_stats:?}");
+        let keys = vec![own.id.clone(), short_id.to_hex()];
+        let by_session = store.logs(project, &LogFilter { session_keys: keys, ..Default::default() }).await.unwrap();
+        assert_eq!(by_session, vec![logs[number].clone()]);
+        let by_trace =
+            store.logs(project, &LogFilter { trace_id: Some(shared_trace.0), ..Default::default() }).await.unwrap();
+        assert_eq!(by_trace, vec![logs[number].clone()]);
+        let metric_filter = MetricFilter { services: vec![service.clone()], ..Default::default() };
+        assert_eq!(store.metric_points(project, &metric_filter).await.unwrap(), vec![points[number].clone()]);
+        assert_eq!(store.replay_chunks(project, &own.id).await.unwrap().len(), 1);
+        assert!(store.replay_chunks(project, &other.id).await.unwrap().is_empty(), "another project's replay");
+        let listed = store.list_sessions(project, &SessionFilter::default()).await.unwrap();
+        assert_eq!(listed.total, 1);
+        assert_eq!(listed.sessions[0].0, *own);
+        assert_eq!(listed.sessions[0].1, expected);
+        let totals = store.totals(Some(project)).await.unwrap();
+        let expected = Totals { spans: 3, span_blocks: 1, logs: 1, metric_points: 1, sessions: 1, replay_chunks: 1 };
+        assert_eq!(totals, expected);
+    }
+    // The same (session, seq) in each project is stored once per project.
+    let repeat = ReplayChunk {
+        session_id: sessions[0].id.clone(),
+        seq: 0,
+        event_count: 1,
+        first_timestamp_ms: 0,
+        last_timestamp_ms: 0,
+        events_json: b"[]".to_vec(),
+    };
+    assert!(!store.put_replay_chunk(&projects[0], repeat.clone()).await.unwrap());
+    assert!(store.put_replay_chunk(&projects[1], repeat).await.unwrap(), "a seq of another project's session id");
+    // A project nothing was written to reads as empty everywhere.
+    assert_eq!(store.session(&unknown, &short_id.to_hex()).await.unwrap(), None);
+    assert!(store.trace_blocks(&unknown, shared_trace.0).await.unwrap().is_empty());
+    assert_eq!(store.trace_session_key(&unknown, shared_trace.0).await.unwrap(), None);
+    assert_eq!(store.list_sessions(&unknown, &SessionFilter::default()).await.unwrap().total, 0);
+    assert_eq!(store.session_stats(&unknown, &sessions[0]).await.unwrap(), crate::SessionStats::default());
+    assert!(
+        store
+            .logs(&unknown, &LogFilter { trace_id: Some(shared_trace.0), ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let metric_filter = MetricFilter { services: vec![service.clone()], ..Default::default() };
+    assert!(store.metric_points(&unknown, &metric_filter).await.unwrap().is_empty());
+    assert_eq!(store.totals(Some(&unknown)).await.unwrap(), Totals::default());
+    // All projects together hold at least both.
+    let all = store.totals(None).await.unwrap();
+    assert!(all.sessions >= 2 && all.span_blocks >= 2 && all.replay_chunks >= 3, "{all:?}");
+}
+
+/// Projects, API keys, users and login sessions: create, list, read back, revoke, touch, delete.
+pub async fn credentials_round_trip(store: &dyn Store) {
+    let started_empty =
+        store.keys(None).await.unwrap().iter().all(ApiKey::is_revoked) && store.users().await.unwrap().is_empty();
+    if started_empty {
+        assert!(!store.has_credentials().await.unwrap(), "no key and no user: no credentials");
+    }
+
+    // Projects: `default` exists from the start; creating one twice is a conflict.
+    let listed = store.projects().await.unwrap();
+    assert!(listed.iter().any(|info| info.project.is_default()), "{listed:?}");
+    let shop = ProjectInfo { project: fresh_project("shop"), created_at_ms: 1_700_000_000_000 };
+    store.create_project(&shop).await.unwrap();
+    assert!(matches!(store.create_project(&shop).await, Err(StoreError::Conflict)));
+    let default = ProjectInfo { project: Project::default(), created_at_ms: 1 };
+    assert!(matches!(store.create_project(&default).await, Err(StoreError::Conflict)));
+    let listed = store.projects().await.unwrap();
+    assert_eq!(listed.iter().filter(|info| info.project == shop.project).collect::<Vec<_>>(), vec![&shop]);
+
+    // Keys.
+    let secret_hash = |byte: u8| {
+        let mut hash = [byte; 32];
+        hash[..16].copy_from_slice(&TraceId::random().0);
+        hash
+    };
+    let ingest = ApiKey {
+        id: format!("k_{}", &TraceId::random().to_hex()[20..]),
+        project: shop.project.clone(),
+        kind: KeyKind::Ingest,
+        name: Some("web".into()),
+        hash: secret_hash(1),
+        prefix: "st_ing_abc".into(),
+        allowed_origins: vec!["https://shop.example".into(), "http://localhost:3000".into()],
+        bytes_per_second: Some(1_000_000),
+        requests_per_second: Some(50),
+        created_at_ms: 1_700_000_000_000,
+        revoked_at_ms: None,
+        last_used_ms: None,
+    };
+    let other_project = fresh_project("other");
+    let admin = ApiKey {
+        id: format!("k_{}", &TraceId::random().to_hex()[20..]),
+        project: other_project.clone(),
+        kind: KeyKind::Admin,
+        name: None,
+        hash: secret_hash(2),
+        prefix: "st_admin_x".into(),
+        allowed_origins: vec![],
+        bytes_per_second: None,
+        requests_per_second: None,
+        created_at_ms: 1_700_000_000_001,
+        revoked_at_ms: None,
+        last_used_ms: None,
+    };
+    store.put_key(&ingest).await.unwrap();
+    store.put_key(&admin).await.unwrap();
+    assert!(store.has_credentials().await.unwrap(), "a key turns authentication on");
+    assert_eq!(store.keys(Some(&shop.project)).await.unwrap(), vec![ingest.clone()]);
+    assert_eq!(store.keys(Some(&other_project)).await.unwrap(), vec![admin.clone()]);
+    let all = store.keys(None).await.unwrap();
+    assert!(all.contains(&ingest) && all.contains(&admin), "{all:?}");
+    assert_eq!(store.key_by_hash(&ingest.hash).await.unwrap(), Some(ingest.clone()));
+    assert_eq!(store.key_by_hash(&secret_hash(3)).await.unwrap(), None);
+    // Replacing a key by id.
+    let renamed = ApiKey { name: Some("web shop".into()), requests_per_second: Some(80), ..ingest.clone() };
+    store.put_key(&renamed).await.unwrap();
+    assert_eq!(store.key_by_hash(&ingest.hash).await.unwrap(), Some(renamed.clone()));
+    // Last use moves forward only, in batches; unknown ids are ignored.
+    let used = vec![(renamed.id.clone(), 1_700_000_100_000), ("k_unknown".to_string(), 5)];
+    store.touch_keys(&used).await.unwrap();
+    store.touch_keys(&[(renamed.id.clone(), 1_700_000_050_000)]).await.unwrap();
+    store.touch_keys(&[]).await.unwrap();
+    let touched = store.key_by_hash(&ingest.hash).await.unwrap().unwrap();
+    assert_eq!(touched.last_used_ms, Some(1_700_000_100_000));
+    // Revocation: for good, the first time kept; an unknown id is false.
+    assert!(store.revoke_key(&renamed.id, 1_700_000_200_000).await.unwrap());
+    assert!(store.revoke_key(&renamed.id, 1_700_000_300_000).await.unwrap());
+    assert!(!store.revoke_key("k_no_such_key", 1).await.unwrap());
+    let revoked = store.key_by_hash(&ingest.hash).await.unwrap().expect("a revoked key is still found");
+    assert_eq!(revoked.revoked_at_ms, Some(1_700_000_200_000));
+    assert_eq!(revoked.last_used_ms, Some(1_700_000_100_000));
+    store.touch_keys(&[(renamed.id.clone(), 1_700_000_400_000)]).await.unwrap();
+    let revoked = store.key_by_hash(&ingest.hash).await.unwrap().unwrap();
+    assert!(revoked.is_revoked(), "touching a revoked key does not bring it back");
+    assert!(store.revoke_key(&admin.id, 1_700_000_200_000).await.unwrap());
+    if started_empty {
+        assert!(!store.has_credentials().await.unwrap(), "only revoked keys: no credentials");
+    }
+
+    // Users.
+    let name = format!("ada-{}", &TraceId::random().to_hex()[20..]);
+    let user = User {
+        name: name.clone(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at_ms: 1_700_000_000_000,
+        disabled: false,
+    };
+    assert_eq!(store.user(&name).await.unwrap(), None);
+    store.put_user(&user).await.unwrap();
+    assert!(store.has_credentials().await.unwrap(), "a user turns authentication on");
+    assert_eq!(store.user(&name).await.unwrap(), Some(user.clone()));
+    let demoted = User { role: Role::Member, disabled: true, ..user.clone() };
+    store.put_user(&demoted).await.unwrap();
+    assert_eq!(store.user(&name).await.unwrap(), Some(demoted.clone()));
+    let second = User { name: format!("{name}-b"), ..user.clone() };
+    store.put_user(&second).await.unwrap();
+    let users: Vec<User> = store.users().await.unwrap().into_iter().filter(|u| u.name.starts_with(&name)).collect();
+    assert_eq!(users, vec![demoted, second]);
+
+    // Login sessions.
+    let login = LoginSession {
+        id_hash: secret_hash(4),
+        user: name.clone(),
+        csrf_token: "csrf-token".into(),
+        created_at_ms: 1_700_000_000_000,
+        last_seen_ms: 1_700_000_000_000,
+    };
+    assert_eq!(store.login_session(&login.id_hash).await.unwrap(), None);
+    store.put_login_session(&login).await.unwrap();
+    assert_eq!(store.login_session(&login.id_hash).await.unwrap(), Some(login.clone()));
+    store.touch_login_session(&login.id_hash, 1_700_000_060_000).await.unwrap();
+    store.touch_login_session(&login.id_hash, 1_700_000_030_000).await.unwrap();
+    let seen = store.login_session(&login.id_hash).await.unwrap().unwrap();
+    assert_eq!(seen.last_seen_ms, 1_700_000_060_000, "last seen never moves back");
+    store.delete_login_session(&login.id_hash).await.unwrap();
+    assert_eq!(store.login_session(&login.id_hash).await.unwrap(), None);
+    store.touch_login_session(&login.id_hash, 1_700_000_090_000).await.unwrap();
+    assert_eq!(store.login_session(&login.id_hash).await.unwrap(), None, "a touch does not bring it back");
+    store.delete_login_session(&secret_hash(5)).await.unwrap();
 }

@@ -3,20 +3,24 @@
 //! back. Spans are stored as blocks of received OTLP protobuf (compressed) plus a small per-trace index,
 //! so the write path stays light and the full decode happens on read (shared/DESIGN.md section 7).
 //!
+//! Every record belongs to one project ([`Project`]): each data method takes it, and reads never cross
+//! projects. The store also keeps the credentials (projects, API keys, users, UI login sessions) that the
+//! server checks (shared/DESIGN.md section 8).
+//!
 //! Backends: [`sqlite::SqliteStore`] (embedded default). Every backend runs [`conformance::run_all`].
 
 pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use sessiontrace_model::Session;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
+use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 
 /// What went wrong in a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A session with this id or short id already exists.
-    #[error("session id or short id already exists")]
+    /// What is being created exists already: a session id or short id (in its project), a project.
+    #[error("already exists (a session id or short id, or a project name)")]
     Conflict,
     /// The store cannot take writes right now (queue full, server down): the client should retry.
     #[error("store unavailable: {0}")]
@@ -184,50 +188,90 @@ impl Totals {
 }
 
 /// The storage contract. Writes return only once durable.
+///
+/// Every record belongs to one project: data methods take the project first, and a read never returns
+/// what another project wrote, even for an exact id (the same trace id or session short id may exist in
+/// several projects, each its own). A project that was never created reads as empty; writing to one
+/// stores the data all the same. The project `default` exists in every store, and data written before
+/// projects existed belongs to it. Credentials (projects, API keys, users, UI login sessions) live in
+/// the store too, so every collector replica on one ClickHouse sees the same ones.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits spans, logs and metric points together; returns once they are durable.
-    async fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
-    /// Adds a new session; [`StoreError::Conflict`] when its id or short id is taken.
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn write(&self, project: &Project, batch: WriteBatch) -> Result<(), StoreError>;
+    /// Adds a new session; [`StoreError::Conflict`] when its id or short id is taken in this project.
+    async fn insert_session(&self, project: &Project, session: &Session) -> Result<(), StoreError>;
     /// Replaces a session's stored fields (stop, save).
-    async fn update_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn update_session(&self, project: &Project, session: &Session) -> Result<(), StoreError>;
     /// A session by long id or short id.
-    async fn session(&self, key: &str) -> Result<Option<Session>, StoreError>;
+    async fn session(&self, project: &Project, key: &str) -> Result<Option<Session>, StoreError>;
     /// The sessions list, newest first, with their stats.
-    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, StoreError>;
+    async fn list_sessions(&self, project: &Project, filter: &SessionFilter) -> Result<SessionPage, StoreError>;
     /// Counts and services of one session.
-    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError>;
+    async fn session_stats(&self, project: &Project, session: &Session) -> Result<SessionStats, StoreError>;
     /// The traces of one session, oldest first.
-    async fn session_traces(&self, session: &Session) -> Result<Vec<TraceSummary>, StoreError>;
+    async fn session_traces(&self, project: &Project, session: &Session) -> Result<Vec<TraceSummary>, StoreError>;
     /// Every stored block (uncompressed OTLP protobuf) that holds spans of this trace. Blocks may hold
     /// other traces too: the caller filters.
-    async fn trace_blocks(&self, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError>;
+    async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Which session a trace belongs to, if any block of it names one.
-    async fn trace_session_key(&self, trace_id: [u8; 16]) -> Result<Option<String>, StoreError>;
+    async fn trace_session_key(&self, project: &Project, trace_id: [u8; 16]) -> Result<Option<String>, StoreError>;
     /// Log records, oldest first.
-    async fn logs(&self, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError>;
+    async fn logs(&self, project: &Project, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError>;
     /// Metric points, oldest first.
-    async fn metric_points(&self, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError>;
+    async fn metric_points(&self, project: &Project, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError>;
     /// Stores a replay chunk once; false when (session, seq) was already stored (nothing changes).
-    async fn put_replay_chunk(&self, chunk: ReplayChunk) -> Result<bool, StoreError>;
+    async fn put_replay_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError>;
     /// Every replay chunk of a session (long id), in seq order.
-    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError>;
-    /// Counts of everything stored (`/api/stats`, the load generator's check).
-    async fn totals(&self) -> Result<Totals, StoreError> {
-        Err(StoreError::Unavailable("this backend does not count its totals".into()))
-    }
+    async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError>;
+    /// Counts of what one project holds, or of everything with `None` (`/api/stats`, the load generator's
+    /// check).
+    async fn totals(&self, project: Option<&Project>) -> Result<Totals, StoreError>;
     /// Stops accepting writes, finishes what was queued (the embedded store's deferred trace index
     /// included) and ends the store's background work. Later writes fail. Dropping a store does the
     /// same where it can; a server calls this at shutdown so that nothing is left half done.
     async fn close(&self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Retention: deletes what is older than `cutoff_ms` (Unix milliseconds) and returns the totals of
-    /// what went. A backend with retention of its own (ClickHouse drops daily partitions) deletes nothing
-    /// here.
+    /// Retention, across all projects: deletes what is older than `cutoff_ms` (Unix milliseconds) and
+    /// returns the totals of what went. A backend with retention of its own (ClickHouse drops daily
+    /// partitions) deletes nothing here.
     async fn expire_before(&self, cutoff_ms: i64) -> Result<Totals, StoreError> {
         let _ = cutoff_ms;
         Ok(Totals::default())
     }
+
+    // Credentials.
+
+    /// Creates a project; [`StoreError::Conflict`] when it exists.
+    async fn create_project(&self, info: &ProjectInfo) -> Result<(), StoreError>;
+    /// Every created project (`default` included), by name.
+    async fn projects(&self) -> Result<Vec<ProjectInfo>, StoreError>;
+    /// Stores a key, or replaces the key with the same id.
+    async fn put_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// The keys of one project, or of all with `None`, revoked ones included, oldest first.
+    async fn keys(&self, project: Option<&Project>) -> Result<Vec<ApiKey>, StoreError>;
+    /// The key whose secret hashes to `hash`, revoked or not (the caller tells 401 from 403).
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+    /// Revokes a key for good; false when no key has this id. Revoking twice keeps the first time.
+    async fn revoke_key(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+    /// Records when keys were last used: `(key id, Unix ms)`, batched by the caller. A time never moves
+    /// back; unknown ids are ignored.
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError>;
+    /// Stores a user, or replaces the user with the same name.
+    async fn put_user(&self, user: &User) -> Result<(), StoreError>;
+    /// A user by name.
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Stores a new UI login session.
+    async fn put_login_session(&self, session: &LoginSession) -> Result<(), StoreError>;
+    /// A login session by the hash of its secret id; `None` once deleted.
+    async fn login_session(&self, id_hash: &[u8; 32]) -> Result<Option<LoginSession>, StoreError>;
+    /// Moves a login session's last-seen time forward (never back).
+    async fn touch_login_session(&self, id_hash: &[u8; 32], last_seen_ms: i64) -> Result<(), StoreError>;
+    /// Ends a login session (logout); deleting an unknown one is not an error.
+    async fn delete_login_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// Whether any key that is not revoked, or any user, exists: the server turns authentication on then.
+    async fn has_credentials(&self) -> Result<bool, StoreError>;
 }

@@ -9,6 +9,12 @@
 //! or [`INDEX_FLUSH_ENTRIES`] entries, recording in `index_state_v1` how far the tables are complete. A
 //! read that needs the index asks for a flush first ([`Job::FlushIndex`]), and opening the store indexes
 //! whatever blocks a crash left unindexed, so readers always see every acknowledged span.
+//!
+//! Projects: a job names its project; the writer turns the name into the small integer id of
+//! `projects_v1` through a cache it owns (one hash lookup per job; a name seen for the first time is
+//! registered in the job's transaction), and every row, index entry and summary carries that id.
+//! Credential changes (projects, keys, users, login sessions) are jobs too: the writer owns the only
+//! write connection.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +22,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
-use sessiontrace_model::Session;
 use sessiontrace_model::records::{ReplayChunk, TraceIndexEntry, WriteBatch};
+use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use tokio::sync::oneshot;
 
 use super::index_codec;
@@ -33,21 +39,30 @@ pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
 /// One unit of work for the writer.
 pub(crate) enum Job {
     Write {
+        project: Project,
         batch: WriteBatch,
         compressed: Vec<Vec<u8>>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     InsertSession {
+        project: Project,
         session: Session,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     UpdateSession {
+        project: Project,
         session: Session,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     PutReplayChunk {
+        project: Project,
         chunk: ReplayChunk,
         compressed: Vec<u8>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// A change of the credentials; the answer is false only for a key revocation of an unknown id.
+    Credentials {
+        change: CredentialChange,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     /// Write every pending index entry now (a read needs the index complete).
@@ -63,6 +78,54 @@ pub(crate) enum Job {
     Close,
 }
 
+/// The credential changes the writer makes (see [`crate::Store`] for what each means).
+pub(crate) enum CredentialChange {
+    CreateProject(ProjectInfo),
+    PutKey(ApiKey),
+    RevokeKey { id: String, at_ms: i64 },
+    TouchKeys(Vec<(String, i64)>),
+    PutUser(User),
+    PutLoginSession(LoginSession),
+    TouchLoginSession { id_hash: [u8; 32], last_seen_ms: i64 },
+    DeleteLoginSession { id_hash: [u8; 32] },
+}
+
+/// One trace index entry of a committed block, waiting for the index tables.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexedEntry {
+    pub(crate) block_id: i64,
+    pub(crate) project_id: i64,
+    pub(crate) entry: TraceIndexEntry,
+}
+
+/// Project names to `projects_v1` ids, as the writer knows them. A name not yet known is registered
+/// (without `created_ms`: written to, never created) in the open transaction; if that transaction fails
+/// the cache is cleared, so it never holds an id that was not committed.
+#[derive(Default)]
+pub(crate) struct ProjectIds {
+    ids: std::collections::HashMap<String, i64>,
+}
+
+impl ProjectIds {
+    pub(crate) fn get_or_register(&mut self, connection: &Connection, project: &Project) -> rusqlite::Result<i64> {
+        if let Some(&id) = self.ids.get(project.as_str()) {
+            return Ok(id);
+        }
+        connection
+            .prepare_cached("INSERT OR IGNORE INTO projects_v1 (name, created_ms) VALUES (?1, NULL)")?
+            .execute([project.as_str()])?;
+        let id: i64 = connection
+            .prepare_cached("SELECT id FROM projects_v1 WHERE name = ?1")?
+            .query_row([project.as_str()], |row| row.get(0))?;
+        self.ids.insert(project.as_str().to_string(), id);
+        Ok(id)
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+    }
+}
+
 /// A job's answer, held until the commit.
 enum Done {
     Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
@@ -71,18 +134,20 @@ enum Done {
 
 pub(crate) struct Writer {
     connection: Connection,
-    /// Index entries of committed blocks not yet in the index tables, with their block ids.
-    pending: Vec<(i64, TraceIndexEntry)>,
+    /// Index entries of committed blocks not yet in the index tables.
+    pending: Vec<IndexedEntry>,
     pending_since: Option<Instant>,
     /// `pending.len()`, for readers deciding whether to ask for a flush.
     pending_count: Arc<AtomicUsize>,
+    projects: ProjectIds,
 }
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-pub(crate) fn session_params(session: &Session) -> [rusqlite::types::Value; 11] {
+/// The values of a `sessions_v2` row, `?1`..`?12` (the project id last).
+pub(crate) fn session_params(session: &Session, project_id: i64) -> [rusqlite::types::Value; 12] {
     use rusqlite::types::Value as V;
     let text = |s: String| V::Text(s);
     let optional_int = |v: Option<i64>| v.map_or(V::Null, V::Integer);
@@ -98,12 +163,13 @@ pub(crate) fn session_params(session: &Session) -> [rusqlite::types::Value; 11] 
         V::Integer(session.started_at_ms),
         optional_int(session.stopped_at_ms),
         optional_int(session.saved_at_ms),
+        V::Integer(project_id),
     ]
 }
 
 impl Writer {
     pub(crate) fn new(connection: Connection, pending_count: Arc<AtomicUsize>) -> Self {
-        Writer { connection, pending: Vec::new(), pending_since: None, pending_count }
+        Writer { connection, pending: Vec::new(), pending_since: None, pending_count, projects: ProjectIds::default() }
     }
 
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
@@ -178,7 +244,7 @@ impl Writer {
             return Ok(());
         }
         let mut entries = std::mem::take(&mut self.pending);
-        entries.sort_unstable_by_key(|(_, entry)| entry.trace_id);
+        entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
         let outcome = insert_index_entries(&mut self.connection, &entries).map_err(|e| e.to_string());
         match &outcome {
             Ok(()) => self.pending_since = None,
@@ -193,16 +259,18 @@ impl Writer {
 
     fn commit(&mut self, jobs: Vec<Job>) {
         let mut done = Vec::with_capacity(jobs.len());
-        let mut indexed: Vec<(i64, TraceIndexEntry)> = Vec::new();
+        let mut indexed: Vec<IndexedEntry> = Vec::new();
+        let projects = &mut self.projects;
         let outcome = (|| -> Result<(), rusqlite::Error> {
             let transaction = self.connection.transaction()?;
             for job in jobs {
-                done.push(run_job(&transaction, job, &mut indexed));
+                done.push(run_job(&transaction, projects, job, &mut indexed));
             }
             transaction.commit()
         })();
         let commit_error = outcome.err().map(|e| e.to_string());
         if let Some(error) = &commit_error {
+            self.projects.clear();
             tracing::error!(%error, jobs = done.len(), "sqlite commit failed");
         } else if !indexed.is_empty() {
             self.pending_since.get_or_insert_with(Instant::now);
@@ -225,8 +293,9 @@ impl Writer {
 }
 
 /// Runs one job inside a savepoint of the open transaction; a write adds its blocks' index entries to
-/// `indexed` (kept only if the job and the transaction succeed).
-fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndexEntry)>) -> Done {
+/// `indexed` (kept only if the job and the transaction succeed). The job's project id is resolved before
+/// the savepoint, so a failing job never rolls back an id the cache already holds.
+fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed: &mut Vec<IndexedEntry>) -> Done {
     fn in_savepoint<T>(connection: &Connection, work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         connection.execute_batch("SAVEPOINT job")?;
         match work() {
@@ -241,9 +310,11 @@ fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndex
         }
     }
     match job {
-        Job::Write { batch, compressed, reply } => {
+        Job::Write { project, batch, compressed, reply } => {
             let mut entries = Vec::new();
-            let result = in_savepoint(connection, || write_batch(connection, &batch, &compressed, &mut entries));
+            let result = projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
+                in_savepoint(connection, || write_batch(connection, project_id, &batch, &compressed, &mut entries))
+            });
             if result.is_ok() {
                 indexed.extend(entries);
             }
@@ -252,36 +323,55 @@ fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndex
         // Taken out of the batch by `run`; answered there after the flush.
         Job::FlushIndex { reply } => Done::Unit(reply, Ok(())),
         Job::Expire { .. } | Job::Close => unreachable!("Writer::run takes retention and close jobs out of the batch"),
-        Job::InsertSession { session, reply } => Done::Unit(
+        Job::InsertSession { project, session, reply } => Done::Unit(
             reply,
-            in_savepoint(connection, || {
-                let mut statement = connection.prepare_cached(
-                    "INSERT INTO sessions_v1 (id, short_id, kind, name, user_json, attributes_json, tags_json,
-                     capture_json, started_ms, stopped_ms, saved_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
-                statement.execute(rusqlite::params_from_iter(session_params(&session)))?;
-                Ok(())
+            projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
+                in_savepoint(connection, || {
+                    let mut statement = connection.prepare_cached(
+                        "INSERT INTO sessions_v2 (id, short_id, kind, name, user_json, attributes_json, tags_json,
+                         capture_json, started_ms, stopped_ms, saved_ms, project_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )?;
+                    statement.execute(rusqlite::params_from_iter(session_params(&session, project_id)))?;
+                    Ok(())
+                })
             }),
         ),
-        Job::UpdateSession { session, reply } => Done::Unit(
+        Job::UpdateSession { project, session, reply } => Done::Unit(
             reply,
-            in_savepoint(connection, || {
-                let mut statement = connection.prepare_cached(
-                    "UPDATE sessions_v1 SET short_id = ?2, kind = ?3, name = ?4, user_json = ?5, attributes_json = ?6,
-                     tags_json = ?7, capture_json = ?8, started_ms = ?9, stopped_ms = ?10, saved_ms = ?11 WHERE id = ?1",
-                )?;
-                statement.execute(rusqlite::params_from_iter(session_params(&session)))?;
-                Ok(())
+            projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
+                in_savepoint(connection, || {
+                    let mut statement = connection.prepare_cached(
+                        "UPDATE sessions_v2 SET short_id = ?2, kind = ?3, name = ?4, user_json = ?5, attributes_json = ?6,
+                         tags_json = ?7, capture_json = ?8, started_ms = ?9, stopped_ms = ?10, saved_ms = ?11
+                         WHERE project_id = ?12 AND id = ?1",
+                    )?;
+                    statement.execute(rusqlite::params_from_iter(session_params(&session, project_id)))?;
+                    Ok(())
+                })
             }),
         ),
-        Job::PutReplayChunk { chunk, compressed, reply } => Done::Flag(
+        Job::Credentials { change, reply } => {
+            // A key's project is resolved outside the savepoint, like a write's.
+            let project_id = match &change {
+                CredentialChange::PutKey(key) => match projects.get_or_register(connection, &key.project) {
+                    Ok(id) => id,
+                    Err(error) => return Done::Flag(reply, Err(error.into())),
+                },
+                _ => 0,
+            };
+            Done::Flag(reply, in_savepoint(connection, || change_credentials(connection, project_id, change)))
+        }
+        Job::PutReplayChunk { project, chunk, compressed, reply } => Done::Flag(
             reply,
-            in_savepoint(connection, || {
+            projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
+                in_savepoint(connection, || {
                 let mut statement = connection.prepare_cached(
-                    "INSERT OR IGNORE INTO replay_chunks_v1 (session_id, seq, event_count, first_ms, last_ms, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR IGNORE INTO replay_chunks_v2 (project_id, session_id, seq, event_count, first_ms, last_ms,
+                     data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
                 let inserted = statement.execute(params![
+                    project_id,
                     chunk.session_id,
                     chunk.seq as i64,
                     chunk.event_count,
@@ -290,30 +380,136 @@ fn run_job(connection: &Connection, job: Job, indexed: &mut Vec<(i64, TraceIndex
                     compressed
                 ])?;
                 Ok(inserted == 1)
+            })
             }),
         ),
     }
 }
 
+/// One credential change inside the job's savepoint; `project_id` is the key's for [`CredentialChange::PutKey`].
+fn change_credentials(connection: &Connection, project_id: i64, change: CredentialChange) -> Result<bool, StoreError> {
+    match change {
+        CredentialChange::CreateProject(info) => {
+            // A name only registered by data written to it becomes created; a created one is a conflict.
+            let changed = connection
+                .prepare_cached(
+                    "INSERT INTO projects_v1 (name, created_ms) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET created_ms = excluded.created_ms WHERE created_ms IS NULL",
+                )?
+                .execute(params![info.project.as_str(), info.created_at_ms])?;
+            if changed == 0 {
+                return Err(StoreError::Conflict);
+            }
+        }
+        CredentialChange::PutKey(key) => {
+            let origins = serde_json::to_string(&key.allowed_origins).unwrap_or_else(|_| "[]".into());
+            connection
+                .prepare_cached(
+                    "INSERT INTO api_keys_v1 (id, hash, project_id, kind, name, prefix, allowed_origins_json,
+                     bytes_per_second, requests_per_second, created_ms, revoked_ms, last_used_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, project_id = excluded.project_id,
+                       kind = excluded.kind, name = excluded.name, prefix = excluded.prefix,
+                       allowed_origins_json = excluded.allowed_origins_json,
+                       bytes_per_second = excluded.bytes_per_second, requests_per_second = excluded.requests_per_second,
+                       created_ms = excluded.created_ms, revoked_ms = excluded.revoked_ms,
+                       last_used_ms = excluded.last_used_ms",
+                )?
+                .execute(params![
+                    key.id,
+                    &key.hash[..],
+                    project_id,
+                    key.kind.as_str(),
+                    key.name,
+                    key.prefix,
+                    origins,
+                    key.bytes_per_second.map(|n| n.min(i64::MAX as u64) as i64),
+                    key.requests_per_second.map(|n| n.min(i64::MAX as u64) as i64),
+                    key.created_at_ms,
+                    key.revoked_at_ms,
+                    key.last_used_ms
+                ])?;
+        }
+        CredentialChange::RevokeKey { id, at_ms } => {
+            let changed = connection
+                .prepare_cached("UPDATE api_keys_v1 SET revoked_ms = COALESCE(revoked_ms, ?2) WHERE id = ?1")?
+                .execute(params![id, at_ms])?;
+            return Ok(changed > 0);
+        }
+        CredentialChange::TouchKeys(used) => {
+            let mut statement = connection.prepare_cached(
+                "UPDATE api_keys_v1 SET last_used_ms = MAX(COALESCE(last_used_ms, ?2), ?2) WHERE id = ?1",
+            )?;
+            for (id, at_ms) in used {
+                statement.execute(params![id, at_ms])?;
+            }
+        }
+        CredentialChange::PutUser(user) => {
+            connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO users_v1 (name, role, password_hash, created_ms, disabled)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    user.name,
+                    user.role.as_str(),
+                    user.password_hash,
+                    user.created_at_ms,
+                    user.disabled
+                ])?;
+        }
+        CredentialChange::PutLoginSession(session) => {
+            connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO login_sessions_v1 (id_hash, user_name, csrf_token, created_ms, last_seen_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    &session.id_hash[..],
+                    session.user,
+                    session.csrf_token,
+                    session.created_at_ms,
+                    session.last_seen_ms
+                ])?;
+        }
+        CredentialChange::TouchLoginSession { id_hash, last_seen_ms } => {
+            connection
+                .prepare_cached("UPDATE login_sessions_v1 SET last_seen_ms = MAX(last_seen_ms, ?2) WHERE id_hash = ?1")?
+                .execute(params![&id_hash[..], last_seen_ms])?;
+        }
+        CredentialChange::DeleteLoginSession { id_hash } => {
+            connection.prepare_cached("DELETE FROM login_sessions_v1 WHERE id_hash = ?1")?.execute([&id_hash[..]])?;
+        }
+    }
+    Ok(true)
+}
+
 fn write_batch(
     connection: &Connection,
+    project_id: i64,
     batch: &WriteBatch,
     compressed: &[Vec<u8>],
-    indexed: &mut Vec<(i64, TraceIndexEntry)>,
+    indexed: &mut Vec<IndexedEntry>,
 ) -> Result<(), StoreError> {
     let received_ms = now_ms();
     let mut insert_block = connection.prepare_cached(
-        "INSERT INTO span_blocks_v1 (received_ms, span_count, data, index_data) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO span_blocks_v1 (received_ms, span_count, data, index_data, project_id) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (block, data) in batch.trace_blocks.iter().zip(compressed) {
-        insert_block.execute(params![received_ms, block.span_count, data, index_codec::encode(&block.traces)])?;
+        insert_block.execute(params![
+            received_ms,
+            block.span_count,
+            data,
+            index_codec::encode(&block.traces),
+            project_id
+        ])?;
         let block_id = connection.last_insert_rowid();
-        indexed.extend(block.traces.iter().map(|trace| (block_id, trace.clone())));
+        indexed.extend(block.traces.iter().map(|trace| IndexedEntry { block_id, project_id, entry: trace.clone() }));
     }
     if !batch.logs.is_empty() {
         let mut insert_log = connection.prepare_cached(
             "INSERT INTO logs_v1 (time_ns, trace_id, span_id, session_key, service, severity_number, severity_text,
-             body, attributes_json, resource_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             body, attributes_json, resource_json, project_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for log in &batch.logs {
             insert_log.execute(params![
@@ -326,14 +522,15 @@ fn write_batch(
                 log.severity_text,
                 log.body,
                 log.attributes_json,
-                log.resource_json
+                log.resource_json,
+                project_id
             ])?;
         }
     }
     if !batch.metric_points.is_empty() {
         let mut insert_point = connection.prepare_cached(
-            "INSERT INTO metric_points_v1 (time_ns, service, name, kind, unit, value, attributes_json, detail_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO metric_points_v1 (time_ns, service, name, kind, unit, value, attributes_json, detail_json,
+             project_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for point in &batch.metric_points {
             insert_point.execute(params![
@@ -344,7 +541,8 @@ fn write_batch(
                 point.unit,
                 point.value,
                 point.attributes_json,
-                point.detail_json
+                point.detail_json,
+                project_id
             ])?;
         }
     }
@@ -360,23 +558,22 @@ fn write_batch(
 /// again) never index one block twice.
 pub(crate) fn insert_index_entries(
     connection: &mut Connection,
-    entries: &[(i64, TraceIndexEntry)],
+    entries: &[IndexedEntry],
 ) -> Result<(), rusqlite::Error> {
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let indexed_through: i64 =
             transaction.query_row("SELECT indexed_through FROM index_state_v1 WHERE id = 0", [], |row| row.get(0))?;
-        let fresh: Vec<&(i64, TraceIndexEntry)> =
-            entries.iter().filter(|(block_id, _)| *block_id > indexed_through).collect();
+        let fresh: Vec<&IndexedEntry> = entries.iter().filter(|indexed| indexed.block_id > indexed_through).collect();
         if fresh.is_empty() {
             return Ok(());
         }
         let entries = fresh;
         let mut insert_index = transaction.prepare_cached(
             "INSERT INTO trace_index_v1 (trace_id, block_id, session_key, services, start_ns, end_ns, span_count,
-             error_count, root_name, root_service) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             error_count, root_name, root_service, project_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
-        for &(block_id, trace) in &entries {
+        for &IndexedEntry { block_id, project_id, entry: trace } in &entries {
             let (root_name, root_service) = trace.root.clone().unzip();
             insert_index.execute(params![
                 &trace.trace_id[..],
@@ -388,14 +585,17 @@ pub(crate) fn insert_index_entries(
                 trace.span_count,
                 trace.error_count,
                 root_name,
-                root_service
+                root_service,
+                project_id
             ])?;
         }
         // Session totals and services, summed in memory first: one upsert per session of the batch.
-        let mut sessions: std::collections::HashMap<&str, (u64, u64, Vec<&str>)> = std::collections::HashMap::new();
-        for (_, trace) in entries.iter().copied() {
+        let mut sessions: std::collections::HashMap<(i64, &str), (u64, u64, Vec<&str>)> =
+            std::collections::HashMap::new();
+        for indexed in entries.iter().copied() {
+            let trace = &indexed.entry;
             let Some(key) = trace.session_key.as_deref() else { continue };
-            let summary = sessions.entry(key).or_default();
+            let summary = sessions.entry((indexed.project_id, key)).or_default();
             summary.0 += u64::from(trace.span_count);
             summary.1 += u64::from(trace.error_count);
             for service in &trace.services {
@@ -405,18 +605,20 @@ pub(crate) fn insert_index_entries(
             }
         }
         let mut upsert_summary = transaction.prepare_cached(
-            "INSERT INTO session_summary_v1 (session_key, spans, errors) VALUES (?1, ?2, ?3)
-             ON CONFLICT (session_key) DO UPDATE SET spans = spans + excluded.spans, errors = errors + excluded.errors",
+            "INSERT INTO session_summary_v2 (project_id, session_key, spans, errors) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project_id, session_key)
+             DO UPDATE SET spans = spans + excluded.spans, errors = errors + excluded.errors",
         )?;
-        let mut insert_service = transaction
-            .prepare_cached("INSERT OR IGNORE INTO session_services_v1 (session_key, service) VALUES (?1, ?2)")?;
-        for (key, (spans, errors, services)) in &sessions {
-            upsert_summary.execute(params![key, spans, errors])?;
+        let mut insert_service = transaction.prepare_cached(
+            "INSERT OR IGNORE INTO session_services_v2 (project_id, session_key, service) VALUES (?1, ?2, ?3)",
+        )?;
+        for ((project_id, key), (spans, errors, services)) in &sessions {
+            upsert_summary.execute(params![project_id, key, spans, errors])?;
             for service in services {
-                insert_service.execute(params![key, service])?;
+                insert_service.execute(params![project_id, key, service])?;
             }
         }
-        let through = entries.iter().map(|(block_id, _)| *block_id).max().unwrap_or(indexed_through);
+        let through = entries.iter().map(|indexed| indexed.block_id).max().unwrap_or(indexed_through);
         transaction
             .execute("UPDATE index_state_v1 SET indexed_through = MAX(indexed_through, ?1) WHERE id = 0", [through])?;
     }
@@ -427,20 +629,21 @@ pub(crate) fn insert_index_entries(
 pub(crate) fn recover_index(connection: &mut Connection) -> Result<usize, StoreError> {
     let through: i64 =
         connection.query_row("SELECT indexed_through FROM index_state_v1 WHERE id = 0", [], |row| row.get(0))?;
-    let mut entries: Vec<(i64, TraceIndexEntry)> = Vec::new();
+    let mut entries: Vec<IndexedEntry> = Vec::new();
     {
         let mut statement =
-            connection.prepare("SELECT id, index_data FROM span_blocks_v1 WHERE id > ?1 ORDER BY id")?;
+            connection.prepare("SELECT id, project_id, index_data FROM span_blocks_v1 WHERE id > ?1 ORDER BY id")?;
         let mut rows = statement.query([through])?;
         while let Some(row) = rows.next()? {
             let block_id: i64 = row.get(0)?;
-            let data: Vec<u8> = row.get(1)?;
+            let project_id: i64 = row.get(1)?;
+            let data: Vec<u8> = row.get(2)?;
             let decoded = index_codec::decode(&data)
                 .ok_or_else(|| StoreError::Internal(format!("block {block_id} has an unreadable index")))?;
-            entries.extend(decoded.into_iter().map(|entry| (block_id, entry)));
+            entries.extend(decoded.into_iter().map(|entry| IndexedEntry { block_id, project_id, entry }));
         }
     }
-    entries.sort_unstable_by_key(|(_, entry)| entry.trace_id);
+    entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
     let count = entries.len();
     if count > 0 {
         insert_index_entries(connection, &entries)?;

@@ -2,6 +2,10 @@
 //! write connection and commits whatever jobs are queued in one transaction (group commit), answering
 //! each job only after that commit; reads use a small pool of read-only connections on blocking threads.
 //! Retention ([`retention`]) runs on the writer too, a slice at a time.
+//!
+//! Projects are small integer ids on every row (`projects_v1`, see [`schema`]): the writer maps names to
+//! ids from a cache, reads look the id up once per call. Credentials are tables of the same file, changed
+//! through the writer like everything else.
 
 mod index_codec;
 mod insert;
@@ -15,14 +19,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use sessiontrace_model::Session;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
+use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use tokio::sync::oneshot;
 
 use crate::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceSummary,
 };
-use insert::{Job, Writer};
+use insert::{CredentialChange, Job, Writer};
 
 /// zstd level for span blocks and replay chunks: level 1 compresses OTLP about 10× at hundreds of MB/s.
 const ZSTD_LEVEL: i32 = 1;
@@ -51,8 +55,9 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
-        connection.execute_batch(schema::SCHEMA)?;
-        schema::migrate(&connection)?;
+        connection.execute_batch(schema::TABLES)?;
+        schema::migrate(&connection, insert::now_ms())?;
+        connection.execute_batch(schema::INDEXES)?;
         let recovered = insert::recover_index(&mut connection)?;
         if recovered > 0 {
             tracing::info!(entries = recovered, "indexed blocks written before the last stop");
@@ -101,6 +106,24 @@ impl SqliteStore {
             return Ok(());
         }
         self.submit(|reply| Job::FlushIndex { reply }).await
+    }
+
+    /// Runs a read of one project's data: `T::default()` (nothing) when the project was never written to.
+    async fn read_project<T: Default + Send + 'static>(
+        &self,
+        project: &Project,
+        work: impl FnOnce(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let project = project.clone();
+        self.read(move |c| match query::project_id(c, &project)? {
+            Some(project_id) => work(c, project_id),
+            None => Ok(T::default()),
+        })
+        .await
+    }
+
+    async fn change_credentials(&self, change: CredentialChange) -> Result<bool, StoreError> {
+        self.submit(|reply| Job::Credentials { change, reply }).await
     }
 
     /// Runs a read on a pooled read-only connection on a blocking thread.
@@ -169,81 +192,86 @@ pub(crate) fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn write(&self, project: &Project, batch: WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let compressed =
             batch.trace_blocks.iter().map(|block| compress(&block.protobuf)).collect::<Result<Vec<_>, _>>()?;
-        self.submit(|reply| Job::Write { batch, compressed, reply }).await
+        let project = project.clone();
+        self.submit(|reply| Job::Write { project, batch, compressed, reply }).await
     }
 
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
-        let session = session.clone();
-        self.submit(|reply| Job::InsertSession { session, reply }).await
+    async fn insert_session(&self, project: &Project, session: &Session) -> Result<(), StoreError> {
+        let (project, session) = (project.clone(), session.clone());
+        self.submit(|reply| Job::InsertSession { project, session, reply }).await
     }
 
-    async fn update_session(&self, session: &Session) -> Result<(), StoreError> {
-        let session = session.clone();
-        self.submit(|reply| Job::UpdateSession { session, reply }).await
+    async fn update_session(&self, project: &Project, session: &Session) -> Result<(), StoreError> {
+        let (project, session) = (project.clone(), session.clone());
+        self.submit(|reply| Job::UpdateSession { project, session, reply }).await
     }
 
-    async fn session(&self, key: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, project: &Project, key: &str) -> Result<Option<Session>, StoreError> {
         let key = key.to_string();
-        self.read(move |c| query::session(c, &key)).await
+        self.read_project(project, move |c, p| query::session(c, p, &key)).await
     }
 
-    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+    async fn list_sessions(&self, project: &Project, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
         self.index_ready().await?;
         let filter = filter.clone();
-        self.read(move |c| query::list_sessions(c, &filter)).await
+        self.read_project(project, move |c, p| query::list_sessions(c, p, &filter)).await
     }
 
-    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
+    async fn session_stats(&self, project: &Project, session: &Session) -> Result<SessionStats, StoreError> {
         self.index_ready().await?;
         let session = session.clone();
-        self.read(move |c| query::session_stats(c, &session)).await
+        self.read_project(project, move |c, p| query::session_stats(c, p, &session)).await
     }
 
-    async fn session_traces(&self, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
+    async fn session_traces(&self, project: &Project, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
         self.index_ready().await?;
         let session = session.clone();
-        self.read(move |c| query::session_traces(c, &session)).await
+        self.read_project(project, move |c, p| query::session_traces(c, p, &session)).await
     }
 
-    async fn trace_blocks(&self, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+    async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.index_ready().await?;
-        self.read(move |c| query::trace_blocks(c, &trace_id)).await
+        self.read_project(project, move |c, p| query::trace_blocks(c, p, &trace_id)).await
     }
 
-    async fn trace_session_key(&self, trace_id: [u8; 16]) -> Result<Option<String>, StoreError> {
+    async fn trace_session_key(&self, project: &Project, trace_id: [u8; 16]) -> Result<Option<String>, StoreError> {
         self.index_ready().await?;
-        self.read(move |c| query::trace_session_key(c, &trace_id)).await
+        self.read_project(project, move |c, p| query::trace_session_key(c, p, &trace_id)).await
     }
 
-    async fn logs(&self, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
+    async fn logs(&self, project: &Project, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
         self.index_ready().await?;
         let filter = filter.clone();
-        self.read(move |c| query::logs(c, &filter)).await
+        self.read_project(project, move |c, p| query::logs(c, p, &filter)).await
     }
 
-    async fn metric_points(&self, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
+    async fn metric_points(&self, project: &Project, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
         let filter = filter.clone();
-        self.read(move |c| query::metric_points(c, &filter)).await
+        self.read_project(project, move |c, p| query::metric_points(c, p, &filter)).await
     }
 
-    async fn put_replay_chunk(&self, chunk: ReplayChunk) -> Result<bool, StoreError> {
+    async fn put_replay_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError> {
         let compressed = compress(&chunk.events_json)?;
-        self.submit(|reply| Job::PutReplayChunk { chunk, compressed, reply }).await
+        let project = project.clone();
+        self.submit(|reply| Job::PutReplayChunk { project, chunk, compressed, reply }).await
     }
 
-    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+    async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
         let session_id = session_id.to_string();
-        self.read(move |c| query::replay_chunks(c, &session_id)).await
+        self.read_project(project, move |c, p| query::replay_chunks(c, p, &session_id)).await
     }
 
-    async fn totals(&self) -> Result<Totals, StoreError> {
-        self.read(query::totals).await
+    async fn totals(&self, project: Option<&Project>) -> Result<Totals, StoreError> {
+        match project {
+            Some(project) => self.read_project(project, |c, p| query::totals(c, Some(p))).await,
+            None => self.read(|c| query::totals(c, None)).await,
+        }
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -268,11 +296,83 @@ impl Store for SqliteStore {
             }
         }
     }
+
+    async fn create_project(&self, info: &ProjectInfo) -> Result<(), StoreError> {
+        self.change_credentials(CredentialChange::CreateProject(info.clone())).await.map(|_| ())
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectInfo>, StoreError> {
+        self.read(query::projects).await
+    }
+
+    async fn put_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.change_credentials(CredentialChange::PutKey(key.clone())).await.map(|_| ())
+    }
+
+    async fn keys(&self, project: Option<&Project>) -> Result<Vec<ApiKey>, StoreError> {
+        let project = project.cloned();
+        self.read(move |c| query::keys(c, project.as_ref())).await
+    }
+
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        let hash = *hash;
+        self.read(move |c| query::key_by_hash(c, &hash)).await
+    }
+
+    async fn revoke_key(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        self.change_credentials(CredentialChange::RevokeKey { id: id.to_string(), at_ms }).await
+    }
+
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.change_credentials(CredentialChange::TouchKeys(used.to_vec())).await.map(|_| ())
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        self.change_credentials(CredentialChange::PutUser(user.clone())).await.map(|_| ())
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| query::user(c, &name)).await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.read(query::users).await
+    }
+
+    async fn put_login_session(&self, session: &LoginSession) -> Result<(), StoreError> {
+        self.change_credentials(CredentialChange::PutLoginSession(session.clone())).await.map(|_| ())
+    }
+
+    async fn login_session(&self, id_hash: &[u8; 32]) -> Result<Option<LoginSession>, StoreError> {
+        let id_hash = *id_hash;
+        self.read(move |c| query::login_session(c, &id_hash)).await
+    }
+
+    async fn touch_login_session(&self, id_hash: &[u8; 32], last_seen_ms: i64) -> Result<(), StoreError> {
+        let change = CredentialChange::TouchLoginSession { id_hash: *id_hash, last_seen_ms };
+        self.change_credentials(change).await.map(|_| ())
+    }
+
+    async fn delete_login_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.change_credentials(CredentialChange::DeleteLoginSession { id_hash: *id_hash }).await.map(|_| ())
+    }
+
+    async fn has_credentials(&self) -> Result<bool, StoreError> {
+        self.read(query::has_credentials).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn project() -> Project {
+        Project::default()
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn passes_the_conformance_suite() {
@@ -289,14 +389,17 @@ mod tests {
         let trace_id = batch.trace_blocks[0].traces[0].trace_id;
         {
             let store = SqliteStore::open(&path).unwrap();
-            store.write(batch.clone()).await.unwrap();
+            store.write(&project(), batch.clone()).await.unwrap();
         }
         // A crash between the block's commit and the index flush leaves the block unindexed.
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch("DELETE FROM trace_index_v1; UPDATE index_state_v1 SET indexed_through = 0;").unwrap();
         drop(raw);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.trace_blocks(trace_id).await.unwrap(), vec![batch.trace_blocks[0].protobuf.clone()]);
+        assert_eq!(
+            store.trace_blocks(&project(), trace_id).await.unwrap(),
+            vec![batch.trace_blocks[0].protobuf.clone()]
+        );
         let raw = rusqlite::Connection::open(&path).unwrap();
         let after: i64 = raw.query_row("SELECT COUNT(*) FROM trace_index_v1", [], |r| r.get(0)).unwrap();
         assert_eq!(after, 1, "recovered entries are indexed exactly once");
@@ -310,10 +413,10 @@ mod tests {
             crate::conformance::block(sessiontrace_model::ids::TraceId::random(), Some("0a0b0c0d".into()), "api", 0);
         let batch = WriteBatch { trace_blocks: vec![block], ..Default::default() };
         let store = SqliteStore::open(&path).unwrap();
-        store.write(batch.clone()).await.unwrap();
+        store.write(&project(), batch.clone()).await.unwrap();
         // The index entries are still held back by the writer; closing must write them.
         store.close().await.unwrap();
-        let error = store.write(batch.clone()).await.unwrap_err();
+        let error = store.write(&project(), batch.clone()).await.unwrap_err();
         assert!(error.to_string().contains("the writer has stopped"), "{error}");
         let mut raw = rusqlite::Connection::open(&path).unwrap();
         let count = |raw: &rusqlite::Connection| -> i64 {
@@ -323,10 +426,14 @@ mod tests {
         // A second recovery, or a late flush of the same entries, adds nothing.
         assert_eq!(insert::recover_index(&mut raw).unwrap(), 0);
         let data: Vec<u8> = raw.query_row("SELECT index_data FROM span_blocks_v1", [], |r| r.get(0)).unwrap();
-        let entries: Vec<_> = index_codec::decode(&data).unwrap().into_iter().map(|e| (1, e)).collect();
+        let entries: Vec<_> = index_codec::decode(&data)
+            .unwrap()
+            .into_iter()
+            .map(|entry| insert::IndexedEntry { block_id: 1, project_id: schema::DEFAULT_PROJECT_ID, entry })
+            .collect();
         insert::insert_index_entries(&mut raw, &entries).unwrap();
         assert_eq!(count(&raw), 1, "entries of an indexed block are not inserted again");
-        let spans: i64 = raw.query_row("SELECT SUM(spans) FROM session_summary_v1", [], |r| r.get(0)).unwrap();
+        let spans: i64 = raw.query_row("SELECT SUM(spans) FROM session_summary_v2", [], |r| r.get(0)).unwrap();
         assert_eq!(spans, 3, "session totals count the block once");
     }
 
@@ -363,7 +470,7 @@ mod tests {
         // Before the cutoff: a session stopped in 2023 with its trace, log and replay, and a metric point.
         let mut old = new_session("old");
         old.stopped_at_ms = Some(old.started_at_ms + 5_000);
-        store.insert_session(&old).await.unwrap();
+        store.insert_session(&project(), &old).await.unwrap();
         let old_trace = TraceId::random();
         let old_key = old.short_id.to_hex();
         let old_batch = WriteBatch {
@@ -371,7 +478,7 @@ mod tests {
             logs: vec![log(old.started_at_ms, &old_key)],
             metric_points: vec![point(old.started_at_ms)],
         };
-        store.write(old_batch).await.unwrap();
+        store.write(&project(), old_batch).await.unwrap();
         let chunk = ReplayChunk {
             session_id: old.id.clone(),
             seq: 0,
@@ -380,7 +487,7 @@ mod tests {
             last_timestamp_ms: old.started_at_ms,
             events_json: b"[{}]".to_vec(),
         };
-        assert!(store.put_replay_chunk(chunk).await.unwrap());
+        assert!(store.put_replay_chunk(&project(), chunk).await.unwrap());
         std::thread::sleep(std::time::Duration::from_millis(5));
         let cutoff = now_ms();
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -388,7 +495,7 @@ mod tests {
         // After it: a session started now, with the same kinds of data.
         let mut new = new_session("new");
         new.started_at_ms = now_ms();
-        store.insert_session(&new).await.unwrap();
+        store.insert_session(&project(), &new).await.unwrap();
         let new_trace = TraceId::random();
         let new_key = new.short_id.to_hex();
         let new_block = block(new_trace, Some(new_key.clone()), "api", 0);
@@ -397,20 +504,20 @@ mod tests {
             logs: vec![log(new.started_at_ms, &new_key)],
             metric_points: vec![point(new.started_at_ms)],
         };
-        store.write(new_batch).await.unwrap();
+        store.write(&project(), new_batch).await.unwrap();
 
         let expired = store.expire_before(cutoff).await.unwrap();
         let expected = Totals { spans: 3, span_blocks: 1, logs: 1, metric_points: 1, sessions: 1, replay_chunks: 1 };
         assert_eq!(expired, expected);
-        assert!(store.trace_blocks(old_trace.0).await.unwrap().is_empty());
-        assert_eq!(store.trace_blocks(new_trace.0).await.unwrap(), vec![new_block.protobuf]);
-        assert_eq!(store.session(&old.id).await.unwrap(), None);
-        assert!(store.replay_chunks(&old.id).await.unwrap().is_empty());
-        let listed = store.list_sessions(&SessionFilter::default()).await.unwrap();
+        assert!(store.trace_blocks(&project(), old_trace.0).await.unwrap().is_empty());
+        assert_eq!(store.trace_blocks(&project(), new_trace.0).await.unwrap(), vec![new_block.protobuf]);
+        assert_eq!(store.session(&project(), &old.id).await.unwrap(), None);
+        assert!(store.replay_chunks(&project(), &old.id).await.unwrap().is_empty());
+        let listed = store.list_sessions(&project(), &SessionFilter::default()).await.unwrap();
         assert_eq!(listed.sessions.iter().map(|(s, _)| s.id.clone()).collect::<Vec<_>>(), vec![new.id.clone()]);
-        let stats = store.session_stats(&new).await.unwrap();
+        let stats = store.session_stats(&project(), &new).await.unwrap();
         assert_eq!((stats.traces, stats.spans, stats.logs), (1, 3, 1));
-        let totals = store.totals().await.unwrap();
+        let totals = store.totals(None).await.unwrap();
         assert_eq!(
             totals,
             Totals { spans: 3, span_blocks: 1, logs: 1, metric_points: 1, sessions: 1, replay_chunks: 0 }
@@ -425,10 +532,13 @@ mod tests {
         let batch = crate::conformance::sample_batch();
         {
             let store = SqliteStore::open(&path).unwrap();
-            store.write(batch.clone()).await.unwrap();
+            store.write(&project(), batch.clone()).await.unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         let trace_id = batch.trace_blocks[0].traces[0].trace_id;
-        assert_eq!(store.trace_blocks(trace_id).await.unwrap(), vec![batch.trace_blocks[0].protobuf.clone()]);
+        assert_eq!(
+            store.trace_blocks(&project(), trace_id).await.unwrap(),
+            vec![batch.trace_blocks[0].protobuf.clone()]
+        );
     }
 }

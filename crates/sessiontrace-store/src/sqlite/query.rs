@@ -1,10 +1,12 @@
-//! Reads of the SQLite store. Each function runs on a pooled read connection.
+//! Reads of the SQLite store. Each function runs on a pooled read connection. Data reads take the
+//! project's id (from [`project_id`]; a name that was never written to reads as empty without a query)
+//! and every statement filters by it.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
-use sessiontrace_model::{Session, SessionKind};
+use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 
 use super::decompress;
 use crate::{
@@ -39,27 +41,45 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
     })
 }
 
-pub(crate) fn session(connection: &Connection, key: &str) -> Result<Option<Session>, StoreError> {
-    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions_v1 WHERE id = ?1 OR short_id = ?1");
-    Ok(connection.prepare_cached(&sql)?.query_row([key], session_from_row).optional()?)
+/// The id of a project in `projects_v1`; `None` when nothing was ever written to it.
+pub(crate) fn project_id(connection: &Connection, project: &Project) -> Result<Option<i64>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT id FROM projects_v1 WHERE name = ?1")?
+        .query_row([project.as_str()], |row| row.get(0))
+        .optional()?)
 }
 
-pub(crate) fn session_stats(connection: &Connection, session: &Session) -> Result<SessionStats, StoreError> {
-    let keys = params![session.short_id.to_hex(), session.id];
+pub(crate) fn session(connection: &Connection, project_id: i64, key: &str) -> Result<Option<Session>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions_v2 WHERE project_id = ?1 AND (id = ?2 OR short_id = ?2)");
+    Ok(connection.prepare_cached(&sql)?.query_row(params![project_id, key], session_from_row).optional()?)
+}
+
+pub(crate) fn session_stats(
+    connection: &Connection,
+    project_id: i64,
+    session: &Session,
+) -> Result<SessionStats, StoreError> {
+    let keys = params![project_id, session.short_id.to_hex(), session.id];
     let traces: u64 = connection
-        .prepare_cached("SELECT COUNT(DISTINCT trace_id) FROM trace_index_v1 WHERE session_key IN (?1, ?2)")?
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT trace_id) FROM trace_index_v1 WHERE project_id = ?1 AND session_key IN (?2, ?3)",
+        )?
         .query_row(keys, |row| row.get(0))?;
     let (spans, errors): (Option<u64>, Option<u64>) = connection
-        .prepare_cached("SELECT SUM(spans), SUM(errors) FROM session_summary_v1 WHERE session_key IN (?1, ?2)")?
+        .prepare_cached(
+            "SELECT SUM(spans), SUM(errors) FROM session_summary_v2 WHERE project_id = ?1 AND session_key IN (?2, ?3)",
+        )?
         .query_row(keys, |row| Ok((row.get(0)?, row.get(1)?)))?;
     let logs: u64 = connection
-        .prepare_cached("SELECT COUNT(*) FROM logs_v1 WHERE session_key IN (?1, ?2)")?
+        .prepare_cached("SELECT COUNT(*) FROM logs_v1 WHERE project_id = ?1 AND session_key IN (?2, ?3)")?
         .query_row(keys, |row| row.get(0))?;
     let events: Option<u64> = connection
-        .prepare_cached("SELECT SUM(event_count) FROM replay_chunks_v1 WHERE session_id = ?1")?
-        .query_row([&session.id], |row| row.get(0))?;
+        .prepare_cached("SELECT SUM(event_count) FROM replay_chunks_v2 WHERE project_id = ?1 AND session_id = ?2")?
+        .query_row(params![project_id, session.id], |row| row.get(0))?;
     let mut services: Vec<String> = connection
-        .prepare_cached("SELECT DISTINCT service FROM session_services_v1 WHERE session_key IN (?1, ?2)")?
+        .prepare_cached(
+            "SELECT DISTINCT service FROM session_services_v2 WHERE project_id = ?1 AND session_key IN (?2, ?3)",
+        )?
         .query_map(keys, |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     services.sort();
@@ -73,14 +93,20 @@ pub(crate) fn session_stats(connection: &Connection, session: &Session) -> Resul
     })
 }
 
-pub(crate) fn list_sessions(connection: &Connection, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+pub(crate) fn list_sessions(
+    connection: &Connection,
+    project_id: i64,
+    filter: &SessionFilter,
+) -> Result<SessionPage, StoreError> {
     let mut conditions: Vec<&str> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+    // ?1 is always the project.
+    let mut values: Vec<Value> = vec![Value::Integer(project_id)];
+    conditions.push("s.project_id = ?1");
     let like = |text: &str| Value::Text(format!("%{}%", text.replace('%', "\\%").replace('_', "\\_")));
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
         conditions.push(
-            "(s.name LIKE ?1 ESCAPE '\\' OR s.id = ?2 OR s.short_id = ?2 OR s.user_json LIKE ?1 ESCAPE '\\'
-              OR s.tags_json LIKE ?1 ESCAPE '\\' OR s.attributes_json LIKE ?1 ESCAPE '\\')",
+            "(s.name LIKE ?2 ESCAPE '\\' OR s.id = ?3 OR s.short_id = ?3 OR s.user_json LIKE ?2 ESCAPE '\\'
+              OR s.tags_json LIKE ?2 ESCAPE '\\' OR s.attributes_json LIKE ?2 ESCAPE '\\')",
         );
         values.push(like(text));
         values.push(Value::Text(text.to_string()));
@@ -97,16 +123,19 @@ pub(crate) fn list_sessions(connection: &Connection, filter: &SessionFilter) -> 
     if let Some(service) = filter.service.as_deref().filter(|t| !t.is_empty()) {
         let n = next(&mut values, Value::Text(service.to_string()));
         sql_conditions.push(format!(
-            "EXISTS (SELECT 1 FROM session_services_v1 v WHERE v.session_key IN (s.short_id, s.id) AND v.service = ?{n})"
+            "EXISTS (SELECT 1 FROM session_services_v2 v WHERE v.project_id = ?1 AND v.session_key IN (s.short_id, s.id)
+             AND v.service = ?{n})"
         ));
     }
     match filter.has_error {
         Some(true) => sql_conditions.push(
-            "EXISTS (SELECT 1 FROM session_summary_v1 m WHERE m.session_key IN (s.short_id, s.id) AND m.errors > 0)"
+            "EXISTS (SELECT 1 FROM session_summary_v2 m WHERE m.project_id = ?1 AND m.session_key IN (s.short_id, s.id)
+             AND m.errors > 0)"
                 .into(),
         ),
         Some(false) => sql_conditions.push(
-            "NOT EXISTS (SELECT 1 FROM session_summary_v1 m WHERE m.session_key IN (s.short_id, s.id) AND m.errors > 0)"
+            "NOT EXISTS (SELECT 1 FROM session_summary_v2 m WHERE m.project_id = ?1
+             AND m.session_key IN (s.short_id, s.id) AND m.errors > 0)"
                 .into(),
         ),
         None => {}
@@ -122,12 +151,12 @@ pub(crate) fn list_sessions(connection: &Connection, filter: &SessionFilter) -> 
     let where_clause =
         if sql_conditions.is_empty() { String::new() } else { format!("WHERE {}", sql_conditions.join(" AND ")) };
     let total: u64 = connection
-        .prepare(&format!("SELECT COUNT(*) FROM sessions_v1 s {where_clause}"))?
+        .prepare(&format!("SELECT COUNT(*) FROM sessions_v2 s {where_clause}"))?
         .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
     let limit = filter.limit.unwrap_or(50).min(1000) as i64;
     let offset = filter.offset.unwrap_or(0) as i64;
     let sql = format!(
-        "SELECT {} FROM sessions_v1 s {where_clause} ORDER BY s.started_ms DESC, s.id LIMIT {limit} OFFSET {offset}",
+        "SELECT {} FROM sessions_v2 s {where_clause} ORDER BY s.started_ms DESC, s.id LIMIT {limit} OFFSET {offset}",
         SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
     );
     let sessions = connection
@@ -137,24 +166,28 @@ pub(crate) fn list_sessions(connection: &Connection, filter: &SessionFilter) -> 
     let sessions = sessions
         .into_iter()
         .map(|session| {
-            let stats = session_stats(connection, &session)?;
+            let stats = session_stats(connection, project_id, &session)?;
             Ok((session, stats))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(SessionPage { sessions, total })
 }
 
-pub(crate) fn session_traces(connection: &Connection, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
+pub(crate) fn session_traces(
+    connection: &Connection,
+    project_id: i64,
+    session: &Session,
+) -> Result<Vec<TraceSummary>, StoreError> {
     // A trace may be linked to the session by only some of its blocks (a `session.id` attribute on one
     // service's spans): summarize every block of every trace any block links.
     let mut statement = connection.prepare_cached(
         "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
-         FROM trace_index_v1 WHERE trace_id IN
-           (SELECT DISTINCT trace_id FROM trace_index_v1 WHERE session_key IN (?1, ?2))
+         FROM trace_index_v1 WHERE project_id = ?1 AND trace_id IN
+           (SELECT DISTINCT trace_id FROM trace_index_v1 WHERE project_id = ?1 AND session_key IN (?2, ?3))
          ORDER BY start_ns",
     )?;
     let rows = statement
-        .query_map(params![session.short_id.to_hex(), session.id], |row| {
+        .query_map(params![project_id, session.short_id.to_hex(), session.id], |row| {
             let trace_id: Vec<u8> = row.get(0)?;
             let services: String = row.get(1)?;
             let root_name: Option<String> = row.get(6)?;
@@ -174,22 +207,33 @@ pub(crate) fn session_traces(connection: &Connection, session: &Session) -> Resu
     Ok(summarize_traces(rows.into_iter().flatten()))
 }
 
-pub(crate) fn trace_blocks(connection: &Connection, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+pub(crate) fn trace_blocks(
+    connection: &Connection,
+    project_id: i64,
+    trace_id: &[u8; 16],
+) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT b.data FROM span_blocks_v1 b WHERE b.id IN (SELECT block_id FROM trace_index_v1 WHERE trace_id = ?1)
+        "SELECT b.data FROM span_blocks_v1 b
+         WHERE b.id IN (SELECT block_id FROM trace_index_v1 WHERE trace_id = ?1 AND project_id = ?2)
          ORDER BY b.id",
     )?;
-    let compressed =
-        statement.query_map([&trace_id[..]], |row| row.get::<_, Vec<u8>>(0))?.collect::<Result<Vec<_>, _>>()?;
+    let compressed = statement
+        .query_map(params![&trace_id[..], project_id], |row| row.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
     compressed.iter().map(|data| decompress(data)).collect()
 }
 
-pub(crate) fn trace_session_key(connection: &Connection, trace_id: &[u8; 16]) -> Result<Option<String>, StoreError> {
+pub(crate) fn trace_session_key(
+    connection: &Connection,
+    project_id: i64,
+    trace_id: &[u8; 16],
+) -> Result<Option<String>, StoreError> {
     Ok(connection
         .prepare_cached(
-            "SELECT session_key FROM trace_index_v1 WHERE trace_id = ?1 AND session_key IS NOT NULL LIMIT 1",
+            "SELECT session_key FROM trace_index_v1 WHERE trace_id = ?1 AND project_id = ?2 AND session_key IS NOT NULL
+             LIMIT 1",
         )?
-        .query_row([&trace_id[..]], |row| row.get(0))
+        .query_row(params![&trace_id[..], project_id], |row| row.get(0))
         .optional()?)
 }
 
@@ -233,8 +277,10 @@ impl Conditions {
     }
 }
 
-pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
+pub(crate) fn logs(connection: &Connection, project_id: i64, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
     let mut conditions = Conditions::default();
+    let project = conditions.bind(Value::Integer(project_id));
+    conditions.add(format!("project_id = {project}"));
     if let Some(trace_id) = filter.trace_id {
         let p = conditions.bind(Value::Blob(trace_id.to_vec()));
         conditions.add(format!("trace_id = {p}"));
@@ -243,7 +289,8 @@ pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<Lo
         // Logs linked to the session directly, or through a trace that belongs to it.
         let list = conditions.bind_all(filter.session_keys.iter().cloned());
         conditions.add(format!(
-            "(session_key IN ({list}) OR trace_id IN (SELECT trace_id FROM trace_index_v1 WHERE session_key IN ({list})))"
+            "(session_key IN ({list}) OR trace_id IN
+               (SELECT trace_id FROM trace_index_v1 WHERE project_id = {project} AND session_key IN ({list})))"
         ));
     }
     if let Some(service) = &filter.service {
@@ -283,8 +330,14 @@ pub(crate) fn logs(connection: &Connection, filter: &LogFilter) -> Result<Vec<Lo
     Ok(records)
 }
 
-pub(crate) fn metric_points(connection: &Connection, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
+pub(crate) fn metric_points(
+    connection: &Connection,
+    project_id: i64,
+    filter: &MetricFilter,
+) -> Result<Vec<MetricPoint>, StoreError> {
     let mut conditions = Conditions::default();
+    let project = conditions.bind(Value::Integer(project_id));
+    conditions.add(format!("project_id = {project}"));
     if !filter.services.is_empty() {
         let list = conditions.bind_all(filter.services.iter().cloned());
         conditions.add(format!("service IN ({list})"));
@@ -318,12 +371,17 @@ pub(crate) fn metric_points(connection: &Connection, filter: &MetricFilter) -> R
     Ok(points)
 }
 
-pub(crate) fn replay_chunks(connection: &Connection, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+pub(crate) fn replay_chunks(
+    connection: &Connection,
+    project_id: i64,
+    session_id: &str,
+) -> Result<Vec<ReplayChunk>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT seq, event_count, first_ms, last_ms, data FROM replay_chunks_v1 WHERE session_id = ?1 ORDER BY seq",
+        "SELECT seq, event_count, first_ms, last_ms, data FROM replay_chunks_v2 WHERE project_id = ?1 AND session_id = ?2
+         ORDER BY seq",
     )?;
     let rows = statement
-        .query_map([session_id], |row| {
+        .query_map(params![project_id, session_id], |row| {
             Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get::<_, Vec<u8>>(4)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -341,16 +399,143 @@ pub(crate) fn replay_chunks(connection: &Connection, session_id: &str) -> Result
         .collect()
 }
 
-pub(crate) fn totals(connection: &Connection) -> Result<Totals, StoreError> {
+/// Counts of one project (`Some(id)`) or of all (`None`).
+pub(crate) fn totals(connection: &Connection, project_id: Option<i64>) -> Result<Totals, StoreError> {
     let count = |sql: &str| -> Result<u64, StoreError> {
-        Ok(connection.prepare_cached(sql)?.query_row([], |row| row.get::<_, Option<u64>>(0))?.unwrap_or(0))
+        let sql = match project_id {
+            Some(_) => format!("{sql} WHERE project_id = ?1"),
+            None => sql.to_string(),
+        };
+        let mut statement = connection.prepare_cached(&sql)?;
+        let value = match project_id {
+            Some(id) => statement.query_row([id], |row| row.get::<_, Option<u64>>(0))?,
+            None => statement.query_row([], |row| row.get::<_, Option<u64>>(0))?,
+        };
+        Ok(value.unwrap_or(0))
     };
     Ok(Totals {
         spans: count("SELECT SUM(span_count) FROM span_blocks_v1")?,
         span_blocks: count("SELECT COUNT(*) FROM span_blocks_v1")?,
         logs: count("SELECT COUNT(*) FROM logs_v1")?,
         metric_points: count("SELECT COUNT(*) FROM metric_points_v1")?,
-        sessions: count("SELECT COUNT(*) FROM sessions_v1")?,
-        replay_chunks: count("SELECT COUNT(*) FROM replay_chunks_v1")?,
+        sessions: count("SELECT COUNT(*) FROM sessions_v2")?,
+        replay_chunks: count("SELECT COUNT(*) FROM replay_chunks_v2")?,
     })
+}
+
+// Credentials.
+
+/// A stored project name. Names are validated before they are stored; one that is not (edited by hand)
+/// is skipped with a warning, never read as another project.
+fn project_of(name: &str) -> Option<Project> {
+    Project::new(name).map_err(|error| tracing::warn!(%error, "a stored project name is invalid")).ok()
+}
+
+pub(crate) fn projects(connection: &Connection) -> Result<Vec<ProjectInfo>, StoreError> {
+    let rows = connection
+        .prepare_cached("SELECT name, created_ms FROM projects_v1 WHERE created_ms IS NOT NULL ORDER BY name")?
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, created_at_ms)| Some(ProjectInfo { project: project_of(&name)?, created_at_ms }))
+        .collect())
+}
+
+const KEY_COLUMNS: &str = "k.id, k.hash, p.name, k.kind, k.name, k.prefix, k.allowed_origins_json, k.bytes_per_second, \
+                           k.requests_per_second, k.created_ms, k.revoked_ms, k.last_used_ms";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKey>> {
+    let hash: Vec<u8> = row.get(1)?;
+    let kind: String = row.get(3)?;
+    let origins: String = row.get(6)?;
+    let project: String = row.get(2)?;
+    let (Ok(hash), Ok(kind), Some(project)) =
+        (<[u8; 32]>::try_from(hash.as_slice()), kind.parse::<KeyKind>(), project_of(&project))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ApiKey {
+        id: row.get(0)?,
+        project,
+        kind,
+        name: row.get(4)?,
+        hash,
+        prefix: row.get(5)?,
+        allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
+        bytes_per_second: row.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+        requests_per_second: row.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+        created_at_ms: row.get(9)?,
+        revoked_at_ms: row.get(10)?,
+        last_used_ms: row.get(11)?,
+    }))
+}
+
+pub(crate) fn keys(connection: &Connection, project: Option<&Project>) -> Result<Vec<ApiKey>, StoreError> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys_v1 k JOIN projects_v1 p ON p.id = k.project_id
+         WHERE ?1 IS NULL OR p.name = ?1 ORDER BY k.created_ms, k.id"
+    );
+    let keys = connection
+        .prepare_cached(&sql)?
+        .query_map([project.map(Project::as_str)], key_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(keys.into_iter().flatten().collect())
+}
+
+pub(crate) fn key_by_hash(connection: &Connection, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+    let sql =
+        format!("SELECT {KEY_COLUMNS} FROM api_keys_v1 k JOIN projects_v1 p ON p.id = k.project_id WHERE k.hash = ?1");
+    Ok(connection.prepare_cached(&sql)?.query_row([&hash[..]], key_from_row).optional()?.flatten())
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = row.get(1)?;
+    Ok(User {
+        name: row.get(0)?,
+        // An unknown role reads as the lesser one.
+        role: role.parse().unwrap_or(Role::Member),
+        password_hash: row.get(2)?,
+        created_at_ms: row.get(3)?,
+        disabled: row.get(4)?,
+    })
+}
+
+pub(crate) fn user(connection: &Connection, name: &str) -> Result<Option<User>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT name, role, password_hash, created_ms, disabled FROM users_v1 WHERE name = ?1")?
+        .query_row([name], user_from_row)
+        .optional()?)
+}
+
+pub(crate) fn users(connection: &Connection) -> Result<Vec<User>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT name, role, password_hash, created_ms, disabled FROM users_v1 ORDER BY name")?
+        .query_map([], user_from_row)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(crate) fn login_session(connection: &Connection, id_hash: &[u8; 32]) -> Result<Option<LoginSession>, StoreError> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT user_name, csrf_token, created_ms, last_seen_ms FROM login_sessions_v1 WHERE id_hash = ?1",
+        )?
+        .query_row([&id_hash[..]], |row| {
+            Ok(LoginSession {
+                id_hash: *id_hash,
+                user: row.get(0)?,
+                csrf_token: row.get(1)?,
+                created_at_ms: row.get(2)?,
+                last_seen_ms: row.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+pub(crate) fn has_credentials(connection: &Connection) -> Result<bool, StoreError> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM api_keys_v1 WHERE revoked_ms IS NULL) OR EXISTS (SELECT 1 FROM users_v1)",
+        )?
+        .query_row([], |row| row.get(0))?)
 }

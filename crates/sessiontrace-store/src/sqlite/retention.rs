@@ -5,7 +5,8 @@
 //! What "older" means per table: span blocks by the time they were received (block ids grow with it, so
 //! a slice is a prefix of the block ids) together with their trace index rows; logs and metric points by
 //! their own timestamps; sessions by when they stopped (when they started, if they never stopped), with
-//! their summaries and replay chunks. The file does not shrink: SQLite reuses the freed pages.
+//! their summaries and replay chunks. The file does not shrink: SQLite reuses the freed pages. One cutoff
+//! for all projects: every table is sliced by time or block id, whatever project a row belongs to.
 
 use rusqlite::{Connection, params};
 
@@ -56,21 +57,30 @@ pub(crate) fn expire_slice(connection: &Connection, cutoff_ms: i64) -> rusqlite:
     )? as u64;
     more |= expired.metric_points == ROWS_PER_SLICE as u64;
 
-    let sessions: Vec<(String, String)> = {
+    let sessions: Vec<(i64, String, String)> = {
         let mut statement = connection.prepare_cached(
-            "SELECT id, short_id FROM sessions_v1 WHERE COALESCE(stopped_ms, started_ms) < ?1 LIMIT ?2",
+            "SELECT project_id, id, short_id FROM sessions_v2 WHERE COALESCE(stopped_ms, started_ms) < ?1 LIMIT ?2",
         )?;
         statement
-            .query_map(params![cutoff_ms, SESSIONS_PER_SLICE], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .query_map(params![cutoff_ms, SESSIONS_PER_SLICE], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?
     };
-    for (id, short_id) in &sessions {
+    for (project_id, id, short_id) in &sessions {
         for key in [id, short_id] {
-            connection.execute("DELETE FROM session_summary_v1 WHERE session_key = ?1", [key])?;
-            connection.execute("DELETE FROM session_services_v1 WHERE session_key = ?1", [key])?;
+            connection.execute(
+                "DELETE FROM session_summary_v2 WHERE project_id = ?1 AND session_key = ?2",
+                params![project_id, key],
+            )?;
+            connection.execute(
+                "DELETE FROM session_services_v2 WHERE project_id = ?1 AND session_key = ?2",
+                params![project_id, key],
+            )?;
         }
-        expired.replay_chunks += connection.execute("DELETE FROM replay_chunks_v1 WHERE session_id = ?1", [id])? as u64;
-        connection.execute("DELETE FROM sessions_v1 WHERE id = ?1", [id])?;
+        expired.replay_chunks += connection.execute(
+            "DELETE FROM replay_chunks_v2 WHERE project_id = ?1 AND session_id = ?2",
+            params![project_id, id],
+        )? as u64;
+        connection.execute("DELETE FROM sessions_v2 WHERE project_id = ?1 AND id = ?2", params![project_id, id])?;
     }
     expired.sessions = sessions.len() as u64;
     more |= sessions.len() as i64 == SESSIONS_PER_SLICE;
