@@ -10,6 +10,7 @@ import { Uploader } from './uploader.js';
 import { makeFetchWrapper, patchXhr, xhrSpanHook } from './network.js';
 import { captureConsoleAndErrors } from './console.js';
 import { startTracing } from './tracing.js';
+import { authHeaders, attachWithoutRead } from './key.js';
 
 const STATE_KEY = 'sessiontrace:state';
 const COOKIE = 'sessiontrace_session';
@@ -63,11 +64,14 @@ function clearCookie() {
   document.cookie = `${COOKIE}=; path=/; max-age=0; SameSite=Lax`;
 }
 
-async function api(method, url, body) {
+// Error messages name the method, URL and status, never the key.
+async function api(method, url, body, key) {
+  const headers = { ...authHeaders(key) };
+  if (body) headers['Content-Type'] = 'application/json';
   const res = await nativeFetch(url, {
     method,
     credentials: 'omit',
-    headers: body ? { 'Content-Type': 'application/json' } : undefined,
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   if (!res.ok) {
@@ -86,7 +90,7 @@ async function api(method, url, body) {
 function storableOptions(o) {
   const keep = {};
   for (const k of ['name', 'serviceName', 'maskAllInputs', 'maskTextClass', 'maskTextSelector', 'blockClass',
-    'blockSelector', 'maskHeaders', 'maskBodyKeys', 'flushIntervalMs', 'retryBaseMs', 'sampling']) {
+    'blockSelector', 'maskHeaders', 'maskBodyKeys', 'flushIntervalMs', 'retryBaseMs', 'sampling', 'key']) {
     if (o[k] !== undefined && !(o[k] instanceof RegExp)) keep[k] = o[k];
   }
   keep.propagateTo = serializePropagateTo(o.propagateTo);
@@ -98,7 +102,9 @@ function storableOptions(o) {
  * user, kind ('manual'|'continuous'), attributes, tags, capture {headers, bodies}, propagateTo (origins,
  * URL prefixes or RegExps that get traceparent besides same-origin), maskAllInputs (default true),
  * maskTextClass, maskTextSelector, blockClass, blockSelector, serviceName, sessionId (attach to a session
- * the server already has). Returns a promise of the server's Session object.
+ * the server already has), key (an ingest key `st_ing_...`: sent as `Authorization: Bearer` on every request
+ * the recorder makes; write-only, so with a key `sessionId` must be a short_id and attaching makes no read).
+ * Returns a promise of the server's Session object.
  */
 export function start(options = {}) {
   if (current) return Promise.resolve(current.session);
@@ -119,6 +125,14 @@ async function doStart(options) {
     session = saved.session;
     owned = saved.owned;
     opts = { ...deserialize(saved.options), ...options };
+  } else if (wanted && options.key) {
+    try {
+      session = attachWithoutRead(wanted, options);
+    } catch (e) {
+      warn(e.message);
+      throw e;
+    }
+    owned = false;
   } else if (wanted) {
     session = await api('GET', `${endpoint}/api/sessions/${encodeURIComponent(wanted)}`);
     owned = false;
@@ -130,7 +144,7 @@ async function doStart(options) {
       attributes: options.attributes,
       tags: options.tags,
       capture: options.capture,
-    });
+    }, options.key);
     owned = true;
   }
   writeState({ endpoint, owned, session: pickSession(session), options: storableOptions(opts) });
@@ -152,7 +166,7 @@ function activate(endpoint, session, opts, owned) {
   const capture = { headers: !!session.capture?.headers, bodies: !!session.capture?.bodies };
   const propagateTo = compilePropagateTo(opts.propagateTo);
   const teardown = [];
-  const rec = { endpoint, session, owned, prefix, recording: false };
+  const rec = { endpoint, session, owned, prefix, key: opts.key, recording: false };
   current = rec;
 
   setCookie(session.short_id);
@@ -160,6 +174,7 @@ function activate(endpoint, session, opts, owned) {
   const uploader = new Uploader({
     url: `${endpoint}/api/sessions/${encodeURIComponent(session.id)}/events`,
     fetch: nativeFetch,
+    headers: authHeaders(opts.key),
     storage: storage('sessionStorage'),
     fallbackStorage: storage('localStorage'),
     storageKey: `sessiontrace:outbox:${session.id}`,
@@ -191,6 +206,7 @@ function activate(endpoint, session, opts, owned) {
     session,
     propagateTo,
     serviceName: opts.serviceName || 'browser',
+    headers: authHeaders(opts.key),
     xhrHook: xhrSpanHook(netOpts),
   });
   rec.tracing = tracing;
@@ -267,7 +283,7 @@ export async function stop() {
   }
   if (rec.owned) {
     try {
-      return await api('POST', `${rec.endpoint}/api/sessions/${encodeURIComponent(rec.session.id)}/stop`);
+      return await api('POST', `${rec.endpoint}/api/sessions/${encodeURIComponent(rec.session.id)}/stop`, undefined, rec.key);
     } catch (e) {
       warn('could not stop the session on the server:', e.message);
     }

@@ -44,6 +44,7 @@ export class SessionSampler {
  * @param {RegExp[]} o.propagateTo
  * @param {string} o.serviceName
  * @param {Function} o.xhrHook    applyCustomAttributesOnSpan for XHR (network capture)
+ * @param {object} [o.headers]    sent with every span export (the ingest key's Authorization)
  */
 export function startTracing(o) {
   let prefix = o.prefix;
@@ -56,7 +57,7 @@ export function startTracing(o) {
     idGenerator: new SessionIdGenerator(() => prefix),
     sampler: new SessionSampler(o.session.tracestate),
     spanProcessors: [
-      new BatchSpanProcessor(new OTLPTraceExporter({ url: o.endpoint + '/v1/traces' }), {
+      new BatchSpanProcessor(new OTLPTraceExporter({ url: o.endpoint + '/v1/traces', headers: { ...o.headers } }), {
         scheduledDelayMillis: 1000,
       }),
     ],

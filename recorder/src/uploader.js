@@ -51,6 +51,7 @@ export class Uploader {
    * @param {object} o
    * @param {string} o.url          POST target: {endpoint}/api/sessions/{id}/events
    * @param {Function} o.fetch      a fetch that is NOT instrumented (no traceparent on uploads)
+   * @param {object} [o.headers]    sent with every chunk (the ingest key's Authorization)
    * @param {Storage} [o.storage]   where the outbox and next seq survive reloads
    * @param {string} o.storageKey
    * @param {boolean} [o.compress]  gzip bodies when CompressionStream exists (default true)
@@ -60,6 +61,7 @@ export class Uploader {
   constructor(o) {
     this.url = o.url;
     this.fetch = o.fetch;
+    this.headers = o.headers || {};
     this.storage = o.storage || null;
     this.fallbackStorage = o.fallbackStorage || null;
     this.storageKey = o.storageKey;
@@ -182,15 +184,16 @@ export class Uploader {
     try {
       const init = { method: 'POST', credentials: 'omit', mode: 'cors' };
       if (keepalive) {
-        // No compression (it is async) and a CORS-safelisted type, so no preflight at unload.
+        // No compression (it is async) and a CORS-safelisted type, so no preflight at unload (with a key,
+        // its Authorization header needs one anyway; keepalive fetches may be preflighted).
         init.keepalive = true;
-        init.headers = { 'Content-Type': 'text/plain' };
+        init.headers = { ...this.headers, 'Content-Type': 'text/plain' };
         init.body = chunk.body;
       } else if (this.compress) {
-        init.headers = { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' };
+        init.headers = { ...this.headers, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' };
         init.body = await gzip(chunk.body);
       } else {
-        init.headers = { 'Content-Type': 'application/json' };
+        init.headers = { ...this.headers, 'Content-Type': 'application/json' };
         init.body = chunk.body;
       }
       const res = await this.fetch(this.url, init);

@@ -263,3 +263,47 @@ test('root spans carry the session capture tracestate unless it is the default',
   assert.equal(narrowed.shouldSample(parent).traceState, undefined, 'children inherit from their parent');
   assert.equal(new SessionSampler('sessiontrace=hb').shouldSample(ROOT_CONTEXT).traceState, undefined);
 });
+
+test('key: every upload carries Authorization: Bearer, compressed, plain and keepalive alike', async () => {
+  const { authHeaders } = await import('../src/key.js');
+  const headers = authHeaders('st_ing_abc');
+  assert.deepEqual(headers, { Authorization: 'Bearer st_ing_abc' });
+  assert.deepEqual(authHeaders(undefined), {}, 'no key, no header');
+  for (const compress of [true, false]) {
+    const srv = fakeServer();
+    const up = mkUploader(srv, new MemoryStorage(), { headers, compress });
+    up.add({ type: 3, timestamp: 1 });
+    await up.flush();
+    assert.equal(srv.calls[0].headers.Authorization, 'Bearer st_ing_abc');
+    assert.equal(srv.calls[0].headers['Content-Type'], 'application/json');
+    assert.equal(srv.allEvents().length, 1);
+  }
+  const srv = fakeServer();
+  const up = mkUploader(srv, new MemoryStorage(), { headers });
+  up.add({ type: 3, timestamp: 2 });
+  up.flushOnHide();
+  const sent = srv.calls.filter((c) => c.keepalive);
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].headers.Authorization, 'Bearer st_ing_abc');
+  assert.equal(sent[0].headers['Content-Type'], 'text/plain');
+  // Without a key nothing changes: no Authorization header at all.
+  const plain = fakeServer();
+  const up2 = mkUploader(plain, new MemoryStorage());
+  up2.add({ type: 3 });
+  await up2.flush();
+  assert.equal('Authorization' in plain.calls[0].headers, false);
+});
+
+test('key: attaching to a session makes no read; it needs the short_id', async () => {
+  const { attachWithoutRead } = await import('../src/key.js');
+  const s = attachWithoutRead('0A1B2C3D', { capture: { headers: true } });
+  assert.deepEqual(s, { id: '0a1b2c3d', short_id: '0a1b2c3d', kind: 'manual', capture: { headers: true, bodies: false } });
+  assert.equal(sessionPrefix(s), 'debdeb0a1b2c3d');
+  const c = attachWithoutRead('0a1b2c3d', { kind: 'continuous' });
+  assert.equal(sessionPrefix(c), 'cdbcdb0a1b2c3d');
+  for (const bad of ['01J9Z7S0M4Q5W3', 'sess_123', '', undefined, '0a1b2c3']) {
+    assert.throws(() => attachWithoutRead(bad, {}), /sessionId must be the session's 8-hex short_id/);
+  }
+  // The error never carries a key (there is none to carry, and the options are not echoed).
+  try { attachWithoutRead('nope', { key: 'st_ing_secret' }); } catch (e) { assert.ok(!e.message.includes('st_ing_secret')); }
+});

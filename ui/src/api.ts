@@ -74,17 +74,71 @@ export interface LogRecord {
 }
 
 export class ApiError extends Error {
+  /** Seconds to wait before trying again (429 `Retry-After`), when the server said. */
+  retryAfter: number | null = null;
   constructor(public status: number, message: string) { super(message); }
 }
 
-async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(path, { headers: { accept: 'application/json' }, signal });
-  if (!res.ok) {
-    let msg = `${res.status} ${res.statusText}`;
-    try { const j = await res.json(); if (j && j.error) msg = `${res.status}: ${j.error}`; } catch { /* not JSON */ }
-    throw new ApiError(res.status, msg);
-  }
-  return res.json() as Promise<T>;
+/** What `GET /api/auth/me` (and a successful login) answers. */
+export interface Me {
+  auth: 'off' | 'on';
+  user: { name: string; role: 'admin' | 'member' | string } | null;
+  csrf_token: string | null;
+  projects: string[];
+}
+
+/** What every request needs to know about the signed-in browser: the chosen project and the CSRF token. */
+export interface ClientState { project: string | null; csrfToken: string | null }
+
+export interface RequestOptions {
+  method?: string;
+  body?: unknown; // sent as JSON
+  signal?: AbortSignal;
+  /** A 401 is an answer here (the login form), not "login needed". */
+  no401?: boolean;
+}
+
+export interface ClientDeps {
+  fetch: (input: string, init: RequestInit) => Promise<Response>;
+  state: () => ClientState;
+  /** Called on any 401 (not logged in, or the login expired), before the call rejects. */
+  onUnauthorized: (message: string) => void;
+}
+
+/** The message of an error answer: `{"error": ...}` when JSON, else the status line. */
+async function errorMessage(res: Response): Promise<string> {
+  let msg = `${res.status} ${res.statusText}`.trim();
+  try { const j = await res.json(); if (j && typeof j.error === 'string') msg = j.error; } catch { /* not JSON */ }
+  return msg;
+}
+
+/**
+ * The one fetch wrapper of the UI: same-origin with the login cookie, the project header on every call,
+ * the CSRF token on every state change, JSON in and out. A 401 tells `onUnauthorized` (the app shows the
+ * login page) and rejects; other errors reject with the server's `{"error"}` message (403: not allowed).
+ */
+export function createClient(deps: ClientDeps) {
+  return async function request<T>(path: string, o: RequestOptions = {}): Promise<T> {
+    const method = (o.method ?? 'GET').toUpperCase();
+    const { project, csrfToken } = deps.state();
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (project) headers['x-sessiontrace-project'] = project;
+    if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['x-csrf-token'] = csrfToken;
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await deps.fetch(path, {
+      method, headers, credentials: 'same-origin', signal: o.signal,
+      body: o.body !== undefined ? JSON.stringify(o.body) : undefined,
+    });
+    if (!res.ok) {
+      const msg = await errorMessage(res);
+      if (res.status === 401 && !o.no401) deps.onUnauthorized(msg);
+      const err = new ApiError(res.status, res.status === 403 ? `not allowed: ${msg}` : msg);
+      if (res.status === 429) err.retryAfter = Number(res.headers.get('retry-after')) || null;
+      throw err;
+    }
+    if (res.status === 204) return undefined as T;
+    return res.json() as Promise<T>;
+  };
 }
 
 function qs(params: Record<string, string | number | boolean | undefined | null>): string {
@@ -101,6 +155,23 @@ export interface SessionFilters {
 
 const enc = encodeURIComponent;
 
+/** The browser's state for every request: set by auth.ts (project switcher, login). */
+export const clientState: ClientState = { project: null, csrfToken: null };
+let unauthorized: (message: string) => void = () => {};
+/** Who hears about a 401 (auth.ts: show the login page). */
+export function setUnauthorizedHandler(fn: (message: string) => void) { unauthorized = fn; }
+
+export const request = createClient({
+  fetch: (input, init) => fetch(input, init),
+  state: () => clientState,
+  onUnauthorized: (message) => unauthorized(message),
+});
+
+const get = <T>(path: string, signal?: AbortSignal) => request<T>(path, { signal });
+
+/** The body /me stands for when the server has no auth endpoints (older servers): auth off, one project. */
+export const AUTH_OFF: Me = { auth: 'off', user: null, csrf_token: null, projects: ['default'] };
+
 export const api = {
   sessions: (f: SessionFilters, signal?: AbortSignal) =>
     get<{ sessions: Session[]; total: number }>(`/api/sessions${qs(f as any)}`, signal),
@@ -113,4 +184,18 @@ export const api = {
   trace: (traceId: string, signal?: AbortSignal) => get<Trace>(`/api/traces/${enc(traceId)}`, signal),
   logs: (f: { trace_id?: string; service?: string; q?: string; limit?: number }, signal?: AbortSignal) =>
     get<{ logs: LogRecord[] }>(`/api/logs${qs(f)}`, signal),
+  me: async (): Promise<Me> => {
+    try {
+      const me = await request<Me>('/api/auth/me', { no401: true });
+      // An older server answers index.html (its UI fallback) or nothing useful: auth off.
+      return me && typeof me === 'object' && (me.auth === 'on' || me.auth === 'off') ? me : AUTH_OFF;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return AUTH_OFF;
+      if (e instanceof SyntaxError) return AUTH_OFF; // HTML, not JSON
+      throw e;
+    }
+  },
+  login: (name: string, password: string) =>
+    request<Me>('/api/auth/login', { method: 'POST', body: { name, password }, no401: true }),
+  logout: () => request<void>('/api/auth/logout', { method: 'POST', no401: true }),
 };

@@ -6,7 +6,21 @@ export { parseRoute, type Route } from './lib/route';
 const listeners = new Set<() => void>();
 window.addEventListener('popstate', () => listeners.forEach((l) => l()));
 
+// Query parameters every URL keeps (the project: links stay shareable, a reload keeps it).
+const sticky = new Map<string, string>();
+export function setStickyParam(name: string, value: string | null) {
+  if (value === null) sticky.delete(name); else sticky.set(name, value);
+}
+
+function withSticky(url: string): string {
+  if (sticky.size === 0) return url;
+  const u = new URL(url, location.origin);
+  for (const [k, v] of sticky) if (!u.searchParams.has(k)) u.searchParams.set(k, v);
+  return u.pathname + u.search + u.hash;
+}
+
 export function navigate(url: string, replace = false) {
+  url = withSticky(url);
   if (url === location.pathname + location.search) return;
   if (replace) history.replaceState(null, '', url); else history.pushState(null, '', url);
   listeners.forEach((l) => l());
