@@ -65,9 +65,11 @@ export async function getJson(url) {
   return res.json();
 }
 
-/** Starts the real sessiontrace server on free ports; resolves when /healthz answers. */
-export async function startSessiontrace() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'st-e2e-'));
+/**
+ * Starts the real sessiontrace server on free ports (on `dataDir`, a new temporary one by default, removed
+ * by stop()); resolves when /healthz answers.
+ */
+export async function startSessiontrace({ dataDir = mkdtempSync(join(tmpdir(), 'st-e2e-')) } = {}) {
   const [http, otlpHttp, otlpGrpc] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(BIN, ['serve', '--data-dir', dataDir, '--http', `127.0.0.1:${http}`,
     '--otlp-http', `127.0.0.1:${otlpHttp}`, '--otlp-grpc', `127.0.0.1:${otlpGrpc}`], {
