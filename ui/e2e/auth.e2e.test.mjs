@@ -86,6 +86,8 @@ test('login end to end: login page, wrong and right password, sessions, CSRF ref
   const ingestKey = cli(['keys', 'create', '--data-dir', dataDir, '--project', 'default', '--kind', 'ingest',
     '--allowed-origin', seedOrigin]).split('\n')[0].trim();
   assert.match(ingestKey, /^st_ing_/, 'keys create prints the secret key alone on its first line');
+  const shopKey = cli(['keys', 'create', '--data-dir', dataDir, '--project', 'shop', '--kind', 'ingest',
+    '--allowed-origin', seedOrigin]).split('\n')[0].trim();
 
   const server = await startServer(dataDir);
   const other = await startOtherOrigin(server.base);
@@ -98,14 +100,18 @@ test('login end to end: login page, wrong and right password, sessions, CSRF ref
     const me = await fetch(`${base}/api/auth/me`);
     assert.equal(me.status, 401, '/api/auth/me without a login');
 
-    const created = await fetch(`${base}/api/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ingestKey}`, 'content-type': 'application/json', origin: seedOrigin },
-      body: JSON.stringify({ name: `auth e2e ${hex(3)}`, kind: 'backend' }),
-    });
-    const createdText = await created.text();
-    assert.equal(created.status, 201, `POST /api/sessions with the ingest key: ${createdText}`);
-    const session = JSON.parse(createdText);
+    const seed = async (key, name) => {
+      const created = await fetch(`${base}/api/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', origin: seedOrigin },
+        body: JSON.stringify({ name, kind: 'backend' }),
+      });
+      const text = await created.text();
+      assert.equal(created.status, 201, `POST /api/sessions with an ingest key: ${text}`);
+      return JSON.parse(text);
+    };
+    const session = await seed(ingestKey, `auth e2e ${hex(3)}`);
+    const shopSession = await seed(shopKey, `shop e2e ${hex(3)}`);
 
     // 1. The UI shows the login page.
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -137,7 +143,7 @@ test('login end to end: login page, wrong and right password, sessions, CSRF ref
     await row.waitFor({ timeout: 15000 });
     assert.equal(await page.locator('[data-testid=user-name]').innerText(), 'alice');
     const projects = await page.locator('[data-testid=project-select] option').allInnerTexts();
-    assert.ok(projects.includes('default'), `projects ${projects}`);
+    assert.ok(projects.includes('default') && projects.includes('shop'), `projects ${projects}`);
     const cookies = await ctx.cookies(base);
     const login = cookies.find((c) => c.name === 'sessiontrace_login');
     assert.ok(login, 'login cookie set');
@@ -145,6 +151,20 @@ test('login end to end: login page, wrong and right password, sessions, CSRF ref
     assert.equal(login.sameSite, 'Lax');
     assert.equal(await page.evaluate(() => document.cookie.includes('sessiontrace_login')), false, 'not readable by scripts');
     await shot(page, 'list');
+
+    // 3b. The project switcher: shop's sessions, ?project=shop in the URL, kept by a reload.
+    const select = page.locator('[data-testid=project-select]');
+    await select.selectOption('shop');
+    const shopRow = page.locator(`tr[data-session="${shopSession.id}"]`);
+    await shopRow.waitFor({ timeout: 15000 });
+    assert.equal(await row.count(), 0, "default's session is not in shop");
+    assert.match(page.url(), /[?&]project=shop\b/);
+    await page.reload();
+    await shopRow.waitFor({ timeout: 15000 });
+    assert.equal(await select.inputValue(), 'shop');
+    await select.selectOption('default');
+    await row.waitFor({ timeout: 15000 });
+    assert.match(page.url(), /[?&]project=default\b/);
 
     // 4. A session page.
     await row.locator('a.sess-name').click();
