@@ -6,12 +6,40 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-/// Where the server's API is.
+/// Where the server's API is, and the credential to use.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArg {
     /// The server's API address.
     #[arg(long, env = "SESSIONTRACE_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
     pub server: String,
+    /// An API key (read, ingest or admin) when the server has authentication on.
+    #[arg(long, env = "SESSIONTRACE_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+    /// The project to use (a key implies its own project; naming another is refused).
+    #[arg(long, env = "SESSIONTRACE_PROJECT", global = true)]
+    pub project: Option<String>,
+}
+
+impl ServerArg {
+    /// A request to `path` on the server, with the key and project when given.
+    pub fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = client.request(method, format!("{}{path}", self.server.trim_end_matches('/')));
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(project) = &self.project {
+            request = request.header("x-sessiontrace-project", project);
+        }
+        request
+    }
+
+    pub fn get(&self, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        self.request(client, reqwest::Method::GET, path)
+    }
+
+    pub fn post(&self, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        self.request(client, reqwest::Method::POST, path)
+    }
 }
 
 #[derive(Subcommand)]
@@ -85,7 +113,7 @@ pub async fn session(command: SessionCommand) -> anyhow::Result<ExitCode> {
             if let Some(user) = args.user {
                 body["user"] = Value::String(user);
             }
-            let session = call(client.post(format!("{}/api/sessions", args.server.server)).json(&body)).await?;
+            let session = call(args.server.post(&client, "/api/sessions").json(&body)).await?;
             let field = |key: &str| session.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
             if args.env {
                 println!("export TRACEPARENT={}", field("traceparent"));
@@ -102,7 +130,7 @@ pub async fn session(command: SessionCommand) -> anyhow::Result<ExitCode> {
             }
         }
         SessionCommand::Stop { id, server } => {
-            let session = call(client.post(format!("{}/api/sessions/{id}/stop", server.server))).await?;
+            let session = call(server.post(&client, &format!("/api/sessions/{id}/stop"))).await?;
             let counts = &session["counts"];
             println!(
                 "session {} stopped: {} traces, {} spans, {} logs, {} errors",
@@ -129,7 +157,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         query.push(("service", service));
     }
     let client = reqwest::Client::new();
-    let page = call(client.get(format!("{}/api/sessions", args.server.server)).query(&query)).await?;
+    let page = call(args.server.get(&client, "/api/sessions").query(&query)).await?;
     let sessions = page["sessions"].as_array().cloned().unwrap_or_default();
     println!(
         "{:<8}  {:<10}  {:<24}  {:>6}  {:>6}  {:>6}  {:<6}  name",

@@ -1,6 +1,7 @@
 //! The `sessiontrace` binary: `serve` runs the collector; `session`, `sessions` and `show` talk to a
-//! running server over its HTTP API.
+//! running server over its HTTP API; `keys`, `projects` and `users` manage credentials in the store.
 
+mod admin;
 mod client;
 mod demo;
 mod loadgen;
@@ -40,6 +41,15 @@ enum Command {
     DemoService(demo::DemoServiceArgs),
     /// Send realistic OTLP traffic to a server and report spans/s, latency and errors.
     Loadgen(loadgen::LoadgenArgs),
+    /// API keys: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Projects: create, list.
+    #[command(subcommand)]
+    Projects(admin::ProjectsCommand),
+    /// UI users: add (password hashed with argon2id), list.
+    #[command(subcommand)]
+    Users(admin::UsersCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +83,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Demo(args) => demo::run(args).await,
             Command::DemoService(args) => demo::run_service(args).await,
             Command::Loadgen(args) => loadgen::run(args).await,
+            Command::Keys(command) => admin::keys(command).await,
+            Command::Projects(command) => admin::projects(command).await,
+            Command::Users(command) => admin::users(command).await,
         }
     })
 }

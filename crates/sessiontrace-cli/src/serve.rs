@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use sessiontrace_server::config::{ServerConfig, StoreKind};
+use sessiontrace_server::config::{AuthSetting, ServerConfig, StoreKind};
 use tracing_subscriber::EnvFilter;
 
 /// Flags of `serve`; each also reads a `SESSIONTRACE_*` variable.
@@ -66,6 +66,24 @@ pub struct ServeArgs {
     /// everything [default: 30].
     #[arg(long, env = "SESSIONTRACE_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// `auto` (on once a key or user exists) or `required` (on even before) [default: auto].
+    #[arg(long, env = "SESSIONTRACE_AUTH")]
+    auth: Option<AuthSetting>,
+    /// Requests per second each project may make (keys may carry their own limits too).
+    #[arg(long, env = "SESSIONTRACE_PROJECT_RATE")]
+    project_rate: Option<u64>,
+    /// Bytes per second each project may send (the burst is at least --max-body-bytes).
+    #[arg(long, env = "SESSIONTRACE_PROJECT_BYTES_PER_SECOND")]
+    project_bytes_per_second: Option<u64>,
+    /// PEM certificate chain: serve HTTPS and gRPC over TLS (with --tls-key).
+    #[arg(long, env = "SESSIONTRACE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SESSIONTRACE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Behind a reverse proxy: read the client address and scheme from X-Forwarded-For/-Proto.
+    #[arg(long, env = "SESSIONTRACE_TRUST_PROXY")]
+    trust_proxy: bool,
 }
 
 impl ServeArgs {
@@ -118,6 +136,22 @@ impl ServeArgs {
         if let Some(days) = self.retention_days {
             config.retention_days = days;
         }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
+        }
+        if let Some(rate) = self.project_rate {
+            config.project_requests_per_second = Some(rate);
+        }
+        if let Some(bytes) = self.project_bytes_per_second {
+            config.project_bytes_per_second = Some(bytes);
+        }
+        if let Some(path) = &self.tls_cert {
+            config.tls_cert = Some(path.clone());
+        }
+        if let Some(path) = &self.tls_key {
+            config.tls_key = Some(path.clone());
+        }
+        config.trust_proxy |= self.trust_proxy;
         config.validate()?;
         Ok(config)
     }

@@ -22,8 +22,8 @@ fn duration(ms: f64) -> String {
 
 pub async fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::new();
-    let base = args.server.server;
-    let timeline = call(client.get(format!("{base}/api/sessions/{}/timeline", args.id))).await?;
+    let server = &args.server;
+    let timeline = call(server.get(&client, &format!("/api/sessions/{}/timeline", args.id))).await?;
     let session = &timeline["session"];
     let counts = &session["counts"];
     println!(
@@ -63,10 +63,10 @@ pub async fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
 
-    let traces = call(client.get(format!("{base}/api/sessions/{}/traces", args.id))).await?;
+    let traces = call(server.get(&client, &format!("/api/sessions/{}/traces", args.id))).await?;
     for trace in traces["traces"].as_array().into_iter().flatten() {
         let trace_id = trace["trace_id"].as_str().unwrap_or_default();
-        let detail = call(client.get(format!("{base}/api/traces/{trace_id}"))).await?;
+        let detail = call(server.get(&client, &format!("/api/traces/{trace_id}"))).await?;
         println!(
             "\ntrace {trace_id}  {} spans  {}",
             trace["span_count"],

@@ -22,6 +22,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Kind;
 use prost::Message;
 use sessiontrace_ingest::route::take_traces;
+use sessiontrace_model::project::Project;
 use sessiontrace_model::records::{LogRecord, ReplayChunk, TraceBlock};
 use sessiontrace_model::{Session, SessionKind, SessionTraceKind, session_of_trace_id};
 use sessiontrace_store::{Store, StoreError};
@@ -137,6 +138,11 @@ fn triggers_save(piece: &ExportTraceServiceRequest) -> bool {
     })
 }
 
+/// Windows are per project: short ids are unique within a project only.
+fn window_key(project: &Project, short_id: &str) -> String {
+    format!("{project}/{short_id}")
+}
+
 /// The short id of a continuous-session trace id.
 fn continuous_short_id(trace_id: &[u8]) -> Option<String> {
     match session_of_trace_id(trace_id) {
@@ -150,17 +156,18 @@ impl ContinuousSessions {
         ContinuousSessions { settings, store, counters, state: Mutex::new(State::default()) }
     }
 
-    /// The status of a short id, asking the store the first time it is seen.
-    async fn status(&self, short_id: &str) -> Result<Status, StoreError> {
-        if let Some(window) = self.state.lock().expect("continuous lock").windows.get(short_id) {
+    /// The status of a project's short id, asking the store the first time it is seen.
+    async fn status(&self, project: &Project, short_id: &str) -> Result<Status, StoreError> {
+        let key = window_key(project, short_id);
+        if let Some(window) = self.state.lock().expect("continuous lock").windows.get(&key) {
             return Ok(window.status.clone());
         }
-        let status = match self.store.session(short_id).await? {
+        let status = match self.store.session(project, short_id).await? {
             Some(session) => Self::status_of(&session),
             None => Status::WriteThrough,
         };
         let mut state = self.state.lock().expect("continuous lock");
-        Ok(state.windows.entry(short_id.to_string()).or_insert_with(|| Window::new(status)).status.clone())
+        Ok(state.windows.entry(key).or_insert_with(|| Window::new(status)).status.clone())
     }
 
     fn status_of(session: &Session) -> Status {
@@ -174,7 +181,11 @@ impl ContinuousSessions {
     /// Takes the traces of unsaved continuous sessions out of `block` into their windows; a trace with an
     /// error or an auto-save attribute saves its session, and the saved data comes back to be written.
     /// A block with no `cdbcdb` trace is returned untouched without any work.
-    pub async fn intercept_traces(&self, block: TraceBlock) -> Result<(Option<TraceBlock>, Saved), StoreError> {
+    pub async fn intercept_traces(
+        &self,
+        project: &Project,
+        block: TraceBlock,
+    ) -> Result<(Option<TraceBlock>, Saved), StoreError> {
         let mut saved = Saved::default();
         if !block.traces.iter().any(|entry| continuous_short_id(&entry.trace_id).is_some()) {
             return Ok((Some(block), saved));
@@ -183,7 +194,7 @@ impl ContinuousSessions {
         for entry in &block.traces {
             if let Some(short) = continuous_short_id(&entry.trace_id)
                 && !holding.contains_key(&short)
-                && let Status::Holding(id) = self.status(&short).await?
+                && let Status::Holding(id) = self.status(project, &short).await?
             {
                 holding.insert(short, id);
             }
@@ -216,7 +227,7 @@ impl ContinuousSessions {
                 TraceBlock { protobuf: piece.encode_to_vec(), span_count: entry.span_count, traces: vec![entry] };
             let window = state
                 .windows
-                .entry(short.clone())
+                .entry(window_key(project, &short))
                 .or_insert_with(|| Window::new(Status::Holding(holding[&short].clone())));
             if window.status == Status::WriteThrough {
                 // Saved by an earlier trace of this same request.
@@ -238,14 +249,19 @@ impl ContinuousSessions {
             Counters::add(&self.counters.continuous_spans_held, block.span_count as u64);
             let bytes = block.protobuf.len() + 256;
             let status = Status::Holding(holding[&short].clone());
-            self.push(&mut state, &short, status, Held { time_ns, bytes, item: Item::Spans(block) });
+            self.push(
+                &mut state,
+                window_key(project, &short),
+                status,
+                Held { time_ns, bytes, item: Item::Spans(block) },
+            );
         }
         state.recount(&self.counters);
         Ok((rest, saved))
     }
 
     /// Takes the logs of unsaved continuous sessions into their windows; returns the others.
-    pub async fn intercept_logs(&self, logs: Vec<LogRecord>) -> Result<Vec<LogRecord>, StoreError> {
+    pub async fn intercept_logs(&self, project: &Project, logs: Vec<LogRecord>) -> Result<Vec<LogRecord>, StoreError> {
         if !logs.iter().any(|log| log.trace_id.is_some_and(|t| continuous_short_id(&t).is_some())) {
             return Ok(logs);
         }
@@ -255,7 +271,7 @@ impl ContinuousSessions {
                 keep.push(log);
                 continue;
             };
-            let status = self.status(&short).await?;
+            let status = self.status(project, &short).await?;
             if status == Status::WriteThrough {
                 keep.push(log);
                 continue;
@@ -263,7 +279,8 @@ impl ContinuousSessions {
             Counters::add(&self.counters.continuous_logs_held, 1);
             let bytes = log.body.len() + log.attributes_json.len() + log.resource_json.len() + 128;
             let mut state = self.state.lock().expect("continuous lock");
-            self.push(&mut state, &short, status, Held { time_ns: log.time_unix_nano, bytes, item: Item::Log(log) });
+            let key = window_key(project, &short);
+            self.push(&mut state, key, status, Held { time_ns: log.time_unix_nano, bytes, item: Item::Log(log) });
             state.recount(&self.counters);
         }
         Ok(keep)
@@ -272,6 +289,7 @@ impl ContinuousSessions {
     /// Holds a replay chunk of an unsaved continuous session; gives it back when it should be stored.
     pub async fn intercept_replay(
         &self,
+        project: &Project,
         session: &Session,
         chunk: ReplayChunk,
     ) -> Result<Option<ReplayChunk>, StoreError> {
@@ -279,7 +297,7 @@ impl ContinuousSessions {
             return Ok(Some(chunk));
         }
         let short = session.short_id.to_hex();
-        let status = self.status(&short).await?;
+        let status = self.status(project, &short).await?;
         if status == Status::WriteThrough {
             return Ok(Some(chunk));
         }
@@ -287,17 +305,17 @@ impl ContinuousSessions {
         let time_ns = chunk.last_timestamp_ms.saturating_mul(1_000_000);
         let bytes = chunk.events_json.len() + 128;
         let mut state = self.state.lock().expect("continuous lock");
-        self.push(&mut state, &short, status, Held { time_ns, bytes, item: Item::Replay(chunk) });
+        self.push(&mut state, window_key(project, &short), status, Held { time_ns, bytes, item: Item::Replay(chunk) });
         state.recount(&self.counters);
         Ok(None)
     }
 
     /// `POST /api/sessions/{id}/save`: the window's content, to be written; later data is written through.
-    pub fn save(&self, session: &Session) -> Saved {
+    pub fn save(&self, project: &Project, session: &Session) -> Saved {
         let mut saved = Saved::default();
         let mut state = self.state.lock().expect("continuous lock");
-        let window =
-            state.windows.entry(session.short_id.to_hex()).or_insert_with(|| Window::new(Status::WriteThrough));
+        let key = window_key(project, &session.short_id.to_hex());
+        let window = state.windows.entry(key).or_insert_with(|| Window::new(Status::WriteThrough));
         saved.take_window(window, &self.counters);
         window.status = Status::WriteThrough;
         state.recount(&self.counters);
@@ -306,9 +324,9 @@ impl ContinuousSessions {
 
     /// Puts an item in a holding window (re-created with `status` if a sweep let it go meanwhile), then
     /// applies the time window and the memory bounds.
-    fn push(&self, state: &mut State, short: &str, status: Status, held: Held) {
+    fn push(&self, state: &mut State, key: String, status: Status, held: Held) {
         let window_ns = self.window_ns();
-        let window = state.windows.entry(short.to_string()).or_insert_with(|| Window::new(status));
+        let window = state.windows.entry(key).or_insert_with(|| Window::new(status));
         window.last_touch = Instant::now();
         window.newest_ns = window.newest_ns.max(held.time_ns);
         window.bytes += held.bytes;

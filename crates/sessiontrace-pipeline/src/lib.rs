@@ -38,6 +38,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use sessiontrace_ingest::{IngestConfig, IngestError};
+use sessiontrace_model::project::Project;
 use sessiontrace_store::{Store, StoreError};
 
 pub use logs::LogOutcome;
@@ -50,10 +51,21 @@ use tail::{TailBuffer, TailSettings};
 use telemetry::Counters;
 use write::StoreWrite;
 
-/// Who sent a request and what it may do; every pipeline call takes one. Empty for now: the project
-/// and the caller's limits go here.
+/// Who sent a request, for which project; every pipeline call takes one. The project comes only from
+/// the credential that authenticated the request (or is `default` with authentication off).
 #[derive(Debug, Clone, Default)]
-pub struct RequestContext {}
+pub struct RequestContext {
+    pub project: Project,
+    /// For logs: `key k_…`, `user NAME`, or `local` (authentication off). Never a secret.
+    pub caller: String,
+}
+
+impl RequestContext {
+    /// A context for `project`.
+    pub fn for_project(project: Project, caller: impl Into<String>) -> Self {
+        RequestContext { project, caller: caller.into() }
+    }
+}
 
 /// Why the pipeline refused or could not finish a request.
 #[derive(Debug, thiserror::Error)]
@@ -116,9 +128,11 @@ impl Pipeline {
     }
 
     /// `/metrics`: every stage's counters in the Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        let forward_rows = self.forward.as_ref().map(|f| f.forwarder().metric_rows()).unwrap_or_default();
-        self.counters.render(forward_rows)
+    /// `extra` rows (the server's own) come last.
+    pub fn metrics_text(&self, extra: Vec<telemetry::ExpositionRow>) -> String {
+        let mut rows = self.forward.as_ref().map(|f| f.forwarder().metric_rows()).unwrap_or_default();
+        rows.extend(extra);
+        self.counters.render(rows)
     }
 
     /// The ingest settings (limits, masking, routing).

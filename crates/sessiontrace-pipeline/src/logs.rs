@@ -19,7 +19,7 @@ pub struct LogOutcome {
 
 impl Pipeline {
     /// Ingests one log request and returns once its records are durable.
-    pub async fn accept_logs(&self, _ctx: &RequestContext, input: LogInput) -> Result<LogOutcome, PipelineError> {
+    pub async fn accept_logs(&self, ctx: &RequestContext, input: LogInput) -> Result<LogOutcome, PipelineError> {
         let counters = &self.counters;
         let invalid = |_: &_| Counters::add(&counters.requests_invalid, 1);
         let (input, forward_request) = match &self.forward {
@@ -43,7 +43,8 @@ impl Pipeline {
                     (Some(forward), Some(request)) => forward.held_logs(request, &held),
                     _ => HashMap::new(),
                 };
-                let (released, kept_now) = tail.route_logs(&records, held, forward_held, prepared.dropped, counters);
+                let (released, kept_now) =
+                    tail.route_logs(&ctx.project, &records, held, forward_held, prepared.dropped, counters);
                 kept_late.extend(kept_now.iter().filter_map(|log| log.trace_id));
                 records.extend(kept_now);
                 released
@@ -61,9 +62,9 @@ impl Pipeline {
             };
             Counters::add(counter, 1);
         }
-        let mut logs = self.continuous.intercept_logs(records).await?;
+        let mut logs = self.continuous.intercept_logs(&ctx.project, records).await?;
         logs.extend(released.logs);
-        let stored = self.write.write_with_saved(released.blocks, logs, Saved::default()).await?;
+        let stored = self.write.write_with_saved(&ctx.project, released.blocks, logs, Saved::default()).await?;
         Counters::add(&counters.logs_stored, stored.logs);
         Counters::add(&counters.spans_stored, stored.spans);
         Counters::add(&counters.spans_kept_error, released.error_spans);

@@ -22,25 +22,25 @@ impl Pipeline {
     /// Stores (or holds) one replay chunk of a session and returns once it is durable.
     pub async fn accept_replay(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         session: &Session,
         chunk: ReplayChunk,
     ) -> Result<ReplayOutcome, PipelineError> {
-        let Some(chunk) = self.continuous.intercept_replay(session, chunk).await? else {
+        let Some(chunk) = self.continuous.intercept_replay(&ctx.project, session, chunk).await? else {
             return Ok(ReplayOutcome::Held);
         };
-        let stored = self.write.put_replay_chunk(chunk).await?;
+        let stored = self.write.put_replay_chunk(&ctx.project, chunk).await?;
         Ok(if stored { ReplayOutcome::Stored } else { ReplayOutcome::Duplicate })
     }
 
     /// Before a session is marked saved: a continuous session's window is written (later data is
     /// written through); other sessions have nothing held. The caller sets `saved_at_ms`.
-    pub async fn save_session(&self, _ctx: &RequestContext, session: &Session) -> Result<(), PipelineError> {
+    pub async fn save_session(&self, ctx: &RequestContext, session: &Session) -> Result<(), PipelineError> {
         if session.kind != SessionKind::Continuous {
             return Ok(());
         }
-        let saved = self.continuous.save(session);
-        let stored = self.write.write_with_saved(Vec::new(), Vec::new(), saved).await?;
+        let saved = self.continuous.save(&ctx.project, session);
+        let stored = self.write.write_with_saved(&ctx.project, Vec::new(), Vec::new(), saved).await?;
         Counters::add(&self.counters.spans_stored, stored.spans);
         Counters::add(&self.counters.logs_stored, stored.logs);
         Counters::add(&self.counters.continuous_saves, 1);

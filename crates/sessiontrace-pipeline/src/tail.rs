@@ -17,9 +17,28 @@ use std::time::{Duration, Instant};
 
 use sessiontrace_ingest::route::{Decision, KeepReason, RoutingPolicy, TraceFacts};
 use sessiontrace_ingest::traces::HeldTrace;
+use sessiontrace_model::project::Project;
 use sessiontrace_model::records::{LogRecord, TraceBlock, TraceIndexEntry};
 
 use crate::telemetry::Counters;
+
+/// The buffer's key of a trace: its id in project `default`, and for other projects the id mixed with
+/// the project's name, so that a request of one project never releases (or keeps) another's held data.
+fn scoped(project: &Project, trace_id: &[u8; 16]) -> [u8; 16] {
+    if project.is_default() {
+        return *trace_id;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut key = *trace_id;
+    for (index, byte) in project.as_str().bytes().enumerate() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        key[index % 16] ^= (hash >> 24) as u8;
+    }
+    for (slot, byte) in key.iter_mut().zip(hash.to_le_bytes().iter().cycle()) {
+        *slot ^= byte;
+    }
+    key
+}
 
 /// Settings of the buffer.
 #[derive(Debug, Clone)]
@@ -130,6 +149,7 @@ impl TailBuffer {
     /// spans dropped at once (`dropped_spans` of the request less those held here).
     pub fn route_traces(
         &self,
+        project: &Project,
         block: Option<&TraceBlock>,
         held: Vec<HeldTrace>,
         dropped_spans: u64,
@@ -154,8 +174,8 @@ impl TailBuffer {
                 }
             })
             .collect();
-        let mut released = self.on_kept(&decided, counters);
-        released.absorb(self.on_held_traces(held, counters));
+        let mut released = self.on_kept(project, &decided, counters);
+        released.absorb(self.on_held_traces(project, held, counters));
         released
     }
 
@@ -164,6 +184,7 @@ impl TailBuffer {
     /// and the held logs to keep now; counts the logs dropped at once.
     pub fn route_logs(
         &self,
+        project: &Project,
         records: &[LogRecord],
         held: Vec<LogRecord>,
         forward_held: HashMap<[u8; 16], ForwardLogs>,
@@ -176,14 +197,14 @@ impl TailBuffer {
             .filter(|log| log.session_key.is_none() && log.severity_number >= 17)
             .filter_map(|log| log.trace_id.map(|id| (id, KeepReason::Error)))
             .collect();
-        let released = self.on_kept(&error_traces, counters);
-        let kept_now = self.on_held_logs(held, forward_held, counters);
+        let released = self.on_kept(project, &error_traces, counters);
+        let kept_now = self.on_held_logs(project, held, forward_held, counters);
         (released, kept_now)
     }
 
     /// Traces this request kept for an error or a slow root (or an error log): their held parts are
     /// released, and later parts will be kept on arrival.
-    pub fn on_kept(&self, traces: &[([u8; 16], KeepReason)], counters: &Counters) -> Released {
+    pub fn on_kept(&self, project: &Project, traces: &[([u8; 16], KeepReason)], counters: &Counters) -> Released {
         let mut released = Released::default();
         if traces.is_empty() {
             return released;
@@ -191,8 +212,9 @@ impl TailBuffer {
         let now = Instant::now();
         let mut state = self.state.lock().expect("tail lock");
         for (trace_id, reason) in traces {
-            state.remember(*trace_id, now, self.settings.remember_kept);
-            if let Some(pending) = state.take(trace_id) {
+            let key = scoped(project, trace_id);
+            state.remember(key, now, self.settings.remember_kept);
+            if let Some(pending) = state.take(&key) {
                 release(pending, *reason, &mut released);
             }
         }
@@ -202,7 +224,7 @@ impl TailBuffer {
 
     /// Traces the policy dropped in this request: kept at once when their trace was kept before or the
     /// merged trace is now slow, otherwise held.
-    pub fn on_held_traces(&self, held: Vec<HeldTrace>, counters: &Counters) -> Released {
+    pub fn on_held_traces(&self, project: &Project, held: Vec<HeldTrace>, counters: &Counters) -> Released {
         let mut released = Released::default();
         if held.is_empty() {
             return released;
@@ -211,7 +233,8 @@ impl TailBuffer {
         let mut state = self.state.lock().expect("tail lock");
         for trace in held {
             let trace_id = trace.entry.trace_id;
-            if state.kept.contains_key(&trace_id) {
+            let key = scoped(project, &trace_id);
+            if state.kept.contains_key(&key) {
                 let spans = trace.entry.span_count as u64;
                 released.blocks.push(TraceBlock {
                     protobuf: trace.protobuf,
@@ -222,7 +245,7 @@ impl TailBuffer {
                 continue;
             }
             let trace_spans = trace.entry.span_count as u64;
-            let pending = state.entry(trace_id, now);
+            let pending = state.entry(key, now);
             pending.bytes += trace.protobuf.len();
             pending.protobuf.extend_from_slice(&trace.protobuf);
             match &mut pending.entry {
@@ -231,7 +254,7 @@ impl TailBuffer {
             }
             state.bytes += trace.protobuf.len();
             state.spans += trace_spans;
-            let entry = state.pending[&trace_id].entry.as_ref().expect("set above");
+            let entry = state.pending[&key].entry.as_ref().expect("set above");
             let facts = TraceFacts {
                 trace_id: &trace_id,
                 is_session: false,
@@ -239,8 +262,8 @@ impl TailBuffer {
                 duration_ns: entry.end_unix_nano.saturating_sub(entry.start_unix_nano).max(0) as u64,
             };
             if let sessiontrace_ingest::route::Decision::Keep(reason) = self.policy.decide(facts) {
-                state.remember(trace_id, now, self.settings.remember_kept);
-                let pending = state.take(&trace_id).expect("present");
+                state.remember(key, now, self.settings.remember_kept);
+                let pending = state.take(&key).expect("present");
                 release(pending, reason, &mut released);
             }
         }
@@ -253,6 +276,7 @@ impl TailBuffer {
     /// OTLP form from `forward`, by trace, when an upstream takes kept logs). Returns the logs to keep now.
     pub fn on_held_logs(
         &self,
+        project: &Project,
         logs: Vec<LogRecord>,
         mut forward: HashMap<[u8; 16], ForwardLogs>,
         counters: &Counters,
@@ -268,14 +292,15 @@ impl TailBuffer {
                 keep.push(log);
                 continue;
             };
-            if state.kept.contains_key(&trace_id) {
+            let key = scoped(project, &trace_id);
+            if state.kept.contains_key(&key) {
                 keep.push(log);
                 continue;
             }
             let forward_logs = forward.remove(&trace_id).unwrap_or_default();
             let size = log.body.len() + log.attributes_json.len() + log.resource_json.len() + 128;
             let size = size + forward_logs.protobuf.len();
-            let pending = state.entry(trace_id, now);
+            let pending = state.entry(key, now);
             pending.bytes += size;
             pending.logs.push(log);
             pending.forward_logs.append(forward_logs);
@@ -428,12 +453,13 @@ mod tests {
     #[test]
     fn a_later_error_releases_the_held_part_and_keeps_stragglers() {
         let counters = Counters::default();
+        let d = Project::default();
         let tail = buffer(1 << 20);
-        assert!(tail.on_held_traces(vec![held(1, 2, 0, 10, 0), held(2, 1, 0, 10, 0)], &counters).blocks.is_empty());
+        assert!(tail.on_held_traces(&d, vec![held(1, 2, 0, 10, 0), held(2, 1, 0, 10, 0)], &counters).blocks.is_empty());
         assert_eq!(counters.pending_spans.load(std::sync::atomic::Ordering::Relaxed), 3);
-        let released = tail.on_kept(&[([1; 16], KeepReason::Error)], &counters);
+        let released = tail.on_kept(&d, &[([1; 16], KeepReason::Error)], &counters);
         assert_eq!((released.blocks.len(), released.error_spans), (1, 2));
-        let straggler = tail.on_held_traces(vec![held(1, 1, 0, 10, 0)], &counters);
+        let straggler = tail.on_held_traces(&d, vec![held(1, 1, 0, 10, 0)], &counters);
         assert_eq!(straggler.error_spans, 1);
         std::thread::sleep(Duration::from_millis(60));
         tail.expire(Instant::now(), &counters);
@@ -442,11 +468,23 @@ mod tests {
     }
 
     #[test]
-    fn a_trace_that_becomes_slow_is_kept_whole() {
+    fn an_error_in_one_project_never_releases_another_projects_trace() {
         let counters = Counters::default();
         let tail = buffer(1 << 20);
-        assert!(tail.on_held_traces(vec![held(1, 2, 100, 600, 0)], &counters).blocks.is_empty());
-        let released = tail.on_held_traces(vec![held(1, 1, 0, 1_500, 0)], &counters);
+        let (a, b) = (Project::new("a").unwrap(), Project::new("b").unwrap());
+        assert!(tail.on_held_traces(&a, vec![held(1, 2, 0, 10, 0)], &counters).blocks.is_empty());
+        assert!(tail.on_kept(&b, &[([1; 16], KeepReason::Error)], &counters).blocks.is_empty());
+        assert!(tail.on_kept(&Project::default(), &[([1; 16], KeepReason::Error)], &counters).blocks.is_empty());
+        assert_eq!(tail.on_kept(&a, &[([1; 16], KeepReason::Error)], &counters).blocks.len(), 1);
+    }
+
+    #[test]
+    fn a_trace_that_becomes_slow_is_kept_whole() {
+        let counters = Counters::default();
+        let d = Project::default();
+        let tail = buffer(1 << 20);
+        assert!(tail.on_held_traces(&d, vec![held(1, 2, 100, 600, 0)], &counters).blocks.is_empty());
+        let released = tail.on_held_traces(&d, vec![held(1, 1, 0, 1_500, 0)], &counters);
         assert_eq!((released.slow_spans, released.blocks[0].traces[0].span_count), (3, 3));
         assert_eq!(released.blocks[0].protobuf.len(), 200);
     }
@@ -454,12 +492,14 @@ mod tests {
     #[test]
     fn a_full_buffer_decides_the_oldest_early_and_counts_it() {
         let counters = Counters::default();
+        let d = Project::default();
         let tail = buffer(250);
-        tail.on_held_traces(vec![held(1, 1, 0, 1, 0), held(2, 1, 0, 1, 0), held(3, 4, 0, 1, 0)], &counters);
+        tail.on_held_traces(&d, vec![held(1, 1, 0, 1, 0), held(2, 1, 0, 1, 0), held(3, 4, 0, 1, 0)], &counters);
         assert_eq!(tail.pending_traces(), 2);
         assert_eq!(counters.traces_decided_early.load(std::sync::atomic::Ordering::Relaxed), 1);
         assert_eq!(counters.spans_dropped_early.load(std::sync::atomic::Ordering::Relaxed), 1);
         let logs = tail.on_held_logs(
+            &d,
             vec![LogRecord {
                 time_unix_nano: 0,
                 trace_id: Some([9; 16]),

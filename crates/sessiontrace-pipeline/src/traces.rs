@@ -17,7 +17,7 @@ pub struct TraceOutcome {
 
 impl Pipeline {
     /// Ingests one trace request and returns once its kept spans are durable.
-    pub async fn accept_traces(&self, _ctx: &RequestContext, input: TraceInput) -> Result<TraceOutcome, PipelineError> {
+    pub async fn accept_traces(&self, ctx: &RequestContext, input: TraceInput) -> Result<TraceOutcome, PipelineError> {
         let counters = &self.counters;
         let mut prepared: PreparedTraces = sessiontrace_ingest::traces::prepare(input, &self.ingest)
             .inspect_err(|_| Counters::add(&counters.requests_invalid, 1))?;
@@ -31,21 +31,23 @@ impl Pipeline {
         let arrived = self.forward.as_ref().map(|forward| forward.arrived_traces(prepared.block.as_ref(), &held));
 
         let mut released = match &self.tail {
-            Some(tail) => tail.route_traces(prepared.block.as_ref(), held, prepared.dropped_spans, counters),
+            Some(tail) => {
+                tail.route_traces(&ctx.project, prepared.block.as_ref(), held, prepared.dropped_spans, counters)
+            }
             None => {
                 Counters::add(&counters.spans_dropped, prepared.dropped_spans);
                 Released::default()
             }
         };
         let (block, saved) = match prepared.block.take() {
-            Some(block) => self.continuous.intercept_traces(block).await?,
+            Some(block) => self.continuous.intercept_traces(&ctx.project, block).await?,
             None => (None, Saved::default()),
         };
         let released_forward = self.forward.as_ref().map(|forward| forward.released_traces(&mut released));
 
         let mut blocks: Vec<TraceBlock> = block.into_iter().collect();
         blocks.extend(released.blocks);
-        let stored = self.write.write_with_saved(blocks, released.logs, saved).await?;
+        let stored = self.write.write_with_saved(&ctx.project, blocks, released.logs, saved).await?;
         Counters::add(&counters.spans_stored, stored.spans);
         Counters::add(&counters.logs_stored, stored.logs);
         Counters::add(&counters.spans_kept_session, prepared.kept_session_spans);
@@ -113,7 +115,7 @@ mod tests {
         let bytes = spans([4; 16], &[1, 2]);
         let ctx = RequestContext::default();
         pipeline.accept_traces(&ctx, TraceInput::Protobuf(bytes.clone())).await.unwrap();
-        assert_eq!(store.trace_blocks([4; 16]).await.unwrap(), vec![bytes]);
+        assert_eq!(store.trace_blocks(&ctx.project, [4; 16]).await.unwrap(), vec![bytes]);
     }
 
     #[tokio::test]
@@ -131,7 +133,7 @@ mod tests {
         let ctx = RequestContext::default();
         let trace = [4; 16];
         pipeline.accept_traces(&ctx, TraceInput::Protobuf(spans(trace, &[1, 2]))).await.unwrap();
-        assert!(store.trace_blocks(trace).await.unwrap().is_empty());
+        assert!(store.trace_blocks(&ctx.project, trace).await.unwrap().is_empty());
         assert_eq!(counters.pending_spans.load(Ordering::Relaxed), 2);
         let log = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
@@ -143,12 +145,12 @@ mod tests {
             }],
         };
         pipeline.accept_logs(&ctx, LogInput::Decoded(log)).await.unwrap();
-        assert_eq!(store.trace_blocks(trace).await.unwrap().len(), 1);
+        assert_eq!(store.trace_blocks(&ctx.project, trace).await.unwrap().len(), 1);
         assert_eq!(counters.pending_spans.load(Ordering::Relaxed), 0);
         assert_eq!(counters.spans_kept_error.load(Ordering::Relaxed), 2);
         // A straggler of the kept trace is kept on arrival.
         pipeline.accept_traces(&ctx, TraceInput::Protobuf(spans(trace, &[3]))).await.unwrap();
-        assert_eq!(store.trace_blocks(trace).await.unwrap().len(), 2);
+        assert_eq!(store.trace_blocks(&ctx.project, trace).await.unwrap().len(), 2);
         assert_eq!(counters.spans_stored.load(Ordering::Relaxed), 3);
         assert_eq!(counters.spans_dropped.load(Ordering::Relaxed), 0);
     }

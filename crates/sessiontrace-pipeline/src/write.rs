@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use sessiontrace_model::project::Project;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, TraceBlock, WriteBatch};
 use sessiontrace_store::{Store, StoreError};
 
@@ -34,6 +35,7 @@ impl StoreWrite {
     /// saved replay chunks, then marks the sessions a trigger saved.
     pub async fn write_with_saved(
         &self,
+        project: &Project,
         mut blocks: Vec<TraceBlock>,
         mut logs: Vec<LogRecord>,
         saved: Saved,
@@ -45,7 +47,7 @@ impl StoreWrite {
         logs.extend(saved.logs);
         let stored = Stored { spans: blocks.iter().map(|b| b.span_count as u64).sum(), logs: logs.len() as u64 };
         if !blocks.is_empty() || !logs.is_empty() {
-            let written = self.write(WriteBatch { trace_blocks: blocks, logs, ..Default::default() }).await;
+            let written = self.write(project, WriteBatch { trace_blocks: blocks, logs, ..Default::default() }).await;
             if written.is_err() && (window_spans > 0 || window_logs > 0 || !saved.replay.is_empty()) {
                 // The client retries its own request; what came out of a continuous window is gone with
                 // this failed write, so it is counted and logged rather than lost quietly.
@@ -62,14 +64,14 @@ impl StoreWrite {
             written?;
         }
         for chunk in saved.replay {
-            self.put_replay_chunk(chunk).await?;
+            self.put_replay_chunk(project, chunk).await?;
         }
         for id in saved.triggered_sessions {
-            if let Some(mut session) = self.store.session(&id).await?
+            if let Some(mut session) = self.store.session(project, &id).await?
                 && session.saved_at_ms.is_none()
             {
                 session.saved_at_ms = Some(now_ms());
-                self.store.update_session(&session).await?;
+                self.store.update_session(project, &session).await?;
                 Counters::add(&counters.continuous_saves, 1);
             }
         }
@@ -77,19 +79,19 @@ impl StoreWrite {
     }
 
     /// Writes metric points.
-    pub async fn write_points(&self, points: Vec<MetricPoint>) -> Result<(), StoreError> {
-        self.write(WriteBatch { metric_points: points, ..Default::default() }).await
+    pub async fn write_points(&self, project: &Project, points: Vec<MetricPoint>) -> Result<(), StoreError> {
+        self.write(project, WriteBatch { metric_points: points, ..Default::default() }).await
     }
 
     /// Stores a replay chunk once; false when it was stored before.
-    pub async fn put_replay_chunk(&self, chunk: ReplayChunk) -> Result<bool, StoreError> {
-        let stored = self.store.put_replay_chunk(chunk).await?;
+    pub async fn put_replay_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError> {
+        let stored = self.store.put_replay_chunk(project, chunk).await?;
         let counter = if stored { &self.counters.replay_chunks_stored } else { &self.counters.replay_chunks_duplicate };
         Counters::add(counter, 1);
         Ok(stored)
     }
 
-    async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.store.write(batch).await.inspect_err(|_| Counters::add(&self.counters.store_failures, 1))
+    async fn write(&self, project: &Project, batch: WriteBatch) -> Result<(), StoreError> {
+        self.store.write(project, batch).await.inspect_err(|_| Counters::add(&self.counters.store_failures, 1))
     }
 }

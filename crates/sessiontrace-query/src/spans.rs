@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sessiontrace_ingest::anyvalue::attributes_to_map;
 use sessiontrace_ingest::normalize::session_key;
 use sessiontrace_ingest::traces::service_name;
+use sessiontrace_model::project::Project;
 use sessiontrace_store::{LogFilter, Store, StoreError, TraceSummary};
 
 use crate::nanos_to_ms;
@@ -112,8 +113,12 @@ fn span_view(
 }
 
 /// Every stored span of a trace, sorted by start time; empty when the trace is unknown.
-pub async fn trace_spans(store: &dyn Store, trace_id: [u8; 16]) -> Result<Vec<SpanView>, StoreError> {
-    let blocks = store.trace_blocks(trace_id).await?;
+pub async fn trace_spans(
+    store: &dyn Store,
+    project: &Project,
+    trace_id: [u8; 16],
+) -> Result<Vec<SpanView>, StoreError> {
+    let blocks = store.trace_blocks(project, trace_id).await?;
     let mut spans = Vec::new();
     for block in blocks {
         let request = ExportTraceServiceRequest::decode(block.as_slice())
@@ -155,8 +160,8 @@ pub fn trace_summary_json(trace: &TraceSummary) -> Value {
 }
 
 /// Log records as the API shows them.
-pub async fn logs_json(store: &dyn Store, filter: &LogFilter) -> Result<Vec<Value>, StoreError> {
-    let records = store.logs(filter).await?;
+pub async fn logs_json(store: &dyn Store, project: &Project, filter: &LogFilter) -> Result<Vec<Value>, StoreError> {
+    let records = store.logs(project, filter).await?;
     Ok(records
         .into_iter()
         .map(|log| {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
+use sessiontrace_model::project::Project;
 use sessiontrace_store::{LogFilter, Store, StoreError};
 
 use sessiontrace_model::Session;
@@ -235,9 +236,9 @@ fn network_item(time_ms: f64, payload: &Value) -> TimelineItem {
 }
 
 /// All replay events of a session, in order.
-pub async fn replay_events(store: &dyn Store, session: &Session) -> Result<Vec<Value>, StoreError> {
+pub async fn replay_events(store: &dyn Store, project: &Project, session: &Session) -> Result<Vec<Value>, StoreError> {
     let mut events = Vec::new();
-    for chunk in store.replay_chunks(&session.id).await? {
+    for chunk in store.replay_chunks(project, &session.id).await? {
         if let Ok(Value::Array(chunk_events)) = serde_json::from_slice::<Value>(&chunk.events_json) {
             events.extend(chunk_events);
         }
@@ -247,8 +248,12 @@ pub async fn replay_events(store: &dyn Store, session: &Session) -> Result<Vec<V
 
 /// `{"events": [...]}` of a session as JSON bytes, joined from the stored chunks without parsing them
 /// (each chunk is stored as the JSON array the server wrote): tens of thousands of events stay cheap.
-pub async fn replay_events_json(store: &dyn Store, session: &Session) -> Result<Vec<u8>, StoreError> {
-    let chunks = store.replay_chunks(&session.id).await?;
+pub async fn replay_events_json(
+    store: &dyn Store,
+    project: &Project,
+    session: &Session,
+) -> Result<Vec<u8>, StoreError> {
+    let chunks = store.replay_chunks(project, &session.id).await?;
     let mut body = Vec::with_capacity(chunks.iter().map(|c| c.events_json.len()).sum::<usize>() + 16);
     body.extend_from_slice(b"{\"events\":[");
     let mut first = true;
@@ -271,10 +276,14 @@ pub async fn replay_events_json(store: &dyn Store, session: &Session) -> Result<
 }
 
 /// The whole timeline of a session, sorted by time.
-pub async fn session_timeline(store: &dyn Store, session: &Session) -> Result<Vec<TimelineItem>, StoreError> {
-    let events = replay_events(store, session).await?;
+pub async fn session_timeline(
+    store: &dyn Store,
+    project: &Project,
+    session: &Session,
+) -> Result<Vec<TimelineItem>, StoreError> {
+    let events = replay_events(store, project, session).await?;
     let mut items = items_from_replay(&events);
-    for trace in store.session_traces(session).await? {
+    for trace in store.session_traces(project, session).await? {
         let (name, service) = trace.root.clone().unzip();
         let mut item =
             TimelineItem::new(nanos_to_ms(trace.start_unix_nano), "trace", name.unwrap_or_else(|| "trace".into()));
@@ -286,7 +295,8 @@ pub async fn session_timeline(store: &dyn Store, session: &Session) -> Result<Ve
         items.push(item);
     }
     let keys = vec![session.id.clone(), session.short_id.to_hex()];
-    for log in store.logs(&LogFilter { session_keys: keys, limit: Some(10_000), ..Default::default() }).await? {
+    for log in store.logs(project, &LogFilter { session_keys: keys, limit: Some(10_000), ..Default::default() }).await?
+    {
         let mut item = TimelineItem::new(nanos_to_ms(log.time_unix_nano), "log", truncate(&log.body, 200));
         item.trace_id = log.trace_id.map(hex::encode);
         item.span_id = log.span_id.map(hex::encode);

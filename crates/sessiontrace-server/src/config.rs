@@ -65,6 +65,43 @@ pub struct ServerConfig {
     pub continuous_max_bytes: usize,
     /// Upstream OTLP endpoints fed with a copy of the data (`[[forward]]` tables, docs/sampling.md).
     pub forward: Vec<sessiontrace_pipeline::forward::ForwardConfig>,
+    /// `auto`: authentication is on once a key or user exists; `required`: always on.
+    pub auth: AuthSetting,
+    /// Limits of every project (each key may carry its own too); unset is unlimited.
+    pub project_requests_per_second: Option<u64>,
+    pub project_bytes_per_second: Option<u64>,
+    /// PEM certificate chain and private key: HTTPS and gRPC over TLS on every listener.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Behind a reverse proxy: take the client address and scheme from `X-Forwarded-For` /
+    /// `X-Forwarded-Proto` (only set this when the proxy is the only way in).
+    pub trust_proxy: bool,
+    /// A login session unused this long ends (minutes), and one ends this long after login (hours).
+    pub login_idle_minutes: u64,
+    pub login_max_hours: u64,
+}
+
+/// When authentication applies (shared/DESIGN.md section 8).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthSetting {
+    /// Off (loopback only) until a key or a user exists, then on.
+    #[default]
+    Auto,
+    /// On from the start, even with no key or user.
+    Required,
+}
+
+impl std::str::FromStr for AuthSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(AuthSetting::Auto),
+            "required" => Ok(AuthSetting::Required),
+            other => Err(format!("unknown auth setting {other:?}: expected auto or required")),
+        }
+    }
 }
 
 /// Which storage backend the server uses.
@@ -118,6 +155,14 @@ impl Default for ServerConfig {
             continuous_max_bytes_per_session: 32 * 1024 * 1024,
             continuous_max_bytes: 256 * 1024 * 1024,
             forward: Vec::new(),
+            auth: AuthSetting::Auto,
+            project_requests_per_second: None,
+            project_bytes_per_second: None,
+            tls_cert: None,
+            tls_key: None,
+            trust_proxy: false,
+            login_idle_minutes: 12 * 60,
+            login_max_hours: 7 * 24,
         }
     }
 }
@@ -141,18 +186,21 @@ impl ServerConfig {
         Ok(config)
     }
 
+    /// The listeners that are not on a loopback address (allowed only with authentication on).
+    pub fn non_loopback_listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+        [("http", self.http), ("otlp_http", self.otlp_http), ("otlp_grpc", self.otlp_grpc)]
+            .into_iter()
+            .filter(|(_, address)| !address.ip().is_loopback())
+            .collect()
+    }
+
     /// Checks values that types cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if !(0.0..=1.0).contains(&self.sampling_ratio) {
             anyhow::bail!("sampling_ratio must be between 0.0 and 1.0, got {}", self.sampling_ratio);
         }
-        for (name, address) in [("http", self.http), ("otlp_http", self.otlp_http), ("otlp_grpc", self.otlp_grpc)] {
-            if !address.ip().is_loopback() {
-                anyhow::bail!(
-                    "{name} = {address}: sessiontrace binds loopback addresses only until API keys are configured \
-                     (shared/DESIGN.md section 8); put a proxy with authentication in front of it"
-                );
-            }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            anyhow::bail!("tls_cert and tls_key go together: set both (PEM files) or neither");
         }
         if self.continuous_window_secs == 0 {
             anyhow::bail!("continuous_window_secs must be above 0");
@@ -185,8 +233,8 @@ mod tests {
         assert!(format!("{error:#}").contains("unknown field `htp`"), "{error:#}");
         let error = ServerConfig::from_toml("sampling_ratio = 2.0").unwrap_err();
         assert!(error.to_string().contains("sampling_ratio"), "{error}");
-        let error = ServerConfig::from_toml("http = \"0.0.0.0:8080\"").unwrap_err();
-        assert!(error.to_string().contains("loopback"), "{error}");
+        let error = ServerConfig::from_toml("tls_cert = \"/x.pem\"").unwrap_err();
+        assert!(error.to_string().contains("tls_key"), "{error}");
         let config =
             ServerConfig::from_toml("store = \"clickhouse\"\nclickhouse_url = \"http://127.0.0.1:8123\"").unwrap();
         assert_eq!((config.store, config.clickhouse_database.as_str()), (StoreKind::Clickhouse, "sessiontrace"));

@@ -15,11 +15,14 @@
 //! 4. Reads (`/api/traces/{id}`, a session's timeline) go to the store directly and are shaped by
 //!    `sessiontrace_query`.
 
+pub mod access;
 pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod state;
+pub mod tls;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +30,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use sessiontrace_auth::limits::{Limits, Rates};
+use sessiontrace_auth::{AuthMode, Authenticator, LoginSettings};
 use sessiontrace_ingest::IngestConfig;
 use sessiontrace_ingest::route::RoutingPolicy;
 use sessiontrace_model::masking::MaskingRules;
@@ -42,7 +47,7 @@ use sessiontrace_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::{ServerConfig, StoreKind};
+use crate::config::{AuthSetting, ServerConfig, StoreKind};
 use crate::state::AppState;
 
 /// Opens the embedded SQLite store and builds the shared state (sync, for tests and tools; a config with
@@ -59,9 +64,23 @@ pub fn build_state(config: ServerConfig) -> anyhow::Result<AppState> {
 
 /// Opens the configured store (SQLite or ClickHouse) and builds the shared state.
 pub async fn open_state(config: ServerConfig) -> anyhow::Result<AppState> {
+    let state = open_store_state(config).await?;
+    state.auth.refresh().await.context("cannot read the credentials from the store")?;
+    Ok(state)
+}
+
+async fn open_store_state(config: ServerConfig) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    Ok(state_with_store(config, store))
+}
+
+/// Opens the configured store alone (the CLI's `keys`, `projects` and `users` commands use it).
+pub async fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>> {
     config.validate()?;
     if config.store == StoreKind::Sqlite {
-        return build_state(config);
+        let path = config.database_path();
+        let store = SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))?;
+        return Ok(Arc::new(store));
     }
     let url = config.clickhouse_url.clone().unwrap_or_default();
     let mut clickhouse = ClickHouseConfig::new(&url, &config.clickhouse_database);
@@ -69,7 +88,7 @@ pub async fn open_state(config: ServerConfig) -> anyhow::Result<AppState> {
     let store = ClickHouseStore::open(clickhouse).await.with_context(|| {
         format!("cannot open the clickhouse store at {url} (database {})", config.clickhouse_database)
     })?;
-    Ok(state_with_store(config, Arc::new(store)))
+    Ok(Arc::new(store))
 }
 
 /// The pipeline's settings from the server's config.
@@ -99,13 +118,28 @@ pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState
     let pipeline =
         Arc::new(Pipeline::new(pipeline_settings(&config), store.clone()).expect("forward config was validated"));
     let counters = pipeline.counters().clone();
+    let mode = match config.auth {
+        AuthSetting::Auto => AuthMode::Auto,
+        AuthSetting::Required => AuthMode::Required,
+    };
+    let login = LoginSettings {
+        idle: Duration::from_secs(config.login_idle_minutes.max(1) * 60),
+        absolute: Duration::from_secs(config.login_max_hours.max(1) * 3600),
+    };
+    let rates = Rates {
+        requests_per_second: config.project_requests_per_second,
+        bytes_per_second: config.project_bytes_per_second,
+    };
+    let limits = Limits::new(rates, config.max_body_bytes as u64);
+    let auth = Arc::new(Authenticator::new(store.clone(), mode, login, limits));
     if tokio::runtime::Handle::try_current().is_ok() {
+        auth.start_refresh();
         pipeline.start_timers();
         if config.retention_days > 0 {
             tokio::spawn(retention(Arc::downgrade(&store), config.retention_days, counters.clone()));
         }
     }
-    AppState { store, pipeline, counters, config: Arc::new(config) }
+    AppState { store, pipeline, counters, config: Arc::new(config), auth, auth_counters: Default::default() }
 }
 
 /// The routing policy of a config: ratio, slow rule, and whether dropped traces are handed back (for the
@@ -146,17 +180,27 @@ async fn retention(store: std::sync::Weak<dyn Store>, days: u32, counters: Arc<C
     }
 }
 
-fn cors(config: &ServerConfig) -> CorsLayer {
-    let allowed = config.cors_origins.clone();
+/// CORS for browsers on other origins (the recorder on a team's pages). Preflights carry no credential,
+/// so an origin passes when the config lists it, when some ingest key allows it (authentication on), or
+/// when it is a loopback origin (authentication off); the request itself is then checked against its
+/// own key's origins. Answers reflect exactly the request's origin.
+fn cors(state: &AppState) -> CorsLayer {
+    let allowed = state.config.cors_origins.clone();
+    let auth = state.auth.clone();
     let origin_allowed = move |origin: &HeaderValue, _: &axum::http::request::Parts| {
         let Ok(origin) = origin.to_str() else { return false };
-        if allowed.is_empty() {
-            let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
-            host == "127.0.0.1" || host == "localhost" || host == "[::1]"
-        } else {
-            allowed.iter().any(|a| a == origin)
+        if allowed.iter().any(|a| a == origin) {
+            return true;
         }
+        if auth.enabled() {
+            return auth.origin_allowed_by_some_key(origin);
+        }
+        if !allowed.is_empty() {
+            return false;
+        }
+        let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+        host == "127.0.0.1" || host == "localhost" || host == "[::1]"
     };
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(origin_allowed))
@@ -164,6 +208,8 @@ fn cors(config: &ServerConfig) -> CorsLayer {
         .allow_headers([
             header::CONTENT_TYPE,
             header::CONTENT_ENCODING,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
             HeaderName::from_static("traceparent"),
             HeaderName::from_static("tracestate"),
         ])
@@ -180,6 +226,7 @@ pub fn api_router(state: AppState) -> Router {
     let recorder_js =
         state.config.recorder_js.clone().or_else(|| endpoints::assets::locate("recorder/dist/recorder.js"));
     Router::new()
+        .merge(endpoints::auth::routes())
         .merge(endpoints::sessions::routes())
         .merge(endpoints::query::routes())
         .merge(endpoints::events::routes())
@@ -187,7 +234,8 @@ pub fn api_router(state: AppState) -> Router {
         .merge(endpoints::health::routes())
         .merge(endpoints::assets::routes(ui_dir.as_deref(), recorder_js.as_deref()))
         .layer(DefaultBodyLimit::disable())
-        .layer(cors(&state.config))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
+        .layer(cors(&state))
         .with_state(state)
 }
 
@@ -197,7 +245,8 @@ pub fn otlp_http_router(state: AppState) -> Router {
         .merge(endpoints::otlp_http::routes())
         .merge(endpoints::health::routes())
         .layer(DefaultBodyLimit::disable())
-        .layer(cors(&state.config))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
+        .layer(cors(&state))
         .with_state(state)
 }
 
@@ -205,14 +254,27 @@ pub fn otlp_http_router(state: AppState) -> Router {
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let state = open_state(config).await?;
     let config = state.config.clone();
+    let exposed = config.non_loopback_listeners();
+    if !exposed.is_empty() && !state.auth.enabled() {
+        let (name, address) = exposed[0];
+        anyhow::bail!(
+            "{name} = {address} is not a loopback address, and authentication is off (no API key and no user \
+             yet): anyone who reaches it could read what users typed. Create a key first, e.g. \
+             `sessiontrace keys create --project default --kind ingest --data-dir {}` (and a user with \
+             `sessiontrace users add NAME --role admin`), or start with `--auth required`",
+            config.data_dir.display()
+        );
+    }
+    tracing::info!(authentication = if state.auth.enabled() { "on" } else { "off (loopback only)" }, "access");
     let bind = |address| async move {
         TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))
     };
     let http_listener = bind(config.http).await?;
     let otlp_http_listener = bind(config.otlp_http).await?;
     let grpc_listener = bind(config.otlp_grpc).await?;
+    let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
     println!(
-        "sessiontrace listening: api+ui http://{}  otlp/http http://{}  otlp/grpc {}  data {}",
+        "sessiontrace listening: api+ui {scheme}://{}  otlp/http {scheme}://{}  otlp/grpc {}  data {}",
         http_listener.local_addr()?,
         otlp_http_listener.local_addr()?,
         grpc_listener.local_addr()?,
@@ -231,11 +293,31 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let wait_stop = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let api = axum::serve(http_listener, api_router(state.clone())).with_graceful_shutdown(wait_stop(stop.clone()));
-    let otlp_http = axum::serve(otlp_http_listener, otlp_http_router(state.clone()))
-        .with_graceful_shutdown(wait_stop(stop.clone()));
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::TlsFiles::read(cert, key)?),
+        _ => None,
+    };
+    type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+    let serve_http = |listener: TcpListener, router: Router| -> anyhow::Result<Serving> {
+        let service = router.into_make_service_with_connect_info::<tls::ClientAddr>();
+        Ok(match &tls {
+            Some(files) => {
+                let listener = tls::TlsListener::new(listener, files.rustls_config()?)?;
+                Box::pin(axum::serve(listener, service).with_graceful_shutdown(wait_stop(stop.clone())).into_future())
+            }
+            None => {
+                Box::pin(axum::serve(listener, service).with_graceful_shutdown(wait_stop(stop.clone())).into_future())
+            }
+        })
+    };
+    let api = serve_http(http_listener, api_router(state.clone()))?;
+    let otlp_http = serve_http(otlp_http_listener, otlp_http_router(state.clone()))?;
     let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    let grpc = tonic::transport::Server::builder()
+    let mut grpc_server = tonic::transport::Server::builder();
+    if let Some(files) = &tls {
+        grpc_server = grpc_server.tls_config(files.grpc_config()).context("gRPC TLS")?;
+    }
+    let grpc = grpc_server
         .add_routes(endpoints::otlp_grpc::router(state.clone()))
         .serve_with_incoming_shutdown(grpc_incoming, wait_stop(stop.clone()));
 

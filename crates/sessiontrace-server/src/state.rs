@@ -1,12 +1,14 @@
-//! What every endpoint shares: the store (reads), the ingest pipeline (writes), its telemetry and the
-//! config.
+//! What every endpoint shares: the store (reads), the ingest pipeline (writes), its telemetry, the
+//! authenticator and the config.
 
 use std::sync::Arc;
 
+use sessiontrace_auth::Authenticator;
 use sessiontrace_pipeline::Pipeline;
 use sessiontrace_pipeline::telemetry::Counters;
 use sessiontrace_store::Store;
 
+use crate::access::AuthCounters;
 use crate::config::ServerConfig;
 
 /// Shared state of all endpoints.
@@ -18,4 +20,7 @@ pub struct AppState {
     /// The pipeline's counters, plus what the endpoints count (sessions started, retention).
     pub counters: Arc<Counters>,
     pub config: Arc<ServerConfig>,
+    /// Keys, logins and rate limits.
+    pub auth: Arc<Authenticator>,
+    pub auth_counters: Arc<AuthCounters>,
 }

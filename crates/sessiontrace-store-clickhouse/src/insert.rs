@@ -1,8 +1,9 @@
 //! The write path. A caller's [`WriteBatch`] is compressed and encoded as RowBinary rows on the caller's
-//! task ([`Rows`]), then queued for the one writer task. The writer sends at most one group of inserts
-//! per `flush_interval` (sooner when the rows or bytes reach their bounds): it gathers queued jobs until
-//! the interval since the previous group is over, sends one insert per table, and only then answers
-//! every job of the group: an acknowledged write is in ClickHouse.
+//! task ([`Rows`]), each row stamped with the caller's project (one short string per row, stored as a
+//! LowCardinality dictionary index where the server has it), then queued for the one writer task. The
+//! writer sends at most one group of inserts per `flush_interval` (sooner when the rows or bytes reach
+//! their bounds): it gathers queued jobs until the interval since the previous group is over, sends one
+//! insert per table, and only then answers every job of the group: an acknowledged write is in ClickHouse.
 //!
 //! The queue is bounded by bytes (a semaphore of KiB permits held until the job is answered): when
 //! ClickHouse is slow or down, new writes fail at once with `Unavailable` instead of piling up.
@@ -10,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessiontrace_model::Project;
 use sessiontrace_model::records::{ReplayChunk, WriteBatch};
 use sessiontrace_store::StoreError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -50,7 +52,8 @@ impl Rows {
     }
 
     /// Spans (as blocks plus index rows), logs and metric points of one write.
-    pub(crate) fn from_batch(batch: &WriteBatch, ids: &IdClock) -> Result<Self, StoreError> {
+    pub(crate) fn from_batch(project: &Project, batch: &WriteBatch, ids: &IdClock) -> Result<Self, StoreError> {
+        let project = project.as_str().as_bytes();
         let mut rows = Rows::new();
         let received_ns = crate::now_ns() as i64;
         let day = day_of_ns(received_ns);
@@ -59,6 +62,7 @@ impl Rows {
             let data = compress(&block.protobuf)?;
             let row = rows.table(schema::SPAN_BLOCKS);
             row.date(day);
+            row.string(project);
             row.u64(block_id);
             row.i64(received_ns);
             row.u32(block.span_count);
@@ -73,6 +77,7 @@ impl Rows {
                 for target in targets {
                     let row = rows.table(target);
                     row.date(day);
+                    row.string(project);
                     row.fixed(&trace.trace_id);
                     row.i64(trace.start_unix_nano);
                     row.i64(trace.end_unix_nano);
@@ -91,6 +96,7 @@ impl Rows {
             let log_id = ids.next();
             let row = rows.table(schema::LOGS);
             row.date(day);
+            row.string(project);
             row.string(log.session_key.as_deref().unwrap_or_default().as_bytes());
             row.i64(log.time_unix_nano);
             row.u64(log_id);
@@ -106,6 +112,7 @@ impl Rows {
         for point in &batch.metric_points {
             let row = rows.table(schema::METRIC_POINTS);
             row.date(day);
+            row.string(project);
             row.string(point.service.as_bytes());
             row.string(point.name.as_bytes());
             row.i64(point.time_unix_nano);
@@ -119,12 +126,13 @@ impl Rows {
     }
 
     /// One replay chunk, stamped with the time it was first accepted.
-    pub(crate) fn from_replay_chunk(chunk: &ReplayChunk) -> Result<Self, StoreError> {
+    pub(crate) fn from_replay_chunk(project: &Project, chunk: &ReplayChunk) -> Result<Self, StoreError> {
         let mut rows = Rows::new();
         let inserted_ns = crate::now_ns();
         let data = compress(&chunk.events_json)?;
         let row = rows.table(schema::REPLAY_CHUNKS);
         row.date(day_of_ms(inserted_ns as i64 / 1_000_000));
+        row.string(project.as_str().as_bytes());
         row.string(chunk.session_id.as_bytes());
         row.u64(chunk.seq);
         row.u64(inserted_ns);

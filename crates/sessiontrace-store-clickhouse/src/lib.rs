@@ -7,13 +7,19 @@
 //!   `flush_interval`, one insert per table, then answers each caller — only after ClickHouse accepted
 //!   the rows.
 //!   A full queue or an unreachable server is [`StoreError::Unavailable`] (HTTP 503 / gRPC UNAVAILABLE);
-//! - sessions: inserted directly (rare), checked for id and short-id conflicts first;
+//! - sessions: inserted directly (rare), checked for id and short-id conflicts (within the project) first;
+//! - credentials (projects, API keys, users, UI login sessions): inserted directly as new row versions
+//!   of small ReplacingMergeTree tables, so every replica reads what any replica wrote;
 //! - reads (`query`): SQL over the HTTP interface, answers in RowBinary, subqueries `GLOBAL IN` so the
 //!   same statements work over Distributed tables;
 //! - retention ([`retention`]): daily partitions, old ones dropped hourly.
 //!
+//! Every data row carries its project (a `project` column), and every read filters by it.
+//!
 //! The schema is in [`schema`]; [`ClickHouseStore::open`] checks the server version (18.16 or newer),
-//! creates the database and the tables, and starts the writer and the retention task.
+//! creates the database and the tables, adds the `project` column to tables from before projects (their
+//! rows become project `default`), creates the project `default`, and starts the writer and the
+//! retention task.
 
 mod client;
 mod insert;
@@ -28,8 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sessiontrace_model::Session;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
+use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use sessiontrace_store::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceSummary,
 };
@@ -137,7 +143,7 @@ pub struct ClickHouseStore {
     /// Versions of session rows: later changes get larger ones.
     row_versions: IdClock,
     /// Replay chunks being inserted by this process: a concurrent duplicate is answered "already stored".
-    replay_in_flight: Mutex<HashSet<(String, u64)>>,
+    replay_in_flight: Mutex<HashSet<(Project, String, u64)>>,
     retention: tokio::task::JoinHandle<()>,
 }
 
@@ -173,6 +179,7 @@ impl ClickHouseStore {
         for statement in schema::single_server_statements(&config.database, features, config.retention_days) {
             client.execute_global(&statement).await?;
         }
+        add_project_columns(&client, features).await?;
         tracing::info!(url = %config.url, database = %config.database, %version, ?features, "clickhouse store open");
         let writer = WriterHandle::start(
             client.clone(),
@@ -196,7 +203,7 @@ impl ClickHouseStore {
                 tokio::time::sleep(retention::PERIOD).await;
             }
         });
-        Ok(ClickHouseStore {
+        let store = ClickHouseStore {
             client,
             writer,
             ids: IdClock::new(),
@@ -204,7 +211,12 @@ impl ClickHouseStore {
             row_versions: IdClock::new(),
             replay_in_flight: Mutex::new(HashSet::new()),
             retention,
-        })
+        };
+        if !query::project_exists(&store.client, &Project::default()).await? {
+            let created_at_ms = (now_ns() / 1_000_000) as i64;
+            store.put_project_row(&ProjectInfo { project: Project::default(), created_at_ms }).await?;
+        }
+        Ok(store)
     }
 
     /// The connected server's version.
@@ -219,9 +231,16 @@ impl ClickHouseStore {
     }
 
     /// One row of `sessions_v1`.
-    async fn put_session_row(&self, session: &Session, created_ns: u64, deleted: bool) -> Result<(), StoreError> {
+    async fn put_session_row(
+        &self,
+        project: &Project,
+        session: &Session,
+        created_ns: u64,
+        deleted: bool,
+    ) -> Result<(), StoreError> {
         let mut row = RowWriter::default();
         row.date(day_of_ms(session.started_at_ms));
+        row.string(project.as_str().as_bytes());
         row.string(session.id.as_bytes());
         row.string(session.short_id.to_hex().as_bytes());
         row.string(session.kind.as_str().as_bytes());
@@ -238,6 +257,86 @@ impl ClickHouseStore {
         row.u8(u8::from(deleted));
         self.client.insert(schema::SESSIONS, &schema::column_names(schema::SESSIONS), row.bytes).await
     }
+
+    /// Inserts rows of one credentials table.
+    async fn insert_rows(&self, table: &str, row: RowWriter) -> Result<(), StoreError> {
+        self.client.insert(table, &schema::column_names(table), row.bytes).await
+    }
+
+    async fn put_project_row(&self, info: &ProjectInfo) -> Result<(), StoreError> {
+        let mut row = RowWriter::default();
+        row.string(info.project.as_str().as_bytes());
+        row.i64(info.created_at_ms);
+        row.u64(self.row_versions.next());
+        self.insert_rows(schema::PROJECTS, row).await
+    }
+
+    /// A row of `api_keys_v1`: `version` is u64::MAX for a revocation, which then wins for good.
+    async fn put_key_row(&self, key: &ApiKey, version: u64) -> Result<(), StoreError> {
+        let mut row = RowWriter::default();
+        row.string(key.id.as_bytes());
+        row.fixed(&key.hash);
+        row.string(key.project.as_str().as_bytes());
+        row.string(key.kind.as_str().as_bytes());
+        row.nullable(key.name.as_deref(), |w, v| w.string(v.as_bytes()));
+        row.string(key.prefix.as_bytes());
+        row.strings(&key.allowed_origins);
+        row.nullable(key.bytes_per_second, |w, v| w.u64(v));
+        row.nullable(key.requests_per_second, |w, v| w.u64(v));
+        row.i64(key.created_at_ms);
+        row.nullable(key.revoked_at_ms, |w, v| w.i64(v));
+        row.nullable(key.last_used_ms, |w, v| w.i64(v));
+        row.u64(version);
+        self.insert_rows(schema::API_KEYS, row).await
+    }
+
+    /// A row of `login_sessions_v1`: a logout is the row again with `deleted` and version u64::MAX.
+    async fn put_login_row(&self, session: &LoginSession, deleted: bool, version: u64) -> Result<(), StoreError> {
+        let mut row = RowWriter::default();
+        row.fixed(&session.id_hash);
+        row.string(session.user.as_bytes());
+        row.string(session.csrf_token.as_bytes());
+        row.i64(session.created_at_ms);
+        row.i64(session.last_seen_ms);
+        row.u8(u8::from(deleted));
+        row.u64(version);
+        self.insert_rows(schema::LOGIN_SESSIONS, row).await
+    }
+}
+
+/// The store's tables that have a `project` column.
+async fn tables_with_project(client: &Client) -> Result<HashSet<String>, StoreError> {
+    let sql = format!(
+        "SELECT table FROM system.columns WHERE database = {} AND name = 'project' FORMAT RowBinary",
+        rowbinary::quote(client.database())
+    );
+    let answer = client.execute(&sql).await?;
+    let mut reader = rowbinary::RowReader::new(&answer);
+    let mut tables = HashSet::new();
+    while !reader.is_empty() {
+        tables.insert(reader.string()?);
+    }
+    Ok(tables)
+}
+
+/// Gives the data tables created before projects their `project` column (`DEFAULT 'default'`). 18.16 has
+/// no `ADD COLUMN IF NOT EXISTS`, so the columns are looked up first; when another replica adds one at
+/// the same moment, the failed `ALTER` is forgiven if the column is there after all.
+async fn add_project_columns(client: &Client, features: Features) -> Result<(), StoreError> {
+    let present = tables_with_project(client).await?;
+    for table in schema::TABLES.iter().filter(|table| table.holds == schema::Holds::Data) {
+        if present.contains(table.name) {
+            continue;
+        }
+        let statement = schema::add_project_column(&format!("{}.{}", client.database(), table.name), features);
+        if let Err(error) = client.execute(&statement).await
+            && !tables_with_project(client).await?.contains(table.name)
+        {
+            return Err(error);
+        }
+        tracing::info!(table = table.name, "rows written before projects now belong to the project default");
+    }
+    Ok(())
 }
 
 impl Drop for ClickHouseStore {
@@ -254,81 +353,81 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn write(&self, project: &Project, batch: WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let rows = Rows::from_batch(&batch, &self.ids)?;
+        let rows = Rows::from_batch(project, &batch, &self.ids)?;
         self.writer.submit(rows).await
     }
 
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(&self, project: &Project, session: &Session) -> Result<(), StoreError> {
         let short_id = session.short_id.to_hex();
-        if !query::owners(&self.client, &session.id, &short_id).await?.is_empty() {
+        if !query::owners(&self.client, project, &session.id, &short_id).await?.is_empty() {
             return Err(StoreError::Conflict);
         }
         let created_ns = now_ns();
-        self.put_session_row(session, created_ns, false).await?;
+        self.put_session_row(project, session, created_ns, false).await?;
         // ClickHouse has no unique constraint: two replicas may both pass the check above. Each looks
         // again after its insert; of two racing inserts at least one sees the other (reads follow
         // inserts), and whoever sees another owner hides its row and reports the conflict. At worst both
         // yield and both clients retry with new short ids; never do two sessions share one.
-        let owners = query::owners(&self.client, &session.id, &short_id).await?;
+        let owners = query::owners(&self.client, project, &session.id, &short_id).await?;
         if owners.iter().any(|(id, _)| id != &session.id) {
-            self.put_session_row(session, created_ns, true).await?;
+            self.put_session_row(project, session, created_ns, true).await?;
             return Err(StoreError::Conflict);
         }
         Ok(())
     }
 
-    async fn update_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn update_session(&self, project: &Project, session: &Session) -> Result<(), StoreError> {
         // `created_ns` of the first row is kept by `min()`; updates only add a newer version.
-        self.put_session_row(session, u64::MAX, false).await
+        self.put_session_row(project, session, u64::MAX, false).await
     }
 
-    async fn session(&self, key: &str) -> Result<Option<Session>, StoreError> {
-        query::session(&self.client, key).await
+    async fn session(&self, project: &Project, key: &str) -> Result<Option<Session>, StoreError> {
+        query::session(&self.client, project, key).await
     }
 
-    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
-        query::list_sessions(&self.client, filter).await
+    async fn list_sessions(&self, project: &Project, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+        query::list_sessions(&self.client, project, filter).await
     }
 
-    async fn session_stats(&self, session: &Session) -> Result<SessionStats, StoreError> {
-        let mut stats = query::sessions_stats(&self.client, std::slice::from_ref(session)).await?;
+    async fn session_stats(&self, project: &Project, session: &Session) -> Result<SessionStats, StoreError> {
+        let mut stats = query::sessions_stats(&self.client, project, std::slice::from_ref(session)).await?;
         Ok(stats.pop().unwrap_or_default())
     }
 
-    async fn session_traces(&self, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
-        query::session_traces(&self.client, session).await
+    async fn session_traces(&self, project: &Project, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
+        query::session_traces(&self.client, project, session).await
     }
 
-    async fn trace_blocks(&self, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
-        query::trace_blocks(&self.client, &trace_id).await
+    async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+        query::trace_blocks(&self.client, project, &trace_id).await
     }
 
-    async fn trace_session_key(&self, trace_id: [u8; 16]) -> Result<Option<String>, StoreError> {
-        query::trace_session_key(&self.client, &trace_id).await
+    async fn trace_session_key(&self, project: &Project, trace_id: [u8; 16]) -> Result<Option<String>, StoreError> {
+        query::trace_session_key(&self.client, project, &trace_id).await
     }
 
-    async fn logs(&self, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
-        query::logs(&self.client, filter).await
+    async fn logs(&self, project: &Project, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
+        query::logs(&self.client, project, filter).await
     }
 
-    async fn metric_points(&self, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
-        query::metric_points(&self.client, filter).await
+    async fn metric_points(&self, project: &Project, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
+        query::metric_points(&self.client, project, filter).await
     }
 
-    async fn put_replay_chunk(&self, chunk: ReplayChunk) -> Result<bool, StoreError> {
-        let key = (chunk.session_id.clone(), chunk.seq);
+    async fn put_replay_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError> {
+        let key = (project.clone(), chunk.session_id.clone(), chunk.seq);
         if !self.replay_in_flight.lock().expect("replay lock").insert(key.clone()) {
             return Ok(false);
         }
         let outcome = async {
-            if query::replay_chunk_exists(&self.client, &chunk.session_id, chunk.seq).await? {
+            if query::replay_chunk_exists(&self.client, project, &chunk.session_id, chunk.seq).await? {
                 return Ok(false);
             }
-            self.writer.submit(Rows::from_replay_chunk(&chunk)?).await?;
+            self.writer.submit(Rows::from_replay_chunk(project, &chunk)?).await?;
             Ok(true)
         }
         .await;
@@ -336,12 +435,101 @@ impl Store for ClickHouseStore {
         outcome
     }
 
-    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
-        query::replay_chunks(&self.client, session_id).await
+    async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+        query::replay_chunks(&self.client, project, session_id).await
     }
 
-    async fn totals(&self) -> Result<Totals, StoreError> {
-        query::totals(&self.client).await
+    async fn totals(&self, project: Option<&Project>) -> Result<Totals, StoreError> {
+        query::totals(&self.client, project).await
+    }
+
+    async fn create_project(&self, info: &ProjectInfo) -> Result<(), StoreError> {
+        // Check then insert, like sessions: two replicas creating one name at the same moment both
+        // succeed, and the project exists once (rows collapse by name; the earliest time is kept).
+        if query::project_exists(&self.client, &info.project).await? {
+            return Err(StoreError::Conflict);
+        }
+        self.put_project_row(info).await
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectInfo>, StoreError> {
+        query::projects(&self.client).await
+    }
+
+    async fn put_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.put_key_row(key, self.row_versions.next()).await
+    }
+
+    async fn keys(&self, project: Option<&Project>) -> Result<Vec<ApiKey>, StoreError> {
+        query::keys(&self.client, project).await
+    }
+
+    async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        query::key_by_hash(&self.client, hash).await
+    }
+
+    async fn revoke_key(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let Some(key) = query::key_by_id(&self.client, id).await? else { return Ok(false) };
+        if key.is_revoked() {
+            return Ok(true);
+        }
+        self.put_key_row(&ApiKey { revoked_at_ms: Some(at_ms), ..key }, u64::MAX).await?;
+        Ok(true)
+    }
+
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let mut rows = RowWriter::default();
+        for (id, at_ms) in used {
+            rows.string(id.as_bytes());
+            rows.i64(*at_ms);
+        }
+        self.insert_rows(schema::API_KEY_USAGE, rows).await
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut row = RowWriter::default();
+        row.string(user.name.as_bytes());
+        row.string(user.role.as_str().as_bytes());
+        row.string(user.password_hash.as_bytes());
+        row.i64(user.created_at_ms);
+        row.u8(u8::from(user.disabled));
+        row.u64(self.row_versions.next());
+        self.insert_rows(schema::USERS, row).await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        query::user(&self.client, name).await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        query::users(&self.client).await
+    }
+
+    async fn put_login_session(&self, session: &LoginSession) -> Result<(), StoreError> {
+        self.put_login_row(session, false, self.row_versions.next()).await
+    }
+
+    async fn login_session(&self, id_hash: &[u8; 32]) -> Result<Option<LoginSession>, StoreError> {
+        query::login_session(&self.client, id_hash).await
+    }
+
+    async fn touch_login_session(&self, id_hash: &[u8; 32], last_seen_ms: i64) -> Result<(), StoreError> {
+        let mut row = RowWriter::default();
+        row.fixed(id_hash);
+        row.i64(last_seen_ms);
+        self.insert_rows(schema::LOGIN_SESSION_SEEN, row).await
+    }
+
+    async fn delete_login_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let Some(session) = query::login_session(&self.client, id_hash).await? else { return Ok(()) };
+        self.put_login_row(&session, true, u64::MAX).await
+    }
+
+    async fn has_credentials(&self) -> Result<bool, StoreError> {
+        query::has_credentials(&self.client).await
     }
 }
 

@@ -1,13 +1,14 @@
 //! Reads of the ClickHouse store. Every statement asks for `FORMAT RowBinary` and is decoded with
 //! [`RowReader`]. Subqueries use `GLOBAL IN`, so the same SQL works on plain tables and on Distributed
 //! tables over several shards. Values are pasted into SQL only as escaped literals ([`quote`], [`unhex`]):
-//! the 18.16 HTTP interface has no query parameters.
+//! the 18.16 HTTP interface has no query parameters. Every read of data names its project (`project = '…'`
+//! on every table, subqueries included); credential reads take the latest row of each key with `argMax`.
 
 use std::collections::HashMap;
 
 use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
-use sessiontrace_model::{Session, SessionKind};
+use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 use sessiontrace_store::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceIndexRow, TraceSummary,
     summarize_traces,
@@ -17,9 +18,18 @@ use crate::client::Client;
 use crate::decompress;
 use crate::rowbinary::{RowReader, quote, unhex};
 
-/// The latest row of every session (`argMax` over `version`), hidden when marked deleted. Aliases carry a
-/// `s_` prefix: ClickHouse refuses an alias equal to the column inside its own aggregate.
-fn latest_sessions(inner_where: &str) -> String {
+/// `project = '…'`, the condition every data read carries.
+fn in_project(project: &Project) -> String {
+    format!("project = {}", quote(project.as_str()))
+}
+
+/// The latest row of every session of a project (`argMax` over `version`), hidden when marked deleted.
+/// Aliases carry a `s_` prefix: ClickHouse refuses an alias equal to the column inside its own aggregate.
+fn latest_sessions(project: &Project, condition: Option<&str>) -> String {
+    let inner_where = match condition {
+        Some(condition) => format!("WHERE {} AND ({condition})", in_project(project)),
+        None => format!("WHERE {}", in_project(project)),
+    };
     format!(
         "(SELECT id AS s_id, argMax(short_id, version) AS s_short_id, argMax(kind, version) AS s_kind,
            argMax(name, version) AS s_name, argMax(user_json, version) AS s_user_json,
@@ -75,26 +85,36 @@ fn list(values: &[String]) -> String {
     values.iter().map(|value| quote(value)).collect::<Vec<_>>().join(", ")
 }
 
-pub(crate) async fn session(client: &Client, key: &str) -> Result<Option<Session>, StoreError> {
+pub(crate) async fn session(client: &Client, project: &Project, key: &str) -> Result<Option<Session>, StoreError> {
     let key = quote(key);
     let sql = format!(
         "SELECT {SESSION_COLUMNS} FROM {} WHERE s_deleted = 0 ORDER BY s_created_ns, s_id LIMIT 1 FORMAT RowBinary",
-        latest_sessions(&format!("WHERE id = {key} OR short_id = {key}"))
+        latest_sessions(project, Some(&format!("id = {key} OR short_id = {key}")))
     );
     Ok(read_all(&client.execute(&sql).await?, read_session)?.into_iter().next())
 }
 
 /// Sessions (not deleted) that hold `id` or `short_id`, with their first-insert time: who owns a key.
-pub(crate) async fn owners(client: &Client, id: &str, short_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+pub(crate) async fn owners(
+    client: &Client,
+    project: &Project,
+    id: &str,
+    short_id: &str,
+) -> Result<Vec<(String, u64)>, StoreError> {
     let sql = format!(
         "SELECT s_id, s_created_ns FROM {} WHERE s_deleted = 0 ORDER BY s_created_ns, s_id FORMAT RowBinary",
-        latest_sessions(&format!("WHERE id = {} OR short_id = {}", quote(id), quote(short_id)))
+        latest_sessions(project, Some(&format!("id = {} OR short_id = {}", quote(id), quote(short_id))))
     );
     read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.u64()?)))
 }
 
 /// Stats of several sessions at once (three queries for a whole page).
-pub(crate) async fn sessions_stats(client: &Client, sessions: &[Session]) -> Result<Vec<SessionStats>, StoreError> {
+pub(crate) async fn sessions_stats(
+    client: &Client,
+    project: &Project,
+    sessions: &[Session],
+) -> Result<Vec<SessionStats>, StoreError> {
+    let in_project = in_project(project);
     let mut stats = vec![SessionStats::default(); sessions.len()];
     if sessions.is_empty() {
         return Ok(stats);
@@ -110,7 +130,8 @@ pub(crate) async fn sessions_stats(client: &Client, sessions: &[Session]) -> Res
     let keys = list(&keys);
     let sql = format!(
         "SELECT session_key, trace_id, sum(span_count), sum(error_count), groupUniqArrayArray(services)
-         FROM session_traces_v1 WHERE session_key IN ({keys}) GROUP BY session_key, trace_id FORMAT RowBinary"
+         FROM session_traces_v1 WHERE {in_project} AND session_key IN ({keys}) GROUP BY session_key, trace_id
+         FORMAT RowBinary"
     );
     let rows = read_all(&client.execute(&sql).await?, |r| {
         Ok((r.string()?, r.fixed::<16>()?, r.u64()?, r.u64()?, r.strings()?))
@@ -131,7 +152,8 @@ pub(crate) async fn sessions_stats(client: &Client, sessions: &[Session]) -> Res
         }
     }
     let sql = format!(
-        "SELECT session_key, count() FROM logs_v1 WHERE session_key IN ({keys}) GROUP BY session_key FORMAT RowBinary"
+        "SELECT session_key, count() FROM logs_v1 WHERE {in_project} AND session_key IN ({keys}) GROUP BY session_key
+         FORMAT RowBinary"
     );
     for (key, count) in read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.u64()?)))? {
         if let Some(&slot) = owner.get(&key) {
@@ -142,7 +164,7 @@ pub(crate) async fn sessions_stats(client: &Client, sessions: &[Session]) -> Res
     let sql = format!(
         "SELECT session_id, sum(events) FROM
            (SELECT session_id, seq, argMin(event_count, inserted_ns) AS events FROM replay_chunks_v1
-            WHERE session_id IN ({ids}) GROUP BY session_id, seq)
+            WHERE {in_project} AND session_id IN ({ids}) GROUP BY session_id, seq)
          GROUP BY session_id FORMAT RowBinary"
     );
     for (id, events) in read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.u64()?)))? {
@@ -157,7 +179,12 @@ pub(crate) async fn sessions_stats(client: &Client, sessions: &[Session]) -> Res
     Ok(stats)
 }
 
-pub(crate) async fn list_sessions(client: &Client, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+pub(crate) async fn list_sessions(
+    client: &Client,
+    project: &Project,
+    filter: &SessionFilter,
+) -> Result<SessionPage, StoreError> {
+    let in_project = in_project(project);
     let mut conditions = vec!["s_deleted = 0".to_string()];
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
         let needle = quote(text);
@@ -172,11 +199,14 @@ pub(crate) async fn list_sessions(client: &Client, filter: &SessionFilter) -> Re
         conditions.push(format!("positionCaseInsensitiveUTF8(s_user_json, {}) > 0", quote(user)));
     }
     if let Some(service) = filter.service.as_deref().filter(|t| !t.is_empty()) {
-        let linked = format!("(SELECT session_key FROM session_traces_v1 WHERE has(services, {}))", quote(service));
+        let linked = format!(
+            "(SELECT session_key FROM session_traces_v1 WHERE {in_project} AND has(services, {}))",
+            quote(service)
+        );
         conditions.push(format!("(s_id GLOBAL IN {linked} OR s_short_id GLOBAL IN {linked})"));
     }
     if let Some(has_error) = filter.has_error {
-        let failing = "(SELECT session_key FROM session_traces_v1 WHERE error_count > 0)";
+        let failing = format!("(SELECT session_key FROM session_traces_v1 WHERE {in_project} AND error_count > 0)");
         let failed = format!("(s_id GLOBAL IN {failing} OR s_short_id GLOBAL IN {failing})");
         conditions.push(if has_error { failed } else { format!("NOT {failed}") });
     }
@@ -187,7 +217,7 @@ pub(crate) async fn list_sessions(client: &Client, filter: &SessionFilter) -> Re
         conditions.push(format!("s_started_ms <= {to}"));
     }
     let where_clause = conditions.join(" AND ");
-    let source = latest_sessions("");
+    let source = latest_sessions(project, None);
     let sql = format!("SELECT count() FROM {source} WHERE {where_clause} FORMAT RowBinary");
     let total = RowReader::new(&client.execute(&sql).await?).u64()?;
     let limit = filter.limit.unwrap_or(50).min(1000);
@@ -197,17 +227,23 @@ pub(crate) async fn list_sessions(client: &Client, filter: &SessionFilter) -> Re
          LIMIT {offset}, {limit} FORMAT RowBinary"
     );
     let sessions = read_all(&client.execute(&sql).await?, read_session)?;
-    let stats = sessions_stats(client, &sessions).await?;
+    let stats = sessions_stats(client, project, &sessions).await?;
     Ok(SessionPage { sessions: sessions.into_iter().zip(stats).collect(), total })
 }
 
-pub(crate) async fn session_traces(client: &Client, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
+pub(crate) async fn session_traces(
+    client: &Client,
+    project: &Project,
+    session: &Session,
+) -> Result<Vec<TraceSummary>, StoreError> {
+    let in_project = in_project(project);
     // A trace may be linked to the session by only some of its blocks (a `session.id` attribute on one
     // service's spans): summarize every block of every trace any block links.
     let keys = list(&[session.short_id.to_hex(), session.id.clone()]);
     let sql = format!(
         "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
-         FROM trace_index_v1 WHERE trace_id GLOBAL IN (SELECT trace_id FROM session_traces_v1 WHERE session_key IN ({keys}))
+         FROM trace_index_v1 WHERE {in_project} AND trace_id GLOBAL IN
+           (SELECT trace_id FROM session_traces_v1 WHERE {in_project} AND session_key IN ({keys}))
          ORDER BY start_ns, block_id FORMAT RowBinary"
     );
     let rows = read_all(&client.execute(&sql).await?, |r| {
@@ -235,10 +271,16 @@ pub(crate) async fn session_traces(client: &Client, session: &Session) -> Result
     )))
 }
 
-pub(crate) async fn trace_blocks(client: &Client, trace_id: &[u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
+pub(crate) async fn trace_blocks(
+    client: &Client,
+    project: &Project,
+    trace_id: &[u8; 16],
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let in_project = in_project(project);
     let sql = format!(
         "SELECT data FROM span_blocks_v1
-         WHERE block_id GLOBAL IN (SELECT block_id FROM trace_index_v1 WHERE trace_id = {})
+         WHERE {in_project} AND block_id GLOBAL IN
+           (SELECT block_id FROM trace_index_v1 WHERE trace_id = {} AND {in_project})
          ORDER BY block_id FORMAT RowBinary",
         unhex(trace_id)
     );
@@ -246,11 +288,16 @@ pub(crate) async fn trace_blocks(client: &Client, trace_id: &[u8; 16]) -> Result
     compressed.iter().map(|data| decompress(data)).collect()
 }
 
-pub(crate) async fn trace_session_key(client: &Client, trace_id: &[u8; 16]) -> Result<Option<String>, StoreError> {
+pub(crate) async fn trace_session_key(
+    client: &Client,
+    project: &Project,
+    trace_id: &[u8; 16],
+) -> Result<Option<String>, StoreError> {
     let sql = format!(
-        "SELECT session_key FROM trace_index_v1 WHERE trace_id = {} AND session_key != ''
+        "SELECT session_key FROM trace_index_v1 WHERE trace_id = {} AND {} AND session_key != ''
          ORDER BY start_ns LIMIT 1 FORMAT RowBinary",
-        unhex(trace_id)
+        unhex(trace_id),
+        in_project(project)
     );
     Ok(read_all(&client.execute(&sql).await?, |r| r.string())?.into_iter().next())
 }
@@ -270,8 +317,9 @@ fn where_clause(conditions: &[String]) -> String {
     if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) }
 }
 
-pub(crate) async fn logs(client: &Client, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
+pub(crate) async fn logs(client: &Client, project: &Project, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError> {
+    let in_project = in_project(project);
+    let mut conditions: Vec<String> = vec![in_project.clone()];
     if let Some(trace_id) = filter.trace_id {
         conditions.push(format!("trace_id = {}", unhex(&trace_id)));
     }
@@ -280,7 +328,8 @@ pub(crate) async fn logs(client: &Client, filter: &LogFilter) -> Result<Vec<LogR
         let keys = list(&filter.session_keys);
         conditions.push(format!(
             "(session_key IN ({keys})
-              OR trace_id GLOBAL IN (SELECT trace_id FROM session_traces_v1 WHERE session_key IN ({keys})))"
+              OR trace_id GLOBAL IN
+                (SELECT trace_id FROM session_traces_v1 WHERE {in_project} AND session_key IN ({keys})))"
         ));
     }
     if let Some(service) = &filter.service {
@@ -313,8 +362,12 @@ pub(crate) async fn logs(client: &Client, filter: &LogFilter) -> Result<Vec<LogR
     })
 }
 
-pub(crate) async fn metric_points(client: &Client, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
+pub(crate) async fn metric_points(
+    client: &Client,
+    project: &Project,
+    filter: &MetricFilter,
+) -> Result<Vec<MetricPoint>, StoreError> {
+    let mut conditions: Vec<String> = vec![in_project(project)];
     if !filter.services.is_empty() {
         conditions.push(format!("service IN ({})", list(&filter.services)));
     }
@@ -342,20 +395,31 @@ pub(crate) async fn metric_points(client: &Client, filter: &MetricFilter) -> Res
     })
 }
 
-pub(crate) async fn replay_chunk_exists(client: &Client, session_id: &str, seq: u64) -> Result<bool, StoreError> {
+pub(crate) async fn replay_chunk_exists(
+    client: &Client,
+    project: &Project,
+    session_id: &str,
+    seq: u64,
+) -> Result<bool, StoreError> {
     let sql = format!(
-        "SELECT count() FROM replay_chunks_v1 WHERE session_id = {} AND seq = {seq} FORMAT RowBinary",
+        "SELECT count() FROM replay_chunks_v1 WHERE {} AND session_id = {} AND seq = {seq} FORMAT RowBinary",
+        in_project(project),
         quote(session_id)
     );
     Ok(RowReader::new(&client.execute(&sql).await?).u64()? > 0)
 }
 
-pub(crate) async fn replay_chunks(client: &Client, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+pub(crate) async fn replay_chunks(
+    client: &Client,
+    project: &Project,
+    session_id: &str,
+) -> Result<Vec<ReplayChunk>, StoreError> {
     // A seq stored twice (two replicas raced, or before a merge) reads as its first copy.
     let sql = format!(
         "SELECT seq, argMin(event_count, inserted_ns), argMin(first_ms, inserted_ns), argMin(last_ms, inserted_ns),
-         argMin(data, inserted_ns) FROM replay_chunks_v1 WHERE session_id = {} GROUP BY seq ORDER BY seq
+         argMin(data, inserted_ns) FROM replay_chunks_v1 WHERE {} AND session_id = {} GROUP BY seq ORDER BY seq
          FORMAT RowBinary",
+        in_project(project),
         quote(session_id)
     );
     let rows = read_all(&client.execute(&sql).await?, |r| Ok((r.u64()?, r.u32()?, r.i64()?, r.i64()?, r.bytes()?)))?;
@@ -373,15 +437,25 @@ pub(crate) async fn replay_chunks(client: &Client, session_id: &str) -> Result<V
         .collect()
 }
 
-pub(crate) async fn totals(client: &Client) -> Result<Totals, StoreError> {
+/// Counts of one project, or of all with `None`.
+pub(crate) async fn totals(client: &Client, project: Option<&Project>) -> Result<Totals, StoreError> {
+    let condition = project.map_or_else(|| "1".to_string(), in_project);
+    let sessions = match project {
+        Some(project) => latest_sessions(project, None),
+        // Every project's latest rows: the same argMax, grouped by project and id.
+        None => "(SELECT argMax(deleted, version) AS s_deleted FROM sessions_v1 GROUP BY project, id)".to_string(),
+    };
     let sql = format!(
         "SELECT
-           (SELECT sum(span_count) FROM span_blocks_v1), (SELECT count() FROM span_blocks_v1),
-           (SELECT count() FROM logs_v1), (SELECT count() FROM metric_points_v1),
-           (SELECT count() FROM {} WHERE s_deleted = 0),
-           (SELECT count() FROM (SELECT session_id, seq FROM replay_chunks_v1 GROUP BY session_id, seq))
-         FORMAT RowBinary",
-        latest_sessions("")
+           (SELECT sum(span_count) FROM span_blocks_v1 WHERE {condition}),
+           (SELECT count() FROM span_blocks_v1 WHERE {condition}),
+           (SELECT count() FROM logs_v1 WHERE {condition}),
+           (SELECT count() FROM metric_points_v1 WHERE {condition}),
+           (SELECT count() FROM {sessions} WHERE s_deleted = 0),
+           (SELECT count() FROM
+             (SELECT project, session_id, seq FROM replay_chunks_v1 WHERE {condition}
+              GROUP BY project, session_id, seq))
+         FORMAT RowBinary"
     );
     let answer = client.execute(&sql).await?;
     let mut reader = RowReader::new(&answer);
@@ -393,4 +467,172 @@ pub(crate) async fn totals(client: &Client) -> Result<Totals, StoreError> {
         sessions: reader.u64()?,
         replay_chunks: reader.u64()?,
     })
+}
+
+// Credentials.
+
+/// A stored project name. Names are validated before they are stored; one that is not is skipped with a
+/// warning, never read as another project.
+fn project_of(name: &str) -> Option<Project> {
+    Project::new(name).map_err(|error| tracing::warn!(%error, "a stored project name is invalid")).ok()
+}
+
+pub(crate) async fn project_exists(client: &Client, project: &Project) -> Result<bool, StoreError> {
+    let sql = format!("SELECT count() FROM projects_v1 WHERE project = {} FORMAT RowBinary", quote(project.as_str()));
+    Ok(RowReader::new(&client.execute(&sql).await?).u64()? > 0)
+}
+
+pub(crate) async fn projects(client: &Client) -> Result<Vec<ProjectInfo>, StoreError> {
+    let sql = "SELECT project, min(created_ms) FROM projects_v1 GROUP BY project ORDER BY project FORMAT RowBinary";
+    let rows = read_all(&client.execute(sql).await?, |r| Ok((r.string()?, r.i64()?)))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, created_at_ms)| Some(ProjectInfo { project: project_of(&name)?, created_at_ms }))
+        .collect())
+}
+
+/// The latest row of each key matching `condition` (on the raw rows), as `k_`-prefixed columns.
+fn latest_keys(condition: &str) -> String {
+    format!(
+        "(SELECT id AS k_id, argMax(hash, version) AS k_hash, argMax(project, version) AS k_project,
+           argMax(kind, version) AS k_kind, argMax(name, version) AS k_name, argMax(prefix, version) AS k_prefix,
+           argMax(allowed_origins, version) AS k_allowed_origins,
+           argMax(bytes_per_second, version) AS k_bytes_per_second,
+           argMax(requests_per_second, version) AS k_requests_per_second,
+           argMax(created_ms, version) AS k_created_ms, argMax(revoked_ms, version) AS k_revoked_ms,
+           argMax(last_used_ms, version) AS k_last_used_ms
+         FROM api_keys_v1 WHERE {condition} GROUP BY id)"
+    )
+}
+
+const KEY_COLUMNS: &str = "k_id, k_hash, k_project, k_kind, k_name, k_prefix, k_allowed_origins, k_bytes_per_second, \
+                           k_requests_per_second, k_created_ms, k_revoked_ms, k_last_used_ms";
+
+/// Keys matching `key_condition` (raw rows) and `outer_condition` (latest rows), with their last use.
+async fn read_keys(client: &Client, key_condition: &str, outer_condition: &str) -> Result<Vec<ApiKey>, StoreError> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM {} WHERE {outer_condition} ORDER BY k_created_ms, k_id FORMAT RowBinary",
+        latest_keys(key_condition)
+    );
+    let rows = read_all(&client.execute(&sql).await?, |r| {
+        Ok((
+            r.string()?,
+            r.fixed::<32>()?,
+            r.string()?,
+            r.string()?,
+            r.nullable(|r| r.string())?,
+            r.string()?,
+            r.strings()?,
+            r.nullable(|r| r.u64())?,
+            r.nullable(|r| r.u64())?,
+            r.i64()?,
+            r.nullable(|r| r.i64())?,
+            r.nullable(|r| r.i64())?,
+        ))
+    })?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = list(&rows.iter().map(|row| row.0.clone()).collect::<Vec<_>>());
+    let sql =
+        format!("SELECT id, max(last_used_ms) FROM api_key_usage_v1 WHERE id IN ({ids}) GROUP BY id FORMAT RowBinary");
+    let used: HashMap<String, i64> =
+        read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.i64()?)))?.into_iter().collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(
+            |(id, hash, project, kind, name, prefix, allowed_origins, bytes, requests, created, revoked, last)| {
+                let last_used_ms = match (last, used.get(&id).copied()) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                Some(ApiKey {
+                    project: project_of(&project)?,
+                    kind: kind.parse::<KeyKind>().ok()?,
+                    id,
+                    name,
+                    hash,
+                    prefix,
+                    allowed_origins,
+                    bytes_per_second: bytes,
+                    requests_per_second: requests,
+                    created_at_ms: created,
+                    revoked_at_ms: revoked,
+                    last_used_ms,
+                })
+            },
+        )
+        .collect())
+}
+
+pub(crate) async fn keys(client: &Client, project: Option<&Project>) -> Result<Vec<ApiKey>, StoreError> {
+    let outer = project.map_or_else(|| "1".to_string(), |project| format!("k_project = {}", quote(project.as_str())));
+    read_keys(client, "1", &outer).await
+}
+
+pub(crate) async fn key_by_id(client: &Client, id: &str) -> Result<Option<ApiKey>, StoreError> {
+    Ok(read_keys(client, &format!("id = {}", quote(id)), "1").await?.into_iter().next())
+}
+
+pub(crate) async fn key_by_hash(client: &Client, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+    // The ids that ever had this hash, then their latest rows, which must still have it.
+    let hash = unhex(hash);
+    let condition = format!("id GLOBAL IN (SELECT id FROM api_keys_v1 WHERE hash = {hash})");
+    Ok(read_keys(client, &condition, &format!("k_hash = {hash}")).await?.into_iter().next())
+}
+
+async fn read_users(client: &Client, condition: &str) -> Result<Vec<User>, StoreError> {
+    let sql = format!(
+        "SELECT name, argMax(role, version), argMax(password_hash, version), argMax(created_ms, version),
+           argMax(disabled, version)
+         FROM users_v1 WHERE {condition} GROUP BY name ORDER BY name FORMAT RowBinary"
+    );
+    read_all(&client.execute(&sql).await?, |r| {
+        Ok(User {
+            name: r.string()?,
+            // An unknown role reads as the lesser one.
+            role: r.string()?.parse().unwrap_or(Role::Member),
+            password_hash: r.string()?,
+            created_at_ms: r.i64()?,
+            disabled: r.u8()? != 0,
+        })
+    })
+}
+
+pub(crate) async fn user(client: &Client, name: &str) -> Result<Option<User>, StoreError> {
+    Ok(read_users(client, &format!("name = {}", quote(name))).await?.into_iter().next())
+}
+
+pub(crate) async fn users(client: &Client) -> Result<Vec<User>, StoreError> {
+    read_users(client, "1").await
+}
+
+pub(crate) async fn login_session(client: &Client, id_hash: &[u8; 32]) -> Result<Option<LoginSession>, StoreError> {
+    let id = unhex(id_hash);
+    let sql = format!(
+        "SELECT argMax(user, version), argMax(csrf_token, version), argMax(created_ms, version),
+           argMax(last_seen_ms, version), argMax(deleted, version)
+         FROM login_sessions_v1 WHERE id_hash = {id} GROUP BY id_hash FORMAT RowBinary"
+    );
+    let rows = read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.string()?, r.i64()?, r.i64()?, r.u8()?)))?;
+    let Some((user, csrf_token, created_at_ms, last_seen_ms, deleted)) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    if deleted != 0 {
+        return Ok(None);
+    }
+    let sql = format!("SELECT max(last_seen_ms) FROM login_session_seen_v1 WHERE id_hash = {id} FORMAT RowBinary");
+    let seen = RowReader::new(&client.execute(&sql).await?).i64()?;
+    Ok(Some(LoginSession { id_hash: *id_hash, user, csrf_token, created_at_ms, last_seen_ms: last_seen_ms.max(seen) }))
+}
+
+pub(crate) async fn has_credentials(client: &Client) -> Result<bool, StoreError> {
+    let sql = "SELECT
+           (SELECT count() FROM (SELECT argMax(revoked_ms, version) AS revoked FROM api_keys_v1 GROUP BY id)
+            WHERE isNull(revoked)),
+           (SELECT count() FROM (SELECT name FROM users_v1 GROUP BY name))
+         FORMAT RowBinary";
+    let answer = client.execute(sql).await?;
+    let mut reader = RowReader::new(&answer);
+    Ok(reader.u64()? + reader.u64()? > 0)
 }

@@ -1,4 +1,4 @@
-//! Retention: every table is partitioned by day (`toYYYYMMDD(day)`), and partitions older than the
+//! Retention: every data table is partitioned by day (`toYYYYMMDD(day)`), and partitions older than the
 //! configured number of days are dropped whole. This works on every ClickHouse version (TTL needs 19.6)
 //! and costs nothing at write time. It runs at start and then hourly, on the server the store talks to;
 //! in a cluster it drops the partitions of the `<name>_local` tables of that server.
@@ -9,7 +9,7 @@ use sessiontrace_store::StoreError;
 
 use crate::client::Client;
 use crate::rowbinary::{RowReader, quote};
-use crate::schema::TABLES;
+use crate::schema::{Holds, TABLES};
 
 /// How often old partitions are looked for.
 pub(crate) const PERIOD: Duration = Duration::from_secs(3600);
@@ -35,7 +35,12 @@ pub(crate) async fn drop_old_partitions(client: &Client, days: u32) -> Result<us
     }
     let today = crate::now_ns() as i64 / 86_400_000_000_000;
     let cutoff = yyyymmdd(today - i64::from(days));
-    let names: Vec<String> = TABLES.iter().flat_map(|t| [quote(t.name), quote(&format!("{}_local", t.name))]).collect();
+    // Credentials tables have no partitions and are never expired.
+    let names: Vec<String> = TABLES
+        .iter()
+        .filter(|t| t.holds == Holds::Data)
+        .flat_map(|t| [quote(t.name), quote(&format!("{}_local", t.name))])
+        .collect();
     let sql = format!(
         "SELECT table, partition FROM system.parts WHERE active AND database = {} AND table IN ({})
          GROUP BY table, partition FORMAT RowBinary",

@@ -1,8 +1,19 @@
 //! The ClickHouse schema: one MergeTree table per record kind, with versioned names (`span_blocks_v1`), so a
-//! change of layout is a new name and a migration. Every table has a `day` column and daily partitions
-//! (`toYYYYMMDD(day)`), which is how retention works on every server version: whole partitions are
-//! dropped (the `retention` module). Sort keys follow the two hot reads: by trace id (`trace_index_v1`) and
-//! by session and time (`session_traces_v1`, `logs_v1`).
+//! change of layout is a new name and a migration. Every data table has a `day` column and daily
+//! partitions (`toYYYYMMDD(day)`), which is how retention works on every server version: whole partitions
+//! are dropped (the `retention` module). Sort keys follow the two hot reads: by trace id (`trace_index_v1`)
+//! and by project, session and time (`session_traces_v1`, `logs_v1`).
+//!
+//! Projects: every data table has a `project` column and every read filters by it. Tables created before
+//! projects get the column from [`add_project_column`] (`DEFAULT 'default'`: their rows read as project
+//! `default`) and keep their old sort keys (ClickHouse cannot change those in place), which only costs
+//! reads a little; new tables lead their session and replacing keys with the project.
+//!
+//! Credentials (projects, API keys, users, UI login sessions) are small ReplacingMergeTree tables without
+//! partitions (retention never drops them), read with `argMax` over a version, so what one replica writes
+//! every replica reads. Revoking a key or ending a login session writes a row with the largest version
+//! (`u64::MAX`): it wins every read and every merge. Last-used and last-seen times go to tables of their own
+//! whose version is the time itself, so a late touch can never bring back a revoked key or a deleted login.
 //!
 //! Features of newer servers (LowCardinality, column codecs, TTL) are used only when the server's version
 //! has them ([`Features`]); on 18.16 the same tables are created without them.
@@ -43,6 +54,15 @@ enum Engine {
     Replacing(&'static str),
 }
 
+/// What a table holds, which decides its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Records of a project: a `day` column, daily partitions, retention (TTL and dropped partitions).
+    Data,
+    /// Credentials: no partitions, never expired.
+    Credentials,
+}
+
 /// One table of the store.
 pub struct Table {
     pub name: &'static str,
@@ -53,6 +73,7 @@ pub struct Table {
     order_by: &'static str,
     /// Which shard a row goes to behind a Distributed table.
     pub shard_key: &'static str,
+    pub holds: Holds,
 }
 
 pub const SPAN_BLOCKS: &str = "span_blocks_v1";
@@ -62,8 +83,15 @@ pub const LOGS: &str = "logs_v1";
 pub const METRIC_POINTS: &str = "metric_points_v1";
 pub const REPLAY_CHUNKS: &str = "replay_chunks_v1";
 pub const SESSIONS: &str = "sessions_v1";
+pub const PROJECTS: &str = "projects_v1";
+pub const API_KEYS: &str = "api_keys_v1";
+pub const API_KEY_USAGE: &str = "api_key_usage_v1";
+pub const USERS: &str = "users_v1";
+pub const LOGIN_SESSIONS: &str = "login_sessions_v1";
+pub const LOGIN_SESSION_SEEN: &str = "login_session_seen_v1";
 
-const INDEX_COLUMNS: &str = "day Date, trace_id FixedString(16), start_ns Int64 {delta}, end_ns Int64 {delta}, \
+const INDEX_COLUMNS: &str = "day Date, project {lc}, trace_id FixedString(16), start_ns Int64 {delta}, \
+    end_ns Int64 {delta}, \
     block_id UInt64, session_key String, services Array({lc}), span_count UInt32, error_count UInt32, \
     root_name Nullable(String), root_service Nullable(String)";
 
@@ -72,37 +100,43 @@ pub const TABLES: &[Table] = &[
     // Received spans: zstd-compressed OTLP ExportTraceServiceRequest protobuf, one row per request.
     Table {
         name: SPAN_BLOCKS,
-        columns: "day Date, block_id UInt64, received_ns Int64 {delta}, span_count UInt32, data String {raw}",
+        columns: "day Date, project {lc}, block_id UInt64, received_ns Int64 {delta}, span_count UInt32, \
+            data String {raw}",
         engine: Engine::MergeTree,
         order_by: "block_id",
         shard_key: "block_id",
+        holds: Holds::Data,
     },
     Table {
         name: LOGS,
-        columns: "day Date, session_key String, time_ns Int64 {delta}, log_id UInt64, \
+        columns: "day Date, project {lc}, session_key String, time_ns Int64 {delta}, log_id UInt64, \
             trace_id Nullable(FixedString(16)), span_id Nullable(FixedString(8)), service {lc}, \
             severity_number Int32, severity_text {lc}, body String, attributes_json String, resource_json String",
         engine: Engine::MergeTree,
-        order_by: "(session_key, time_ns, log_id)",
+        order_by: "(project, session_key, time_ns, log_id)",
         shard_key: "rand()",
+        holds: Holds::Data,
     },
     Table {
         name: METRIC_POINTS,
-        columns: "day Date, service {lc}, name {lc}, time_ns Int64 {delta}, kind {lc}, unit {lc}, \
+        columns: "day Date, project {lc}, service {lc}, name {lc}, time_ns Int64 {delta}, kind {lc}, unit {lc}, \
             value Nullable(Float64), attributes_json String, detail_json String",
         engine: Engine::MergeTree,
-        order_by: "(service, name, time_ns)",
+        order_by: "(project, service, name, time_ns)",
         shard_key: "rand()",
+        holds: Holds::Data,
     },
-    // Replay events: zstd JSON arrays. (session, seq) is stored once: the store checks before inserting,
+    // Replay events: zstd JSON arrays. (project, session, seq) is stored once: the store checks before inserting,
     // reads keep the first row of a seq, and merges drop later copies (`keep` = u64::MAX - inserted_ns).
     Table {
         name: REPLAY_CHUNKS,
-        columns: "day Date, session_id String, seq UInt64, inserted_ns UInt64, keep UInt64, event_count UInt32, \
+        columns: "day Date, project {lc}, session_id String, seq UInt64, inserted_ns UInt64, keep UInt64, \
+            event_count UInt32, \
             first_ms Int64, last_ms Int64, data String {raw}",
         engine: Engine::Replacing("keep"),
-        order_by: "(session_id, seq)",
+        order_by: "(project, session_id, seq)",
         shard_key: "cityHash64(session_id)",
+        holds: Holds::Data,
     },
     // One row per (trace, block): which blocks hold a trace, and what the lists need without decoding.
     Table {
@@ -111,25 +145,87 @@ pub const TABLES: &[Table] = &[
         engine: Engine::MergeTree,
         order_by: "(trace_id, start_ns)",
         shard_key: "cityHash64(trace_id)",
+        holds: Holds::Data,
     },
     // The same rows, only those that name a session, sorted for "the traces of this session".
     Table {
         name: SESSION_TRACES,
         columns: INDEX_COLUMNS,
         engine: Engine::MergeTree,
-        order_by: "(session_key, start_ns, trace_id)",
+        order_by: "(project, session_key, start_ns, trace_id)",
         shard_key: "cityHash64(session_key)",
+        holds: Holds::Data,
     },
     // Sessions: every change is a new row with a larger `version`; reads take the latest row per id
     // (argMax), merges keep only that one. `deleted` marks the loser of a concurrent short-id race.
     Table {
         name: SESSIONS,
-        columns: "day Date, id String, short_id String, kind {lc}, name Nullable(String), user_json String, \
+        columns: "day Date, project {lc}, id String, short_id String, kind {lc}, name Nullable(String), \
+            user_json String, \
             attributes_json String, tags_json String, capture_json String, started_ms Int64, \
             stopped_ms Nullable(Int64), saved_ms Nullable(Int64), created_ns UInt64, version UInt64, deleted UInt8",
         engine: Engine::Replacing("version"),
+        order_by: "(project, id)",
+        shard_key: "cityHash64(id)",
+        holds: Holds::Data,
+    },
+    // Credentials. Projects: created_ms of the first row is kept by min().
+    Table {
+        name: PROJECTS,
+        columns: "project String, created_ms Int64, version UInt64",
+        engine: Engine::Replacing("version"),
+        order_by: "project",
+        shard_key: "cityHash64(project)",
+        holds: Holds::Credentials,
+    },
+    // API keys: the SHA-256 of the secret, never the secret. A revocation is the key's row again with
+    // `revoked_ms` and version u64::MAX.
+    Table {
+        name: API_KEYS,
+        columns: "id String, hash FixedString(32), project String, kind String, name Nullable(String), \
+            prefix String, allowed_origins Array(String), bytes_per_second Nullable(UInt64), \
+            requests_per_second Nullable(UInt64), created_ms Int64, revoked_ms Nullable(Int64), \
+            last_used_ms Nullable(Int64), version UInt64",
+        engine: Engine::Replacing("version"),
         order_by: "id",
         shard_key: "cityHash64(id)",
+        holds: Holds::Credentials,
+    },
+    // When keys were last used: merges keep the latest time of each key.
+    Table {
+        name: API_KEY_USAGE,
+        columns: "id String, last_used_ms Int64",
+        engine: Engine::Replacing("last_used_ms"),
+        order_by: "id",
+        shard_key: "cityHash64(id)",
+        holds: Holds::Credentials,
+    },
+    Table {
+        name: USERS,
+        columns: "name String, role String, password_hash String, created_ms Int64, disabled UInt8, version UInt64",
+        engine: Engine::Replacing("version"),
+        order_by: "name",
+        shard_key: "cityHash64(name)",
+        holds: Holds::Credentials,
+    },
+    // UI login sessions by the SHA-256 of their secret id; a logout is a row with `deleted` = 1 and
+    // version u64::MAX.
+    Table {
+        name: LOGIN_SESSIONS,
+        columns: "id_hash FixedString(32), user String, csrf_token String, created_ms Int64, last_seen_ms Int64, \
+            deleted UInt8, version UInt64",
+        engine: Engine::Replacing("version"),
+        order_by: "id_hash",
+        shard_key: "cityHash64(id_hash)",
+        holds: Holds::Credentials,
+    },
+    Table {
+        name: LOGIN_SESSION_SEEN,
+        columns: "id_hash FixedString(32), last_seen_ms Int64",
+        engine: Engine::Replacing("last_seen_ms"),
+        order_by: "id_hash",
+        shard_key: "cityHash64(id_hash)",
+        holds: Holds::Credentials,
     },
 ];
 
@@ -170,15 +266,27 @@ pub fn create_table(
             "ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{qualified_name}', '{{replica}}', {version})"
         ),
     };
-    let ttl = if features.ttl && retention_days > 0 {
-        format!(" TTL day + toIntervalDay({retention_days})")
-    } else {
-        String::new()
+    let (partition, ttl) = match table.holds {
+        Holds::Data if features.ttl && retention_days > 0 => {
+            (" PARTITION BY toYYYYMMDD(day)", format!(" TTL day + toIntervalDay({retention_days})"))
+        }
+        Holds::Data => (" PARTITION BY toYYYYMMDD(day)", String::new()),
+        Holds::Credentials => ("", String::new()),
     };
     format!(
-        "CREATE TABLE IF NOT EXISTS {qualified_name} ({}) ENGINE = {engine} PARTITION BY toYYYYMMDD(day) ORDER BY {}{ttl}",
+        "CREATE TABLE IF NOT EXISTS {qualified_name} ({}) ENGINE = {engine}{partition} ORDER BY {}{ttl}",
         render_columns(table.columns, features),
         table.order_by
+    )
+}
+
+/// `ALTER TABLE` giving a table from before projects its `project` column; its rows read as `default`.
+/// 18.16 has no `ADD COLUMN IF NOT EXISTS`: run it only for a table that lacks the column (the store looks
+/// in `system.columns` first). In a cluster, run it for each `<name>_local` table and its Distributed table.
+pub fn add_project_column(qualified_name: &str, features: Features) -> String {
+    format!(
+        "ALTER TABLE {qualified_name} ADD COLUMN project {} DEFAULT 'default' AFTER day",
+        render_columns("{lc}", features)
     )
 }
 
@@ -232,8 +340,9 @@ mod tests {
         let ddl = create_table(&TABLES[0], "db.span_blocks_v1", old, 30, false);
         assert_eq!(
             ddl,
-            "CREATE TABLE IF NOT EXISTS db.span_blocks_v1 (day Date, block_id UInt64, received_ns Int64, \
-             span_count UInt32, data String) ENGINE = MergeTree() PARTITION BY toYYYYMMDD(day) ORDER BY block_id"
+            "CREATE TABLE IF NOT EXISTS db.span_blocks_v1 (day Date, project String, block_id UInt64, \
+             received_ns Int64, span_count UInt32, data String) ENGINE = MergeTree() PARTITION BY toYYYYMMDD(day) \
+             ORDER BY block_id"
         );
         let new = Features::for_version(ServerVersion::parse("23.8.1").unwrap());
         let ddl = create_table(&TABLES[0], "db.span_blocks_v1", new, 30, false);
@@ -253,8 +362,21 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_never_partitioned_and_old_tables_get_a_project() {
+        let new = Features::for_version(ServerVersion::parse("23.8.1").unwrap());
+        let keys = TABLES.iter().find(|t| t.name == API_KEYS).unwrap();
+        let ddl = create_table(keys, "db.api_keys_v1", new, 30, false);
+        assert!(ddl.ends_with("ENGINE = ReplacingMergeTree(version) ORDER BY id"), "{ddl}");
+        assert_eq!(
+            add_project_column("db.logs_v1", new),
+            "ALTER TABLE db.logs_v1 ADD COLUMN project LowCardinality(String) DEFAULT 'default' AFTER day"
+        );
+        assert!(add_project_column("db.logs_v1", Features::default()).contains("project String DEFAULT"));
+    }
+
+    #[test]
     fn column_lists_follow_the_ddl() {
-        assert_eq!(column_names(SPAN_BLOCKS), "day, block_id, received_ns, span_count, data");
+        assert_eq!(column_names(SPAN_BLOCKS), "day, project, block_id, received_ns, span_count, data");
         assert!(is_valid_identifier("sessiontrace_2") && !is_valid_identifier("a;drop") && !is_valid_identifier("1a"));
     }
 }

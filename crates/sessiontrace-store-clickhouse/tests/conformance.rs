@@ -4,8 +4,13 @@
 
 use std::time::Duration;
 
+use sessiontrace_model::Project;
 use sessiontrace_store::{Store, StoreError, conformance};
 use sessiontrace_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+
+fn project() -> Project {
+    Project::default()
+}
 
 fn server_url(test: &str) -> Option<String> {
     let url = std::env::var("SESSIONTRACE_CLICKHOUSE_URL").ok().filter(|url| !url.is_empty());
@@ -48,11 +53,11 @@ async fn data_survives_reopening() {
     let batch = conformance::sample_batch();
     {
         let store = ClickHouseStore::open(config.clone()).await.unwrap();
-        store.write(batch.clone()).await.unwrap();
+        store.write(&project(), batch.clone()).await.unwrap();
     }
     let store = ClickHouseStore::open(config).await.unwrap();
     let trace_id = batch.trace_blocks[0].traces[0].trace_id;
-    assert_eq!(store.trace_blocks(trace_id).await.unwrap(), vec![batch.trace_blocks[0].protobuf.clone()]);
+    assert_eq!(store.trace_blocks(&project(), trace_id).await.unwrap(), vec![batch.trace_blocks[0].protobuf.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +72,7 @@ async fn concurrent_writes_share_inserts_and_are_all_stored() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let batch = conformance::sample_batch();
-            store.write(batch.clone()).await.unwrap();
+            store.write(&project(), batch.clone()).await.unwrap();
             batch
         }));
     }
@@ -78,7 +83,7 @@ async fn concurrent_writes_share_inserts_and_are_all_stored() {
     assert!(started.elapsed() < Duration::from_secs(5), "50 writes grouped: {:?}", started.elapsed());
     for batch in batches {
         let trace_id = batch.trace_blocks[0].traces[0].trace_id;
-        assert_eq!(store.trace_blocks(trace_id).await.unwrap().len(), 1);
+        assert_eq!(store.trace_blocks(&project(), trace_id).await.unwrap().len(), 1);
     }
 }
 
@@ -108,12 +113,12 @@ async fn old_partitions_are_dropped() {
     for age_days in [100, 1] {
         let mut session = sample_session();
         session.started_at_ms = now_ms - age_days * day_ms;
-        store.insert_session(&session).await.unwrap();
+        store.insert_session(&project(), &session).await.unwrap();
         sessions.push(session);
     }
     assert_eq!(store.drop_old_partitions(30).await.unwrap(), 1, "the 100-day-old session's partition");
-    assert_eq!(store.session(&sessions[0].id).await.unwrap(), None);
-    assert_eq!(store.session(&sessions[1].id).await.unwrap().as_ref(), Some(&sessions[1]));
+    assert_eq!(store.session(&project(), &sessions[0].id).await.unwrap(), None);
+    assert_eq!(store.session(&project(), &sessions[1].id).await.unwrap().as_ref(), Some(&sessions[1]));
 }
 
 fn sample_session() -> sessiontrace_model::Session {
@@ -143,17 +148,23 @@ async fn concurrent_inserts_of_one_short_id_leave_one_owner() {
         let first = sample_session();
         let mut second = sample_session();
         second.short_id = first.short_id;
-        let (a, b) = tokio::join!(first_store.insert_session(&first), second_store.insert_session(&second));
+        let default = project();
+        let (a, b) =
+            tokio::join!(first_store.insert_session(&default, &first), second_store.insert_session(&default, &second));
         let accepted: Vec<&sessiontrace_model::Session> =
             [(&a, &first), (&b, &second)].into_iter().filter(|(r, _)| r.is_ok()).map(|(_, s)| s).collect();
         assert!(accepted.len() <= 1, "two sessions got one short id: {a:?} {b:?}");
         for (result, session) in [(&a, &first), (&b, &second)] {
             if result.is_err() {
                 assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
-                assert_eq!(second_store.session(&session.id).await.unwrap(), None, "a refused session is hidden");
+                assert_eq!(
+                    second_store.session(&project(), &session.id).await.unwrap(),
+                    None,
+                    "a refused session is hidden"
+                );
             }
         }
-        let owner = first_store.session(&first.short_id.to_hex()).await.unwrap();
+        let owner = first_store.session(&project(), &first.short_id.to_hex()).await.unwrap();
         assert_eq!(owner.as_ref(), accepted.first().copied(), "the short id names the accepted session");
     }
 }
@@ -188,10 +199,10 @@ async fn a_full_queue_or_a_lost_server_is_unavailable() {
     let store = std::sync::Arc::new(ClickHouseStore::open(config).await.unwrap());
     // The first write finds the writer idle and goes out at once. The next two wait out the 3 s interval,
     // and the first of them to be queued holds the whole 1 KiB budget: the other is refused at once.
-    store.write(conformance::sample_batch()).await.unwrap();
+    store.write(&project(), conformance::sample_batch()).await.unwrap();
     let spawn_write = || {
         let store = store.clone();
-        tokio::spawn(async move { store.write(conformance::sample_batch()).await })
+        tokio::spawn(async move { store.write(&project(), conformance::sample_batch()).await })
     };
     let (first, second) = (spawn_write(), spawn_write());
     let outcomes = [first.await.unwrap(), second.await.unwrap()];
@@ -206,7 +217,7 @@ async fn a_full_queue_or_a_lost_server_is_unavailable() {
     for connection in connections.lock().unwrap().drain(..) {
         connection.abort();
     }
-    let lost = store.write(conformance::sample_batch()).await;
+    let lost = store.write(&project(), conformance::sample_batch()).await;
     assert!(matches!(&lost, Err(StoreError::Unavailable(_))), "{lost:?}");
 }
 
@@ -218,9 +229,141 @@ async fn an_idle_writer_flushes_at_once() {
     let store = ClickHouseStore::open(config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let started = std::time::Instant::now();
-    store.write(conformance::sample_batch()).await.unwrap();
+    store.write(&project(), conformance::sample_batch()).await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(1500), "waited {:?}", started.elapsed());
     let started = std::time::Instant::now();
-    store.write(conformance::sample_batch()).await.unwrap();
+    store.write(&project(), conformance::sample_batch()).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(1500), "one group per interval: {:?}", started.elapsed());
+}
+
+/// Tables as the store created them before projects (commit 55599be, 18.16 types), with a row of each
+/// kind: the store opens them, adds the `project` column, and reads every row as project `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_from_before_projects_read_as_default() {
+    let Some(url) = server_url("tables_from_before_projects_read_as_default") else { return };
+    let config = config(&url);
+    let db = config.database.clone();
+    let http = reqwest::Client::new();
+    let run = |sql: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let response = http.post(format!("{url}/")).body(sql.clone()).send().await.unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert!(status.is_success(), "{sql}: {body}");
+            body
+        }
+    };
+    let index_columns = "day Date, trace_id FixedString(16), start_ns Int64, end_ns Int64, block_id UInt64, \
+        session_key String, services Array(String), span_count UInt32, error_count UInt32, \
+        root_name Nullable(String), root_service Nullable(String)";
+    let partition = "PARTITION BY toYYYYMMDD(day)";
+    for statement in [
+        format!("CREATE DATABASE {db}"),
+        format!(
+            "CREATE TABLE {db}.span_blocks_v1 (day Date, block_id UInt64, received_ns Int64, span_count UInt32, \
+             data String) ENGINE = MergeTree() {partition} ORDER BY block_id"
+        ),
+        format!(
+            "CREATE TABLE {db}.logs_v1 (day Date, session_key String, time_ns Int64, log_id UInt64, \
+             trace_id Nullable(FixedString(16)), span_id Nullable(FixedString(8)), service String, \
+             severity_number Int32, severity_text String, body String, attributes_json String, resource_json String) \
+             ENGINE = MergeTree() {partition} ORDER BY (session_key, time_ns, log_id)"
+        ),
+        format!(
+            "CREATE TABLE {db}.metric_points_v1 (day Date, service String, name String, time_ns Int64, kind String, \
+             unit String, value Nullable(Float64), attributes_json String, detail_json String) \
+             ENGINE = MergeTree() {partition} ORDER BY (service, name, time_ns)"
+        ),
+        format!(
+            "CREATE TABLE {db}.replay_chunks_v1 (day Date, session_id String, seq UInt64, inserted_ns UInt64, \
+             keep UInt64, event_count UInt32, first_ms Int64, last_ms Int64, data String) \
+             ENGINE = ReplacingMergeTree(keep) {partition} ORDER BY (session_id, seq)"
+        ),
+        format!(
+            "CREATE TABLE {db}.trace_index_v1 ({index_columns}) ENGINE = MergeTree() {partition} \
+             ORDER BY (trace_id, start_ns)"
+        ),
+        format!(
+            "CREATE TABLE {db}.session_traces_v1 ({index_columns}) ENGINE = MergeTree() {partition} \
+             ORDER BY (session_key, start_ns, trace_id)"
+        ),
+        format!(
+            "CREATE TABLE {db}.sessions_v1 (day Date, id String, short_id String, kind String, name Nullable(String), \
+             user_json String, attributes_json String, tags_json String, capture_json String, started_ms Int64, \
+             stopped_ms Nullable(Int64), saved_ms Nullable(Int64), created_ns UInt64, version UInt64, deleted UInt8) \
+             ENGINE = ReplacingMergeTree(version) {partition} ORDER BY id"
+        ),
+    ] {
+        run(statement).await;
+    }
+    let session_id = "5e55105e55105e55105e55105e55105e";
+    let trace = "debdeb0badcafec3b9ff825c069fa3e5";
+    let block = zstd::bulk::compress(b"spans before projects", 1).unwrap();
+    let replay = zstd::bulk::compress(br#"[{"type":4}]"#, 1).unwrap();
+    let day = "toDate('2023-11-14')";
+    let index_row = format!(
+        "SELECT {day}, unhex('{trace}'), 1700000000000000000, 1700000000500000000, 7, '0badcafe', ['checkout'], 3, 1, \
+         'GET /', 'checkout'"
+    );
+    for statement in [
+        format!(
+            "INSERT INTO {db}.span_blocks_v1 SELECT {day}, 7, 1700000000000000000, 3, unhex('{}')",
+            hex::encode(&block)
+        ),
+        format!("INSERT INTO {db}.trace_index_v1 {index_row}"),
+        format!("INSERT INTO {db}.session_traces_v1 {index_row}"),
+        format!(
+            "INSERT INTO {db}.logs_v1 SELECT {day}, '0badcafe', 1700000000100000000, 1, unhex('{trace}'), NULL, \
+             'checkout', 17, 'ERROR', 'payment failed', '{{}}', '{{}}'"
+        ),
+        format!(
+            "INSERT INTO {db}.metric_points_v1 SELECT {day}, 'checkout', 'queue.depth', 1700000000200000000, 'gauge', \
+             '1', 7, '{{}}', '{{}}'"
+        ),
+        format!(
+            "INSERT INTO {db}.replay_chunks_v1 SELECT {day}, '{session_id}', 0, 1, 18446744073709551614, 1, \
+             1700000000000, 1700000000000, unhex('{}')",
+            hex::encode(&replay)
+        ),
+        format!(
+            "INSERT INTO {db}.sessions_v1 SELECT {day}, '{session_id}', '0badcafe', 'manual', 'old', '{{}}', '{{}}', \
+             '[]', '{{\"headers\":true,\"bodies\":true}}', 1700000000000, 1700000060000, NULL, 1, 1, 0"
+        ),
+    ] {
+        run(statement).await;
+    }
+
+    let store = ClickHouseStore::open(config.clone()).await.expect("open tables from before projects");
+    let default = Project::default();
+    let other = Project::new("other").unwrap();
+    let trace_id = sessiontrace_model::TraceId::from_hex(trace).unwrap().0;
+    let session = store.session(&default, "0badcafe").await.unwrap().expect("the old session");
+    assert_eq!((session.id.as_str(), session.name.as_deref()), (session_id, Some("old")));
+    assert_eq!(store.trace_blocks(&default, trace_id).await.unwrap(), vec![b"spans before projects".to_vec()]);
+    assert_eq!(store.trace_session_key(&default, trace_id).await.unwrap().as_deref(), Some("0badcafe"));
+    let stats = store.session_stats(&default, &session).await.unwrap();
+    assert_eq!((stats.traces, stats.spans, stats.errors, stats.logs, stats.events), (1, 3, 1, 1, 1), "{stats:?}");
+    let listed = store.list_sessions(&default, &Default::default()).await.unwrap();
+    assert_eq!(listed.total, 1);
+    assert_eq!(store.session_traces(&default, &session).await.unwrap().len(), 1);
+    let points = store.metric_points(&default, &Default::default()).await.unwrap();
+    assert_eq!(points.iter().map(|p| p.value).collect::<Vec<_>>(), vec![Some(7.0)]);
+    assert_eq!(store.replay_chunks(&default, session_id).await.unwrap()[0].events_json, br#"[{"type":4}]"#.to_vec());
+    let totals = store.totals(Some(&default)).await.unwrap();
+    assert_eq!((totals.spans, totals.span_blocks, totals.logs, totals.sessions, totals.replay_chunks), (3, 1, 1, 1, 1));
+    assert!(store.projects().await.unwrap().iter().any(|info| info.project.is_default()));
+    // Nothing of it through another project.
+    assert_eq!(store.session(&other, "0badcafe").await.unwrap(), None);
+    assert!(store.trace_blocks(&other, trace_id).await.unwrap().is_empty());
+    assert_eq!(store.list_sessions(&other, &Default::default()).await.unwrap().total, 0);
+    assert!(store.replay_chunks(&other, session_id).await.unwrap().is_empty());
+    assert_eq!(store.totals(Some(&other)).await.unwrap(), Default::default());
+    // A second open finds the columns there, and new data goes on being written.
+    drop(store);
+    let store = ClickHouseStore::open(config).await.expect("open again");
+    store.write(&other, conformance::sample_batch()).await.unwrap();
+    assert_eq!(store.totals(Some(&other)).await.unwrap().span_blocks, 1);
+    assert_eq!(store.totals(None).await.unwrap().span_blocks, 2);
+    run(format!("DROP DATABASE {db}")).await;
 }

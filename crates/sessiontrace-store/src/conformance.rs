@@ -408,6 +408,13 @@ pub async fn credentials_round_trip(store: &dyn Store) {
     assert!(matches!(store.create_project(&default).await, Err(StoreError::Conflict)));
     let listed = store.projects().await.unwrap();
     assert_eq!(listed.iter().filter(|info| info.project == shop.project).collect::<Vec<_>>(), vec![&shop]);
+    // Data written to a project before it was created is kept, and creating it then is no conflict.
+    let late = ProjectInfo { project: fresh_project("late"), created_at_ms: 1_700_000_000_000 };
+    store.write(&late.project, sample_batch()).await.unwrap();
+    assert!(!store.projects().await.unwrap().iter().any(|info| info.project == late.project), "written, not created");
+    store.create_project(&late).await.expect("creating a project that only has data");
+    assert!(store.projects().await.unwrap().contains(&late));
+    assert_eq!(store.totals(Some(&late.project)).await.unwrap().span_blocks, 1);
 
     // Keys.
     let secret_hash = |byte: u8| {

@@ -74,7 +74,21 @@ impl RunningServer {
 
     /// Like [`start_with`](Self::start_with), on the given API, OTLP/HTTP and OTLP/gRPC ports (a server
     /// that must come back on the same address).
-    pub fn start_on(data_dir: &Path, (http, otlp_http, otlp_grpc): (u16, u16, u16), extra: &[&str]) -> Self {
+    pub fn start_on(data_dir: &Path, ports: (u16, u16, u16), extra: &[&str]) -> Self {
+        Self::start_logged(data_dir, ports, extra, None)
+    }
+
+    /// Like [`start_on`](Self::start_on), writing the server's log (at debug level) to `log` when given.
+    pub fn start_logged(
+        data_dir: &Path,
+        (http, otlp_http, otlp_grpc): (u16, u16, u16),
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
             .arg("serve")
             .arg("--data-dir")
@@ -84,9 +98,9 @@ impl RunningServer {
             .args(["--otlp-grpc", &format!("127.0.0.1:{otlp_grpc}")])
             .args(extra)
             .args(if extra.contains(&"--store") { Vec::new() } else { test_store_flags(data_dir) })
-            .env("SESSIONTRACE_LOG", "warn")
+            .env("SESSIONTRACE_LOG", if log.is_some() { "debug" } else { "warn" })
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start sessiontrace serve");
         let server = RunningServer {

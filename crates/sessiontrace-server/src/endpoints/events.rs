@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
 
 async fn put_events(
     State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
@@ -35,7 +36,7 @@ async fn put_events(
     let raw = read_body(body, limit).await?;
     let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let bytes = decompress(raw, content_encoding, limit)?;
-    let session = find_session(&state, &id).await?;
+    let session = find_session(&state, &ctx.project, &id).await?;
     let mut chunk: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("events body is not valid JSON: {e}")))?;
     let seq = chunk
@@ -75,14 +76,18 @@ async fn put_events(
         events_json: serde_json::to_vec(&events).map_err(|e| ApiError::Internal(e.to_string()))?,
     };
     // An unsaved continuous session keeps its replay in its rolling window until it is saved.
-    Ok(Json(match state.pipeline.accept_replay(&RequestContext::default(), &session, chunk).await? {
+    Ok(Json(match state.pipeline.accept_replay(&ctx, &session, chunk).await? {
         ReplayOutcome::Held => serde_json::json!({"seq": seq, "stored": true, "held": true}),
         outcome => serde_json::json!({"seq": seq, "stored": outcome == ReplayOutcome::Stored}),
     }))
 }
 
-async fn get_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let session = find_session(&state, &id).await?;
-    let body = replay_events_json(state.store.as_ref(), &session).await?;
+async fn get_events(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = find_session(&state, &ctx.project, &id).await?;
+    let body = replay_events_json(state.store.as_ref(), &ctx.project, &session).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }

@@ -14,5 +14,5 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.pipeline.metrics_text())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.pipeline.metrics_text(state.auth_counters.rows()))
 }

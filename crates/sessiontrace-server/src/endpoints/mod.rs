@@ -1,6 +1,7 @@
 //! The HTTP and gRPC endpoints. Each file serves one area and has a `routes()` (or a tonic service).
 
 pub mod assets;
+pub mod auth;
 pub mod events;
 pub mod export;
 pub mod health;

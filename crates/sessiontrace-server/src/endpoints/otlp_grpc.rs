@@ -16,9 +16,9 @@ use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{BoxFuture, StdError};
 use tonic::{Status, server::UnaryService};
 
+use crate::access::{grpc_access, refusal_status, take_bytes};
 use crate::endpoints::export::export;
 use crate::error::ApiError;
-use sessiontrace_pipeline::RequestContext;
 use sessiontrace_pipeline::signal::Signal;
 
 use crate::state::AppState;
@@ -79,15 +79,17 @@ impl UnaryService<Vec<u8>> for ExportMethod {
     fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
         let ExportMethod { state, signal } = self.clone();
         Box::pin(async move {
+            let headers = request.metadata().clone().into_headers();
+            let (context, caller) = grpc_access(&state, &headers).await?;
             let bytes = request.into_inner();
             let limit = state.config.max_body_bytes;
             if bytes.len() > limit {
                 let message = format!("request of {} bytes is larger than the limit of {limit} bytes", bytes.len());
                 return Err(ApiError::TooLarge(message).grpc_status());
             }
-            let answer = export(&state, &RequestContext::default(), signal, Encoding::Protobuf, bytes)
-                .await
-                .map_err(|e| e.grpc_status())?;
+            take_bytes(&state, &context, &caller, bytes.len()).map_err(|refusal| refusal_status(&state, &refusal))?;
+            let answer =
+                export(&state, &context, signal, Encoding::Protobuf, bytes).await.map_err(|e| e.grpc_status())?;
             Ok(tonic::Response::new(answer.to_protobuf()))
         })
     }

@@ -11,6 +11,9 @@ use axum::routing::post;
 use prost::Message;
 use sessiontrace_ingest::decode::{Encoding, decompress};
 
+use std::sync::Arc;
+
+use crate::access::{Caller, refusal_response, take_bytes};
 use crate::endpoints::export::{ExportAnswer, export};
 use crate::endpoints::read_body;
 use crate::error::ApiError;
@@ -88,11 +91,16 @@ async fn body_of(
 
 async fn export_http(state: AppState, signal: Signal, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let context = parts.extensions.get::<RequestContext>().cloned().unwrap_or_default();
+    let caller = parts.extensions.get::<Arc<Caller>>().cloned().unwrap_or_else(|| Arc::new(Caller::Local));
     let (encoding, bytes) = match body_of(&state, &parts.headers, body).await {
         Ok(decoded) => decoded,
         Err((encoding, error)) => return error_response(encoding, error),
     };
-    match export(&state, &RequestContext::default(), signal, encoding, bytes).await {
+    if let Err(refusal) = take_bytes(&state, &context, &caller, bytes.len()) {
+        return refusal_response(&state, &refusal);
+    }
+    match export(&state, &context, signal, encoding, bytes).await {
         Ok(answer) => encoded(encoding, &answer),
         Err(error) => error_response(encoding, error),
     }

@@ -3,11 +3,12 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::Value;
 use sessiontrace_model::TraceId;
+use sessiontrace_pipeline::RequestContext;
 use sessiontrace_query::sessions::session_json;
 use sessiontrace_query::spans::{logs_json, trace_spans, trace_summary_json};
 use sessiontrace_query::timeline::session_timeline;
@@ -36,15 +37,19 @@ fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id {text:?}: {e}")))
 }
 
-async fn show_trace(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show_trace(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(trace_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let trace_id = parse_trace_id(&trace_id)?;
-    let mut spans = trace_spans(state.store.as_ref(), trace_id.0).await?;
+    let mut spans = trace_spans(state.store.as_ref(), &ctx.project, trace_id.0).await?;
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
     }
-    let session_key = state.store.trace_session_key(trace_id.0).await?;
+    let session_key = state.store.trace_session_key(&ctx.project, trace_id.0).await?;
     let session = match &session_key {
-        Some(key) => state.store.session(key).await?,
+        Some(key) => state.store.session(&ctx.project, key).await?,
         None => None,
     };
     // Spans name their session by whatever linked them (short id or long id): show the long id.
@@ -59,34 +64,49 @@ async fn show_trace(State(state): State<AppState>, Path(trace_id): Path<String>)
     Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "session_id": session_id, "spans": spans})))
 }
 
-async fn session_traces(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let session = find_session(&state, &id).await?;
-    let traces = state.store.session_traces(&session).await?;
+async fn session_traces(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &ctx.project, &id).await?;
+    let traces = state.store.session_traces(&ctx.project, &session).await?;
     let traces: Vec<Value> = traces.iter().map(trace_summary_json).collect();
     Ok(Json(serde_json::json!({"traces": traces})))
 }
 
-async fn timeline(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let session = find_session(&state, &id).await?;
-    let stats = state.store.session_stats(&session).await?;
-    let items = session_timeline(state.store.as_ref(), &session).await?;
+async fn timeline(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &ctx.project, &id).await?;
+    let stats = state.store.session_stats(&ctx.project, &session).await?;
+    let items = session_timeline(state.store.as_ref(), &ctx.project, &session).await?;
     Ok(Json(serde_json::json!({"session": session_json(&session, Some(&stats)), "items": items})))
 }
 
-async fn session_logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let session = find_session(&state, &id).await?;
+async fn session_logs(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &ctx.project, &id).await?;
     let filter = LogFilter {
         session_keys: vec![session.id.clone(), session.short_id.to_hex()],
         limit: Some(10_000),
         ..Default::default()
     };
-    Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &filter).await?})))
+    Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &ctx.project, &filter).await?})))
 }
 
 /// Query parameters of `GET /api/logs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogsQuery {
+    /// Picks the project of a logged-in user (read by the access check, not here).
+    #[allow(dead_code)]
+    project: Option<String>,
     trace_id: Option<String>,
     service: Option<String>,
     q: Option<String>,
@@ -97,6 +117,7 @@ struct LogsQuery {
 
 async fn logs(
     State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
     query: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -109,13 +130,16 @@ async fn logs(
         to_unix_nano: query.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?.map(|ms| ms * 1_000_000),
         limit: query.limit,
     };
-    Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &filter).await?})))
+    Ok(Json(serde_json::json!({"logs": logs_json(state.store.as_ref(), &ctx.project, &filter).await?})))
 }
 
 /// Query parameters of `GET /api/metrics`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetricsQuery {
+    /// Picks the project of a logged-in user (read by the access check, not here).
+    #[allow(dead_code)]
+    project: Option<String>,
     service: Option<String>,
     name: Option<String>,
     from: Option<String>,
@@ -127,6 +151,7 @@ struct MetricsQuery {
 
 async fn metrics(
     State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -138,9 +163,9 @@ async fn metrics(
         limit: query.limit,
     };
     if let Some(key) = &query.session {
-        let session = find_session(&state, key).await?;
+        let session = find_session(&state, &ctx.project, key).await?;
         if filter.services.is_empty() {
-            filter.services = state.store.session_stats(&session).await?.services;
+            filter.services = state.store.session_stats(&ctx.project, &session).await?.services;
             if filter.services.is_empty() {
                 return Ok(Json(serde_json::json!({"points": []})));
             }
@@ -150,7 +175,7 @@ async fn metrics(
     }
     let points: Vec<Value> = state
         .store
-        .metric_points(&filter)
+        .metric_points(&ctx.project, &filter)
         .await?
         .into_iter()
         .map(|p| {
@@ -169,8 +194,11 @@ async fn metrics(
     Ok(Json(serde_json::json!({"points": points})))
 }
 
-async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let totals = state.store.totals().await?;
+async fn stats(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+) -> Result<Json<Value>, ApiError> {
+    let totals = state.store.totals(Some(&ctx.project)).await?;
     Ok(Json(serde_json::json!({
         "spans": totals.spans,
         "span_blocks": totals.span_blocks,

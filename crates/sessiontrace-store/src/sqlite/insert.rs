@@ -309,12 +309,16 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
             }
         }
     }
+    // A job's project id is resolved before its savepoint (see `ProjectIds`).
     match job {
         Job::Write { project, batch, compressed, reply } => {
+            let project_id = match projects.get_or_register(connection, &project) {
+                Ok(id) => id,
+                Err(error) => return Done::Unit(reply, Err(error.into())),
+            };
             let mut entries = Vec::new();
-            let result = projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
-                in_savepoint(connection, || write_batch(connection, project_id, &batch, &compressed, &mut entries))
-            });
+            let result =
+                in_savepoint(connection, || write_batch(connection, project_id, &batch, &compressed, &mut entries));
             if result.is_ok() {
                 indexed.extend(entries);
             }
@@ -323,36 +327,39 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
         // Taken out of the batch by `run`; answered there after the flush.
         Job::FlushIndex { reply } => Done::Unit(reply, Ok(())),
         Job::Expire { .. } | Job::Close => unreachable!("Writer::run takes retention and close jobs out of the batch"),
-        Job::InsertSession { project, session, reply } => Done::Unit(
-            reply,
-            projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
-                in_savepoint(connection, || {
-                    let mut statement = connection.prepare_cached(
-                        "INSERT INTO sessions_v2 (id, short_id, kind, name, user_json, attributes_json, tags_json,
-                         capture_json, started_ms, stopped_ms, saved_ms, project_id)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                    )?;
-                    statement.execute(rusqlite::params_from_iter(session_params(&session, project_id)))?;
-                    Ok(())
-                })
-            }),
-        ),
-        Job::UpdateSession { project, session, reply } => Done::Unit(
-            reply,
-            projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
-                in_savepoint(connection, || {
-                    let mut statement = connection.prepare_cached(
-                        "UPDATE sessions_v2 SET short_id = ?2, kind = ?3, name = ?4, user_json = ?5, attributes_json = ?6,
-                         tags_json = ?7, capture_json = ?8, started_ms = ?9, stopped_ms = ?10, saved_ms = ?11
-                         WHERE project_id = ?12 AND id = ?1",
-                    )?;
-                    statement.execute(rusqlite::params_from_iter(session_params(&session, project_id)))?;
-                    Ok(())
-                })
-            }),
-        ),
+        Job::InsertSession { project, session, reply } => {
+            let project_id = match projects.get_or_register(connection, &project) {
+                Ok(id) => id,
+                Err(error) => return Done::Unit(reply, Err(error.into())),
+            };
+            let result = in_savepoint(connection, || {
+                let mut statement = connection.prepare_cached(
+                    "INSERT INTO sessions_v2 (id, short_id, kind, name, user_json, attributes_json, tags_json,
+                     capture_json, started_ms, stopped_ms, saved_ms, project_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                statement.execute(rusqlite::params_from_iter(session_params(&session, project_id)))?;
+                Ok(())
+            });
+            Done::Unit(reply, result)
+        }
+        Job::UpdateSession { project, session, reply } => {
+            let project_id = match projects.get_or_register(connection, &project) {
+                Ok(id) => id,
+                Err(error) => return Done::Unit(reply, Err(error.into())),
+            };
+            let result = in_savepoint(connection, || {
+                let mut statement = connection.prepare_cached(
+                    "UPDATE sessions_v2 SET short_id = ?2, kind = ?3, name = ?4, user_json = ?5, attributes_json = ?6,
+                     tags_json = ?7, capture_json = ?8, started_ms = ?9, stopped_ms = ?10, saved_ms = ?11
+                     WHERE project_id = ?12 AND id = ?1",
+                )?;
+                statement.execute(rusqlite::params_from_iter(session_params(&session, project_id)))?;
+                Ok(())
+            });
+            Done::Unit(reply, result)
+        }
         Job::Credentials { change, reply } => {
-            // A key's project is resolved outside the savepoint, like a write's.
             let project_id = match &change {
                 CredentialChange::PutKey(key) => match projects.get_or_register(connection, &key.project) {
                     Ok(id) => id,
@@ -362,13 +369,15 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
             };
             Done::Flag(reply, in_savepoint(connection, || change_credentials(connection, project_id, change)))
         }
-        Job::PutReplayChunk { project, chunk, compressed, reply } => Done::Flag(
-            reply,
-            projects.get_or_register(connection, &project).map_err(StoreError::from).and_then(|project_id| {
-                in_savepoint(connection, || {
+        Job::PutReplayChunk { project, chunk, compressed, reply } => {
+            let project_id = match projects.get_or_register(connection, &project) {
+                Ok(id) => id,
+                Err(error) => return Done::Flag(reply, Err(error.into())),
+            };
+            let result = in_savepoint(connection, || {
                 let mut statement = connection.prepare_cached(
-                    "INSERT OR IGNORE INTO replay_chunks_v2 (project_id, session_id, seq, event_count, first_ms, last_ms,
-                     data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO replay_chunks_v2 (project_id, session_id, seq, event_count, first_ms,
+                     last_ms, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
                 let inserted = statement.execute(params![
                     project_id,
@@ -380,9 +389,9 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
                     compressed
                 ])?;
                 Ok(inserted == 1)
-            })
-            }),
-        ),
+            });
+            Done::Flag(reply, result)
+        }
     }
 }
 
@@ -493,7 +502,8 @@ fn write_batch(
 ) -> Result<(), StoreError> {
     let received_ms = now_ms();
     let mut insert_block = connection.prepare_cached(
-        "INSERT INTO span_blocks_v1 (received_ms, span_count, data, index_data, project_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO span_blocks_v1 (received_ms, span_count, data, index_data, project_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (block, data) in batch.trace_blocks.iter().zip(compressed) {
         insert_block.execute(params![
