@@ -44,6 +44,11 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Whether the test servers use ClickHouse (`SESSIONTRACE_TEST_STORE=clickhouse`).
+pub fn uses_clickhouse() -> bool {
+    std::env::var("SESSIONTRACE_TEST_STORE").as_deref() == Ok("clickhouse")
+}
+
 /// `--store clickhouse --clickhouse-database <one per data folder>` when `SESSIONTRACE_TEST_STORE=clickhouse`.
 fn test_store_flags(data_dir: &Path) -> Vec<String> {
     if std::env::var("SESSIONTRACE_TEST_STORE").as_deref() != Ok("clickhouse") {
