@@ -510,3 +510,101 @@ fn a_public_address_needs_authentication() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a loopback address") && stderr.contains("sessiontrace keys create"), "{stderr}");
 }
+
+/// A private CA and a server certificate it signed for 127.0.0.1 and localhost: (ca.pem, cert.pem, key.pem).
+fn test_pki(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, "sessiontrace test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
+    let paths = (dir.join("ca.pem"), dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// One HTTP/1.1 request over TLS trusting `ca`: the status code and the body.
+fn https(port: u16, ca: &Path, request: &str) -> std::io::Result<(u16, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+        let config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Ok((status, body))
+    })
+}
+
+#[test]
+fn tls_serves_https_and_grpc_to_real_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_pki(dir.path());
+    let data = dir.path().join("a");
+    let (http, otlp_http, otlp_grpc) = (free_port(), free_port(), free_port());
+    let cert_arg = cert.to_str().unwrap();
+    let ca_arg = ca.to_str().unwrap();
+    let _server = RunningServer::start_on(
+        &data,
+        (http, otlp_http, otlp_grpc),
+        &["--tls-cert", cert_arg, "--tls-key", key.to_str().unwrap()],
+    );
+    let get =
+        |path: &str| https(http, &ca, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(get("/healthz"), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "the TLS server did not answer /healthz");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Plain HTTP to a TLS port gets no HTTP answer.
+    let plain = Client::new().get(format!("http://127.0.0.1:{http}/healthz")).send();
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+
+    // Another sessiontrace forwards to it over HTTPS (OTLP/HTTP) and gRPC over TLS, trusting the cert.
+    let forwarder_dir = dir.path().join("b");
+    let forwarder = RunningServer::start_with(
+        &forwarder_dir,
+        &[
+            "--forward",
+            &format!("https://127.0.0.1:{otlp_http},ca={ca_arg},name=https"),
+            "--forward",
+            &format!("https://127.0.0.1:{otlp_grpc},protocol=grpc,ca={ca_arg},name=grpcs"),
+        ],
+    );
+    let response = Client::new()
+        .post(format!("{}/v1/traces", forwarder.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(spans([0x5a; 16], "tls", 4))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(&format!("/api/traces/{}", hex::encode([0x5a; 16]))).unwrap();
+        // Both upstream copies arrive: the same 4 spans twice (HTTPS and gRPC over TLS).
+        if status == 200 && serde_json::from_str::<Value>(&body).unwrap()["spans"].as_array().unwrap().len() == 8 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "forwarded spans did not arrive over TLS: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
