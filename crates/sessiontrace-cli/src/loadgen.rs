@@ -71,10 +71,20 @@ pub struct LoadgenArgs {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// An ingest key, sent on every request (a server with authentication on).
+    #[arg(long, env = "SESSIONTRACE_INGEST_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// A read key for --verify's counts (a server with authentication on).
+    #[arg(long, env = "SESSIONTRACE_READ_KEY", hide_env_values = true)]
+    read_key: Option<String>,
 }
 
-async fn stored_spans(api: &str) -> anyhow::Result<u64> {
-    let stats = call(reqwest::Client::new().get(format!("{api}/api/stats"))).await?;
+async fn stored_spans(api: &str, read_key: Option<&str>) -> anyhow::Result<u64> {
+    let mut request = reqwest::Client::new().get(format!("{api}/api/stats"));
+    if let Some(key) = read_key {
+        request = request.bearer_auth(key);
+    }
+    let stats = call(request).await?;
     stats["spans"].as_u64().context("/api/stats has no span count")
 }
 
@@ -96,7 +106,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         let client = reqwest::Client::new();
         for number in 0..args.create_sessions {
             let body = serde_json::json!({"name": format!("loadgen session {number}"), "kind": "backend", "user": format!("user-{}", number % 97)});
-            let session = call(client.post(format!("{}/api/sessions", args.api)).json(&body)).await?;
+            let mut request = client.post(format!("{}/api/sessions", args.api)).json(&body);
+            if let Some(key) = &args.key {
+                request = request.bearer_auth(key);
+            }
+            let session = call(request).await?;
             session_short_ids.push(session["short_id"].as_str().unwrap_or_default().to_string());
         }
         if !args.quiet {
@@ -117,7 +131,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         eprintln!("{} request templates, {} bytes per span encoded", templates.len(), bytes / spans.max(1));
     }
-    let before = if args.verify { Some(stored_spans(&args.api).await?) } else { None };
+    let before = if args.verify { Some(stored_spans(&args.api, args.read_key.as_deref()).await?) } else { None };
     let duration = match (args.duration, args.spans) {
         (Some(seconds), _) => Some(Duration::from_secs_f64(seconds)),
         (None, Some(_)) => None,
@@ -132,12 +146,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         max_spans: args.spans,
         gzip: args.gzip,
         progress: !args.quiet,
+        key: args.key.clone(),
     };
     let report = drive::run(templates, drive_spec).await?;
     let mut summary = report.to_json();
     let mut verified_ok = true;
     if let Some(before) = before {
-        let stored = stored_spans(&args.api).await? - before;
+        let stored = stored_spans(&args.api, args.read_key.as_deref()).await? - before;
         verified_ok = stored == report.spans_accepted;
         summary["spans_stored"] = stored.into();
         summary["verified"] = verified_ok.into();

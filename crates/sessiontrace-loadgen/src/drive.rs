@@ -27,6 +27,8 @@ pub struct DriveSpec {
     pub gzip: bool,
     /// Print a progress line every second (stderr).
     pub progress: bool,
+    /// An ingest key sent on every request (`Authorization: Bearer`, or gRPC metadata).
+    pub key: Option<String>,
 }
 
 /// What happened.
@@ -119,17 +121,23 @@ struct Shared {
 }
 
 enum Client {
-    Http(reqwest::Client, String),
-    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
+    Http(reqwest::Client, String, Option<String>),
+    Grpc(
+        tonic::client::Grpc<tonic::transport::Channel>,
+        Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    ),
 }
 
 impl Client {
     async fn send(&mut self, body: Vec<u8>, protocol: Protocol, gzip: bool) -> Result<(), String> {
         match self {
-            Client::Http(client, url) => {
+            Client::Http(client, url, authorization) => {
                 let content_type =
                     if protocol == Protocol::HttpJson { "application/json" } else { "application/x-protobuf" };
                 let mut request = client.post(url.as_str()).header("content-type", content_type);
+                if let Some(authorization) = authorization {
+                    request = request.header("authorization", authorization.as_str());
+                }
                 let body = if gzip {
                     request = request.header("content-encoding", "gzip");
                     flate2_gzip(&body)
@@ -148,12 +156,16 @@ impl Client {
                     ))
                 }
             }
-            Client::Grpc(grpc) => {
+            Client::Grpc(grpc, authorization) => {
                 grpc.ready().await.map_err(|e| format!("gRPC channel not ready: {e}"))?;
                 let path = tonic::codegen::http::uri::PathAndQuery::from_static(
                     "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
                 );
-                grpc.unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
+                let mut request = tonic::Request::new(Bytes::from(body));
+                if let Some(authorization) = authorization {
+                    request.metadata_mut().insert("authorization", authorization.clone());
+                }
+                grpc.unary(request, path, RawCodec)
                     .await
                     .map(|_| ())
                     .map_err(|status| format!("gRPC {:?}: {}", status.code(), status.message()))
@@ -225,12 +237,17 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
                 if spec.gzip {
                     grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
                 }
-                Client::Grpc(grpc)
+                let authorization = match &spec.key {
+                    Some(key) => Some(format!("Bearer {key}").parse()?),
+                    None => None,
+                };
+                Client::Grpc(grpc, authorization)
             }
             _ => {
                 // One client per connection so each task keeps its own keep-alive connection.
                 let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
-                Client::Http(http, format!("{}/v1/traces", spec.endpoint.trim_end_matches('/')))
+                let url = format!("{}/v1/traces", spec.endpoint.trim_end_matches('/'));
+                Client::Http(http, url, spec.key.as_ref().map(|key| format!("Bearer {key}")))
             }
         };
         clients.push(client);
