@@ -548,6 +548,67 @@ mod tests {
         most.load(Ordering::SeqCst)
     }
 
+    /// An upstream that answers after `delay`, counting what it received; returns its port.
+    async fn slow_upstream(delay: Duration, received: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+        let handler = move || async move {
+            tokio::time::sleep(delay).await;
+            received.fetch_add(1, Ordering::SeqCst);
+            ""
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().route("/v1/traces", axum::routing::post(handler));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        port
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_delivers_the_queue_then_refuses_more() {
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let port = slow_upstream(Duration::from_millis(50), received.clone()).await;
+        let config = ForwardConfig {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            name: "slow".into(),
+            concurrency: 1,
+            ..Default::default()
+        };
+        let forwarder = Forwarder::start(&[config]).unwrap();
+        for _ in 0..6 {
+            forwarder.offer(ForwardMode::All, Signal::Traces, b"", 1);
+        }
+        forwarder.close(Duration::from_secs(10)).await;
+        assert_eq!(received.load(Ordering::SeqCst), 6, "every queued payload was delivered before close returned");
+        forwarder.offer(ForwardMode::All, Signal::Traces, b"", 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(received.load(Ordering::SeqCst), 6, "nothing is taken after close");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_gives_up_after_its_grace_and_counts_what_was_left() {
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let port = slow_upstream(Duration::from_secs(5), received.clone()).await;
+        let config = ForwardConfig {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            name: "stuck".into(),
+            concurrency: 1,
+            ..Default::default()
+        };
+        let forwarder = Forwarder::start(&[config]).unwrap();
+        for _ in 0..3 {
+            forwarder.offer(ForwardMode::All, Signal::Traces, b"", 2);
+        }
+        let started = std::time::Instant::now();
+        forwarder.close(Duration::from_millis(300)).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "close waited {:?}", started.elapsed());
+        let failed: u64 = forwarder
+            .metric_rows()
+            .into_iter()
+            .filter(|(n, labels, ..)| *n == "sessiontrace_forward_failed_total" && labels.contains("traces"))
+            .map(|row| row.4)
+            .sum();
+        assert_eq!(failed, 6, "what was queued or in flight at the end of the grace is counted as failed");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrency_sets_the_requests_in_flight() {
         assert_eq!(most_in_flight(1).await, 1);
