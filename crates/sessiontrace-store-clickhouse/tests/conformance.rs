@@ -61,6 +61,36 @@ async fn data_survives_reopening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_answers_the_queued_writes_then_refuses_more() {
+    let Some(url) = server_url("closing_answers_the_queued_writes_then_refuses_more") else { return };
+    let mut config = config(&url);
+    // A long interval: writes queue behind the first group, so close has something to finish.
+    config.flush_interval = Duration::from_millis(500);
+    let store = std::sync::Arc::new(ClickHouseStore::open(config.clone()).await.unwrap());
+    let batches: Vec<_> = (0..5).map(|_| conformance::sample_batch()).collect();
+    let writes: Vec<_> = batches
+        .iter()
+        .cloned()
+        .map(|batch| {
+            let store = store.clone();
+            tokio::spawn(async move { store.write(&project(), batch).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.close().await.unwrap();
+    for write in writes {
+        write.await.unwrap().expect("a write queued before close is inserted and answered");
+    }
+    let error = store.write(&project(), conformance::sample_batch()).await.unwrap_err();
+    assert!(error.to_string().contains("stopped"), "{error}");
+    let reopened = ClickHouseStore::open(config).await.unwrap();
+    for batch in &batches {
+        let trace_id = batch.trace_blocks[0].traces[0].trace_id;
+        assert_eq!(reopened.trace_blocks(&project(), trace_id).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_inserts_and_are_all_stored() {
     let Some(url) = server_url("concurrent_writes_share_inserts_and_are_all_stored") else { return };
     let mut config = config(&url);
