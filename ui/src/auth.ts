@@ -58,16 +58,25 @@ function signedIn(me: Me) {
   set({ status: 'ready', me, message: null, project });
 }
 
-/** Asks the server who we are; called once at start. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Unreachable, overloaded or failing for a moment: worth asking again before showing an error. */
+const transient = (e: unknown) => !(e instanceof ApiError) || e.status >= 500 || e.status === 429 || e.status === 408;
+
+/** Asks the server who we are (at start, and from the error page), retrying transient failures. */
 export async function loadMe() {
   set({ status: 'loading', message: null });
-  try {
-    const me = await api.me();
-    if (me.auth === 'on' && !me.user) set({ status: 'login', me: null });
-    else signedIn(me);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) set({ status: 'login', me: null });
-    else set({ status: 'error', message: String((e as Error)?.message ?? e) });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const me = await api.me();
+      if (me.auth === 'on' && !me.user) set({ status: 'login', me: null });
+      else signedIn(me);
+      return;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) { set({ status: 'login', me: null }); return; }
+      if (!transient(e) || attempt >= 4) { set({ status: 'error', message: String((e as Error)?.message ?? e) }); return; }
+      await sleep(500 * 2 ** attempt);
+    }
   }
 }
 
