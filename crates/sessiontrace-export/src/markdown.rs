@@ -283,7 +283,12 @@ pub fn markdown(data: &ExportData, options: &Options) -> String {
     let mut header = String::new();
     let title = session.name.as_deref().map(|n| truncate(n, 120)).unwrap_or_else(|| "(unnamed)".into());
     let _ = writeln!(header, "# Session {short}: {title}\n");
-    let end_ms = session.stopped_at_ms.map(|ms| ms as f64).or_else(|| data.timeline.last().map(|i| i.time_ms));
+    // The session lasts until it stopped or until the last thing it holds, whichever is later.
+    let last_item = data.timeline.iter().map(|i| i.time_ms + i.duration_ms.unwrap_or(0.0)).reduce(f64::max);
+    let end_ms = match (session.stopped_at_ms.map(|ms| ms as f64), last_item) {
+        (Some(stopped), Some(last)) => Some(stopped.max(last)),
+        (stopped, last) => stopped.or(last),
+    };
     let _ = writeln!(
         header,
         "- id: `{}` ({}, {})",
@@ -335,44 +340,11 @@ pub fn markdown(data: &ExportData, options: &Options) -> String {
     let footer_room = 200;
     let mut remaining = budget.saturating_sub(header.len() + footer_room);
 
-    // Failing requests: 35% of what is left.
-    let request_entries: Vec<(f64, String)> =
-        requests.iter().enumerate().map(|(i, r)| (i as f64, request_block(i + 1, r, start))).collect();
-    let (requests_text, _, _) = fill(
-        request_entries,
-        remaining * 35 / 100,
-        "failing requests",
-        &format!("{follow_bigger}, or `sessiontrace export {short} --max-body BYTES`"),
-    );
-    remaining = remaining.saturating_sub(requests_text.len());
-
-    // Trace trees of failing and slow traces: 45% of what is left, shared by the trees.
-    let mut traces_text = String::new();
-    let trees = data.detailed.len();
-    for (index, (trace, spans)) in data.detailed.iter().enumerate() {
-        let share = (remaining * 45 / 100).saturating_sub(traces_text.len()) / (trees - index).max(1);
-        traces_text.push_str(&trace_section(trace, spans, share));
-    }
-    let undetailed = data.traces.len().saturating_sub(data.detailed.len());
-    if undetailed > 0 {
-        let _ = writeln!(
-            traces_text,
-            "_{undetailed} other traces without errors are in the timeline; each: `GET /api/traces/TRACE_ID`_\n"
-        );
-    }
-    remaining = remaining.saturating_sub(traces_text.len());
-
-    // Steps to reproduce: 40% of what is left.
     let step_entries: Vec<(f64, String)> = steps
         .iter()
         .enumerate()
         .map(|(i, step)| (i as f64, format!("{}. {} {}\n", i + 1, offset(start, step.time_ms), step.text)))
         .collect();
-    let (steps_text, _, _) =
-        fill(step_entries, remaining * 40 / 100, "steps", &format!("all: `sessiontrace show {short}`"));
-    remaining = remaining.saturating_sub(steps_text.len());
-
-    // Warn and error logs: 40% of what is left.
     let mut log_entries: Vec<(std::cmp::Reverse<i32>, f64, String)> = data
         .logs
         .iter()
@@ -392,19 +364,60 @@ pub fn markdown(data: &ExportData, options: &Options) -> String {
         .collect();
     log_entries.sort_by_key(|(rank, _, _)| *rank);
     let log_entries: Vec<(f64, String)> = log_entries.into_iter().map(|(_, order, line)| (order, line)).collect();
-    let (logs_text, _, _) = fill(
-        log_entries,
-        remaining * 40 / 100,
-        "warn/error logs (errors first)",
-        &format!("all: `GET /api/sessions/{short}/logs`"),
-    );
-    remaining = remaining.saturating_sub(logs_text.len());
-
-    // The timeline: what is left, errors and actions first.
     let mut timeline_entries: Vec<(u8, f64, String)> =
         data.timeline.iter().map(|item| (timeline_rank(item), item.time_ms, timeline_line(item, start))).collect();
     timeline_entries.sort_by_key(|(rank, _, _)| *rank);
     let timeline_entries: Vec<(f64, String)> = timeline_entries.into_iter().map(|(_, t, line)| (t, line)).collect();
+
+    // Room kept for the smaller sections (what they need, up to a share each), so that requests and
+    // traces, filled first, can take the rest of the budget.
+    let need = |entries: &[(f64, String)]| {
+        if entries.is_empty() { 0 } else { entries.iter().map(|(_, text)| text.len()).sum::<usize>() + 300 }
+    };
+    let reserved = need(&step_entries).min(remaining / 10)
+        + need(&log_entries).min(remaining / 10)
+        + need(&timeline_entries).min(remaining / 5);
+
+    // Failing requests: up to half of what the smaller sections leave.
+    let request_entries: Vec<(f64, String)> =
+        requests.iter().enumerate().map(|(i, r)| (i as f64, request_block(i + 1, r, start))).collect();
+    let (requests_text, _, _) = fill(
+        request_entries,
+        remaining.saturating_sub(reserved) / 2,
+        "failing requests",
+        &format!("{follow_bigger}, or `sessiontrace export {short} --max-body BYTES`"),
+    );
+    remaining = remaining.saturating_sub(requests_text.len());
+
+    // Trace trees of failing and slow traces: the rest but the reserve, shared by the trees.
+    let mut traces_text = String::new();
+    let trees = data.detailed.len();
+    let traces_allowance = remaining.saturating_sub(reserved);
+    for (index, (trace, spans)) in data.detailed.iter().enumerate() {
+        let share = traces_allowance.saturating_sub(traces_text.len()) / (trees - index).max(1);
+        traces_text.push_str(&trace_section(trace, spans, share));
+    }
+    let undetailed = data.traces.len().saturating_sub(data.detailed.len());
+    if undetailed > 0 {
+        let _ = writeln!(
+            traces_text,
+            "_{undetailed} other traces without errors are in the timeline; each: `GET /api/traces/TRACE_ID`_\n"
+        );
+    }
+    remaining = remaining.saturating_sub(traces_text.len());
+
+    // Steps to reproduce, then warn and error logs, then the timeline (errors and actions first).
+    let steps_allowance = need(&step_entries).min(remaining * 2 / 5).max(remaining / 10);
+    let (steps_text, _, _) = fill(step_entries, steps_allowance, "steps", &format!("all: `sessiontrace show {short}`"));
+    remaining = remaining.saturating_sub(steps_text.len());
+    let logs_allowance = need(&log_entries).min(remaining / 2).max(remaining / 10);
+    let (logs_text, _, _) = fill(
+        log_entries,
+        logs_allowance,
+        "warn/error logs (errors first)",
+        &format!("all: `GET /api/sessions/{short}/logs`"),
+    );
+    remaining = remaining.saturating_sub(logs_text.len());
     let (timeline_text, _, _) = fill(
         timeline_entries,
         remaining,
