@@ -4,7 +4,8 @@
 //! the failing payment request with its body, secrets only as `***MASKED***` — and a session of 10,000
 //! spans exported within its token budget, with "showing N of M" and the follow-up. The MCP server is
 //! driven by the official Python `mcp` client over stdio and streamable HTTP when
-//! `SESSIONTRACE_MCP_PYTHON` (or `SESSIONTRACE_PYTHON`) names a Python with `mcp` installed.
+//! `SESSIONTRACE_MCP_PYTHON` (or `SESSIONTRACE_PYTHON`) names a Python with `mcp` installed. With
+//! authentication on, `/mcp` and the export route need a read key.
 
 mod support;
 
@@ -422,4 +423,52 @@ fn the_python_mcp_client_drives_both_transports() {
         let (text, is_error) = call("get_trace_bad_id");
         assert!(is_error && text.starts_with("A trace id is 32 hexadecimal"), "{transport}: {text}");
     }
+}
+
+/// `sessiontrace keys create` in a data folder; the secret.
+fn create_key(data_dir: &std::path::Path, kind: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
+        .args(["keys", "create", "--project", "default", "--kind", kind, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().lines().next().unwrap().trim().to_string()
+}
+
+#[test]
+fn with_authentication_on_mcp_and_export_need_a_read_key() {
+    if support::uses_clickhouse() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = create_key(dir.path(), "ingest");
+    let read = create_key(dir.path(), "read");
+    let server = RunningServer::start(dir.path());
+    let client = reqwest::blocking::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+    let mcp = |key: Option<&str>| {
+        let mut request = client
+            .post(format!("{}/mcp", server.api))
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(mcp(None), 401);
+    assert_eq!(mcp(Some(&ingest)), 403);
+    assert_eq!(mcp(Some(&read)), 200);
+    let export = |key: Option<&str>| {
+        let mut request = client.get(format!("{}/api/sessions/0badc0de/export", server.api));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(export(None), 401);
+    assert_eq!(export(Some(&ingest)), 403);
+    assert_eq!(export(Some(&read)), 404);
 }
