@@ -1,10 +1,12 @@
-//! The `sessiontrace` binary: `serve` runs the collector; `session`, `sessions` and `show` talk to a
+//! The `sessiontrace` binary: `serve` runs the collector; `session`, `sessions`, `show` and `export` talk to a
 //! running server over its HTTP API; `keys`, `projects` and `users` manage credentials in the store.
 
 mod admin;
 mod client;
 mod demo;
+mod export;
 mod loadgen;
+mod mcp;
 mod serve;
 mod show;
 
@@ -34,6 +36,10 @@ enum Command {
     Sessions(client::ListArgs),
     /// Print a session's timeline and its traces as trees.
     Show(show::ShowArgs),
+    /// A session as markdown or JSON for a ticket or an AI assistant, within a token budget.
+    Export(export::ExportArgs),
+    /// The MCP server over stdio, for AI assistants (its tools read a running server's API).
+    Mcp(mcp::McpArgs),
     /// Start the server and a demo shop of instrumented services, drive a recorded session through them.
     Demo(demo::DemoArgs),
     /// Run one demo shop service (started by `demo`).
@@ -80,6 +86,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Session(command) => client::session(command).await,
             Command::Sessions(args) => client::list(args).await,
             Command::Show(args) => show::run(args).await,
+            Command::Export(args) => export::run(args).await,
+            Command::Mcp(args) => mcp::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::DemoService(args) => demo::run_service(args).await,
             Command::Loadgen(args) => loadgen::run(args).await,

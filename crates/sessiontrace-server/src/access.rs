@@ -88,6 +88,8 @@ pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
             Some(Scope::Ingest)
         }
         (_, "/metrics") => Some(Scope::Read),
+        // The MCP server's streamable HTTP endpoint: read-only tools.
+        (_, "/mcp") => Some(Scope::Read),
         (_, path) if path.starts_with("/api/") || path.starts_with("/v1/") => Some(Scope::Read),
         _ => None,
     }
@@ -338,6 +340,9 @@ mod tests {
         assert_eq!(scope_of(&Method::GET, "/api/traces/00"), Some(Scope::Read));
         assert_eq!(scope_of(&Method::POST, "/api/sessions/abc/other"), Some(Scope::Read));
         assert_eq!(scope_of(&Method::GET, "/metrics"), Some(Scope::Read));
+        assert_eq!(scope_of(&Method::GET, "/api/sessions/abc/export"), Some(Scope::Read));
+        assert_eq!(scope_of(&Method::POST, "/mcp"), Some(Scope::Read));
+        assert_eq!(scope_of(&Method::GET, "/mcp"), Some(Scope::Read));
         assert_eq!(scope_of(&Method::GET, "/healthz"), None);
         assert_eq!(scope_of(&Method::GET, "/recorder.js"), None);
         assert_eq!(scope_of(&Method::GET, "/sessions/abc"), None);

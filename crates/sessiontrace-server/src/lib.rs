@@ -225,10 +225,11 @@ pub fn api_router(state: AppState) -> Router {
         });
     let recorder_js =
         state.config.recorder_js.clone().or_else(|| endpoints::assets::locate("recorder/dist/recorder.js"));
-    Router::new()
+    let api = Router::new()
         .merge(endpoints::auth::routes())
         .merge(endpoints::sessions::routes())
         .merge(endpoints::query::routes())
+        .merge(endpoints::session_export::routes())
         .merge(endpoints::events::routes())
         .merge(endpoints::otlp_http::routes())
         .merge(endpoints::health::routes())
@@ -236,7 +237,11 @@ pub fn api_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         .layer(cors(&state))
-        .with_state(state)
+        .with_state(state.clone());
+    // The MCP tools call `api` in process with the caller's credential; `/mcp` has the same access check.
+    let mcp = endpoints::mcp::routes(api.clone(), !state.auth.enabled())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
+    mcp.merge(api)
 }
 
 /// The router of the OTLP/HTTP port.

@@ -5,9 +5,11 @@ pub mod auth;
 pub mod events;
 pub mod export;
 pub mod health;
+pub mod mcp;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod query;
+pub mod session_export;
 pub mod sessions;
 
 use axum::body::Body;
