@@ -15,7 +15,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -25,7 +24,6 @@ use sessiontrace_auth::{Login, Refusal, RefusalClass, Scope};
 use sessiontrace_model::auth::{ApiKey, KeyKind};
 use sessiontrace_model::project::Project;
 use sessiontrace_pipeline::RequestContext;
-use sessiontrace_pipeline::telemetry::ExpositionRow;
 
 use crate::state::AppState;
 
@@ -43,36 +41,6 @@ pub enum Caller {
     Local,
     Key(Box<ApiKey>),
     User(Box<Login>),
-}
-
-/// Refusals by reason, for `/metrics`.
-#[derive(Default)]
-pub struct AuthCounters {
-    refused: [AtomicU64; Refusal::REASONS.len()],
-}
-
-impl AuthCounters {
-    pub fn count(&self, refusal: &Refusal) {
-        if let Some(slot) = Refusal::REASONS.iter().position(|reason| *reason == refusal.reason()) {
-            self.refused[slot].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn rows(&self) -> Vec<ExpositionRow> {
-        Refusal::REASONS
-            .iter()
-            .zip(&self.refused)
-            .map(|(reason, count)| {
-                (
-                    "sessiontrace_auth_refused_total",
-                    format!("reason=\"{reason}\""),
-                    "Requests refused by authentication, authorization or rate limits, by reason",
-                    "counter",
-                    count.load(Ordering::Relaxed),
-                )
-            })
-            .collect()
-    }
 }
 
 /// The scope a route needs; `None` for public routes (health, assets, login).

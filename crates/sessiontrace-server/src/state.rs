@@ -2,13 +2,13 @@
 //! authenticator and the config.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use sessiontrace_auth::Authenticator;
+use sessiontrace_auth::{Authenticator, Refusal};
 use sessiontrace_pipeline::Pipeline;
-use sessiontrace_pipeline::telemetry::Counters;
+use sessiontrace_pipeline::telemetry::{Counters, ExpositionRow};
 use sessiontrace_store::Store;
 
-use crate::access::AuthCounters;
 use crate::config::ServerConfig;
 
 /// Shared state of all endpoints.
@@ -23,4 +23,34 @@ pub struct AppState {
     /// Keys, logins and rate limits.
     pub auth: Arc<Authenticator>,
     pub auth_counters: Arc<AuthCounters>,
+}
+
+/// Refusals by reason, for `/metrics`.
+#[derive(Default)]
+pub struct AuthCounters {
+    refused: [AtomicU64; Refusal::REASONS.len()],
+}
+
+impl AuthCounters {
+    pub fn count(&self, refusal: &Refusal) {
+        if let Some(slot) = Refusal::REASONS.iter().position(|reason| *reason == refusal.reason()) {
+            self.refused[slot].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn rows(&self) -> Vec<ExpositionRow> {
+        Refusal::REASONS
+            .iter()
+            .zip(&self.refused)
+            .map(|(reason, count)| {
+                (
+                    "sessiontrace_auth_refused_total",
+                    format!("reason=\"{reason}\""),
+                    "Requests refused by authentication, authorization or rate limits, by reason",
+                    "counter",
+                    count.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }
