@@ -303,29 +303,33 @@ pub(crate) async fn search_traces(
     project: &Project,
     search: &TraceSearch,
 ) -> Result<Vec<TraceSummary>, StoreError> {
-    // Candidates: the newest traces with a row that passes the row-level filters; the merged traces are
-    // then checked exactly (as on SQLite).
+    // Candidates: the newest traces of the window whose rows together pass the filters (a trace's
+    // blocks may name its services, root and errors on different rows); the merged traces are then
+    // checked exactly (as on SQLite).
     let in_project = in_project(project);
     let mut conditions = vec![in_project.clone()];
     index_window(&mut conditions, search.from_unix_nano, search.to_unix_nano);
+    let mut having = vec!["1".to_string()];
     if let Some(service) = &search.service {
-        conditions.push(format!("has(services, {})", quote(service)));
+        having.push(format!("countIf(has(services, {})) > 0", quote(service)));
     }
     if let Some(root_service) = &search.root_service {
-        conditions.push(format!("root_service = {}", quote(root_service)));
+        having.push(format!("countIf(ifNull(root_service, '') = {}) > 0", quote(root_service)));
     }
     if let Some(root_name) = &search.root_name {
-        conditions.push(format!("root_name = {}", quote(root_name)));
+        having.push(format!("countIf(ifNull(root_name, '') = {}) > 0", quote(root_name)));
     }
     if search.has_error == Some(true) {
-        conditions.push("error_count > 0".to_string());
+        having.push("sum(error_count) > 0".to_string());
     }
     let sql = format!(
         "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
          FROM trace_index_v1 WHERE {in_project} AND trace_id GLOBAL IN
-           (SELECT trace_id FROM trace_index_v1 {} GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT {})
+           (SELECT trace_id FROM trace_index_v1 {} GROUP BY trace_id HAVING {}
+            ORDER BY max(start_ns) DESC LIMIT {})
          ORDER BY start_ns, block_id FORMAT RowBinary",
         where_clause(&conditions),
+        having.join(" AND "),
         TraceSearch::SCAN_CAP
     );
     let rows = read_all(&client.execute(&sql).await?, |r| {

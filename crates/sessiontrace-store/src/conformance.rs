@@ -306,6 +306,11 @@ async fn trace_search_filters(store: &dyn Store, project: &Project) {
     assert_eq!(found(with(TraceSearch { min_duration_nanos: Some(500 * ms), ..window.clone() })).await, vec![slow.0]);
     assert_eq!(found(with(TraceSearch { max_duration_nanos: Some(500 * ms), ..window.clone() })).await, vec![failed.0]);
     assert_eq!(found(TraceSearch { root_name: Some("poll".into()), ..window.clone() }).await, vec![quick.0]);
+    // Filters met by different blocks of one trace: the root on front's block, back on another.
+    let across = TraceSearch { service: Some(back.clone()), root_name: Some("GET /slow".into()), ..window.clone() };
+    assert_eq!(found(across).await, vec![slow.0]);
+    let across = TraceSearch { service: Some(back.clone()), root_service: Some(front.clone()), ..window.clone() };
+    assert_eq!(found(across).await, vec![slow.0]);
     assert_eq!(
         found(TraceSearch { root_service: Some(front.clone()), limit: 1, ..window.clone() }).await,
         vec![failed.0]

@@ -141,7 +141,8 @@ pub fn summarize_traces(rows: impl IntoIterator<Item = TraceIndexRow>) -> Vec<Tr
 
 /// Filters of a trace search over the trace index (the Tempo and Jaeger search APIs). Every filter is
 /// optional; a backend reads at most [`TraceSearch::SCAN_CAP`] candidate traces (newest first) whose index
-/// rows pass the row-level filters, merges their rows and keeps those [`TraceSearch::matches`] accepts.
+/// rows in the window, taken together, pass the filters, merges their rows and keeps those
+/// [`TraceSearch::matches`] accepts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceSearch {
     /// Traces that overlap this window (Unix ns).

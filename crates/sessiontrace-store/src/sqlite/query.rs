@@ -257,34 +257,38 @@ pub(crate) fn search_traces(
     project_id: i64,
     search: &TraceSearch,
 ) -> Result<Vec<TraceSummary>, StoreError> {
-    // Candidates: the newest traces with a row that passes the row-level filters (a row's services are
-    // some of its trace's, its root is the trace's root); the merged traces are then checked exactly.
+    // Candidates: the newest traces of the window whose rows together pass the filters (a trace's
+    // blocks may name its services, root and errors on different rows); the merged traces are then
+    // checked exactly.
     let mut conditions = Conditions::default();
     let project = conditions.bind(Value::Integer(project_id));
     conditions.add(format!("project_id = {project}"));
     index_window(&mut conditions, search.from_unix_nano, search.to_unix_nano);
+    let mut having = vec!["1".to_string()];
     if let Some(service) = &search.service {
         let p = conditions.bind(Value::Text(format!(",{service},")));
-        conditions.add(format!("instr(',' || services || ',', {p}) > 0"));
+        having.push(format!("MAX(instr(',' || services || ',', {p}) > 0) = 1"));
     }
     if let Some(root_service) = &search.root_service {
         let p = conditions.bind(Value::Text(root_service.clone()));
-        conditions.add(format!("root_service = {p}"));
+        having.push(format!("MAX(root_service = {p}) = 1"));
     }
     if let Some(root_name) = &search.root_name {
         let p = conditions.bind(Value::Text(root_name.clone()));
-        conditions.add(format!("root_name = {p}"));
+        having.push(format!("MAX(root_name = {p}) = 1"));
     }
     if search.has_error == Some(true) {
-        conditions.add("error_count > 0".to_string());
+        having.push("SUM(error_count) > 0".to_string());
     }
     let cap = conditions.bind(Value::Integer(i64::from(TraceSearch::SCAN_CAP)));
     let sql = format!(
         "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
          FROM trace_index_v1 WHERE project_id = {project} AND trace_id IN
-           (SELECT trace_id FROM trace_index_v1 {} GROUP BY trace_id ORDER BY MAX(start_ns) DESC LIMIT {cap})
+           (SELECT trace_id FROM trace_index_v1 {} GROUP BY trace_id HAVING {}
+            ORDER BY MAX(start_ns) DESC LIMIT {cap})
          ORDER BY start_ns, block_id",
-        conditions.where_clause()
+        conditions.where_clause(),
+        having.join(" AND ")
     );
     let mut statement = connection.prepare(&sql)?;
     let rows =
