@@ -660,6 +660,9 @@ fn grafana_tempo_and_jaeger_read_sessiontrace() {
     assert_eq!(scope("resource"), ["region", "service.name"]);
     assert_eq!(scope("span"), ["http.method", "http.status_code", "ratio", "region", "retry"]);
     assert!(scope("intrinsic").contains(&"traceDuration".to_string()));
+    let only: TagsResponse = grafana.json(&format!("/api/v2/search/tags?scope=span&start={start_s}&end={end_s}"));
+    assert_eq!(only.scopes.len(), 1);
+    assert_eq!((only.scopes[0].name.as_str(), only.scopes[0].tags.clone()), ("span", scope("span")));
     let values: TagValuesResponse =
         grafana.json(&format!("/api/v2/search/tag/resource.service.name/values?start={start_s}&end={end_s}"));
     let services: Vec<&str> = values.tag_values.iter().map(|v| v.value.as_str()).collect();

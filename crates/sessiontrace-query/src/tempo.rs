@@ -166,10 +166,12 @@ async fn sample_traces(
     Ok(traces)
 }
 
-/// `/api/v2/search/tags`: attribute names of recent traces by scope, and the intrinsics.
+/// `/api/v2/search/tags`: attribute names of recent traces by scope, and the intrinsics; only the scope
+/// asked for (`resource`, `span`, `intrinsic`) when one is, every scope for none or `all`.
 pub async fn tags_json(
     store: &dyn Store,
     project: &Project,
+    scope: Option<&str>,
     from_unix_nano: Option<i64>,
     to_unix_nano: Option<i64>,
 ) -> Result<Value, StoreError> {
@@ -183,12 +185,17 @@ pub async fn tags_json(
             span_tags.extend(span.attributes.iter().map(|kv| kv.key.clone()));
         }
     }
-    let intrinsics: Vec<&str> = Intrinsic::ALL.iter().map(|(name, _)| *name).collect();
-    Ok(json!({"scopes": [
-        {"name": "resource", "tags": resource_tags},
-        {"name": "span", "tags": span_tags},
-        {"name": "intrinsic", "tags": intrinsics},
-    ]}))
+    let intrinsics: Vec<String> = Intrinsic::ALL.iter().map(|(name, _)| name.to_string()).collect();
+    let scopes: Vec<Value> = [
+        ("resource", resource_tags.into_iter().collect()),
+        ("span", span_tags.into_iter().collect()),
+        ("intrinsic", intrinsics),
+    ]
+    .into_iter()
+    .filter(|(name, _)| scope.is_none_or(|wanted| wanted == "all" || wanted == *name))
+    .map(|(name, tags): (&str, Vec<String>)| json!({"name": name, "tags": tags}))
+    .collect();
+    Ok(json!({"scopes": scopes}))
 }
 
 fn typed_value(value: &AnyValue) -> Option<(&'static str, String)> {

@@ -141,7 +141,8 @@ async fn tags(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (from, to) = (seconds(&params, "start")?, seconds(&params, "end")?);
-    Ok(Json(tempo::tags_json(state.store.as_ref(), &ctx.project, from, to).await?))
+    let scope = params.get("scope").map(String::as_str).filter(|s| !s.is_empty());
+    Ok(Json(tempo::tags_json(state.store.as_ref(), &ctx.project, scope, from, to).await?))
 }
 
 async fn tag_values(
