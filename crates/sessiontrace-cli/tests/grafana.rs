@@ -769,6 +769,18 @@ fn grafana_tempo_and_jaeger_read_sessiontrace() {
         want_count(&seeded, seeded[0].trace)
     );
 
+    let body: Value = jaeger.json(&format!(
+        "/api/v3/traces?query.service_name=payment&query.start_time_min={}&query.start_time_max={}&query.num_traces=100",
+        start_us, end_us
+    ));
+    let resource_spans: Vec<ResourceSpans> = serde_json::from_value(body["result"]["resourceSpans"].clone()).unwrap();
+    let got: BTreeSet<Vec<u8>> = resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.iter().map(|s| s.trace_id.clone())))
+        .collect();
+    let want: BTreeSet<Vec<u8>> = all.iter().filter(|s| s.service == "payment").map(|s| s.trace.to_vec()).collect();
+    assert_eq!(got, want);
+
     // From a trace to its session.
     let response =
         client.get(format!("{}/sessions/by-trace/{session_trace_hex}", server.api)).bearer_auth(&read).send().unwrap();

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/jaeger/api/traces/{trace_id}", get(trace))
         .route("/jaeger/api/v3/services", get(services_v3))
         .route("/jaeger/api/v3/operations", get(operations_v3))
+        .route("/jaeger/api/v3/traces", get(find_traces_v3))
         .route("/jaeger/api/v3/traces/{trace_id}", get(trace_v3))
 }
 
@@ -247,4 +248,46 @@ async fn trace_v3(
     }
     let resource_spans = serde_json::to_value(&trace.resource_spans).unwrap_or(Value::Array(vec![]));
     Ok(Json(json!({"result": {"resourceSpans": resource_spans}})).into_response())
+}
+
+/// `GET /api/v3/traces?query.service_name=&query.operation_name=&query.start_time_min=&query.start_time_max=
+/// &query.duration_min=&query.duration_max=&query.num_traces=` → every matching trace's spans in one
+/// `{"result":{"resourceSpans":[…]}}` (times RFC 3339 or Unix µs; names with or without `query.`, snake or camel).
+async fn find_traces_v3(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let duration = |names: &[&str]| -> Result<Option<i64>, ApiError> {
+        param(&params, names)
+            .map(|text| {
+                jaeger::parse_duration(text).ok_or_else(|| {
+                    ApiError::BadRequest(format!("{} must be a duration like 1.2s, got {text:?}", names[0]))
+                })
+            })
+            .transpose()
+    };
+    let query = jaeger::search_query(
+        param(&params, &["query.service_name", "query.serviceName", "service_name", "serviceName", "service"]),
+        param(
+            &params,
+            &["query.operation_name", "query.operationName", "operation_name", "operationName", "operation"],
+        ),
+        &[],
+        duration(&["query.duration_min", "query.durationMin", "duration_min", "durationMin"])?,
+        duration(&["query.duration_max", "query.durationMax", "duration_max", "durationMax"])?,
+    );
+    let from = time_param(&params, &["query.start_time_min", "query.startTimeMin", "start_time_min", "startTimeMin"])?;
+    let to = time_param(&params, &["query.start_time_max", "query.startTimeMax", "start_time_max", "startTimeMax"])?;
+    let limit = match param(&params, &["query.num_traces", "query.numTraces", "num_traces", "numTraces", "limit"]) {
+        Some(text) => {
+            text.parse().map_err(|_| ApiError::BadRequest(format!("num_traces must be a number, got {text:?}")))?
+        }
+        None => 20,
+    };
+    let request = SearchRequest { query, from_unix_nano: from, to_unix_nano: to, limit };
+    let outcome = search(state.store.as_ref(), &ctx.project, &request).await?;
+    let resource_spans: Vec<_> = outcome.traces.into_iter().flat_map(|found| found.trace.resource_spans).collect();
+    let resource_spans = serde_json::to_value(&resource_spans).unwrap_or(Value::Array(vec![]));
+    Ok(Json(json!({"result": {"resourceSpans": resource_spans}})))
 }
