@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Query benchmark (issue 3). Fills a fresh embedded store through the real ingest path with `--spans`
 # spans (default 10,000,000) in traces of 100 spans spread over 2,000 sessions, then measures p50/p99
-# latency of: a session's timeline, a trace by id, the sessions list with a filter; and bytes on disk per
-# span.
+# latency of: a session's timeline, a trace by id, the sessions list with a filter, Grafana's Tempo trace by
+# id (protobuf) and TraceQL search `{resource.service.name="x" && status=error}` over the last hour; and
+# bytes on disk per span.
 #
 #   bench/query.sh [--spans N] [--sessions N] [--samples N]
 set -euo pipefail
@@ -28,7 +29,7 @@ sleep 1
 BYTES=$(du -sb "$DATA" | cut -f1)
 
 python3 - "http://127.0.0.1:$HTTP" "$SAMPLES" "$BYTES" <<'PY'
-import json, random, sys, time, urllib.request
+import json, random, sys, time, urllib.parse, urllib.request
 api, samples, disk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def get(path):
     started = time.perf_counter()
@@ -56,8 +57,31 @@ for _ in range(samples):
 for service in ["gateway", "orders", "inventory", "payments"] * (samples // 4):
     ms, _ = get(f"/api/sessions?service={service}&limit=50")
     listing.append(ms)
+# Grafana's Tempo data source: a trace by id as protobuf, and a TraceQL search over the last hour.
+def get_raw(path, accept):
+    request = urllib.request.Request(api + path, headers={"Accept": accept})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request) as response:
+        body = response.read()
+    return (time.perf_counter() - started) * 1000, body
+tempo_trace, tempo_search, found = [], [], []
+for _ in range(samples):
+    ms, body = get_raw(f"/tempo/api/v2/traces/{random.choice(trace_ids)}", "application/protobuf")
+    assert body, "empty trace"
+    tempo_trace.append(ms)
+# The load generator writes fixed timestamps: "the last hour" is the hour before its newest trace.
+_, newest = get("/tempo/api/search?q=%7B%7D&limit=1")
+now = int(newest["traces"][0]["startTimeUnixNano"]) // 1_000_000_000
+for service in ["gateway", "orders", "inventory", "payments"] * (samples // 4):
+    query = urllib.parse.quote('{resource.service.name="%s" && status=error}' % service)
+    ms, body = get(f"/tempo/api/search?q={query}&limit=20&spss=3&start={now - 3600}&end={now + 60}")
+    tempo_search.append(ms)
+    found.append(len(body["traces"]))
 report("session timeline", timeline)
 report("trace by id", traces)
 report("sessions list (service filter)", listing)
+report("tempo trace by id (protobuf)", tempo_trace)
+report("tempo search, error traces of a service, last hour", tempo_search)
+print(f"  (traces found per search: min {min(found)}, max {max(found)})")
 print(f"disk: {disk:,} bytes for {stats['spans']:,} spans = {disk / max(stats['spans'], 1):.1f} bytes per span")
 PY

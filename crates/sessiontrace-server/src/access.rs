@@ -58,7 +58,15 @@ pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
         (_, "/metrics") => Some(Scope::Read),
         // The MCP server's streamable HTTP endpoint: read-only tools.
         (_, "/mcp") => Some(Scope::Read),
-        (_, path) if path.starts_with("/api/") || path.starts_with("/v1/") => Some(Scope::Read),
+        (_, path)
+            if path.starts_with("/api/")
+                || path.starts_with("/v1/")
+                || path.starts_with("/tempo/")
+                || path.starts_with("/jaeger/")
+                || path.starts_with("/sessions/by-trace/") =>
+        {
+            Some(Scope::Read)
+        }
         _ => None,
     }
 }
@@ -315,6 +323,23 @@ mod tests {
         assert_eq!(scope_of(&Method::GET, "/recorder.js"), None);
         assert_eq!(scope_of(&Method::GET, "/sessions/abc"), None);
         assert_eq!(scope_of(&Method::POST, "/api/auth/login"), None);
+    }
+
+    #[test]
+    fn grafana_and_jaeger_apis_and_the_trace_redirect_need_read() {
+        for path in [
+            "/tempo/api/echo",
+            "/tempo/api/v2/traces/00",
+            "/tempo/api/search",
+            "/tempo/api/v2/search/tag/name/values",
+            "/jaeger/api/services",
+            "/jaeger/api/traces/00",
+            "/jaeger/api/v3/services",
+            "/sessions/by-trace/00",
+        ] {
+            assert_eq!(scope_of(&Method::GET, path), Some(Scope::Read), "{path}");
+        }
+        assert_eq!(scope_of(&Method::GET, "/sessions/by-trace"), None, "the UI's own pages stay public");
     }
 
     #[test]

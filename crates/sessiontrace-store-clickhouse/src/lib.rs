@@ -37,7 +37,8 @@ use async_trait::async_trait;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use sessiontrace_store::{
-    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceSummary,
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceCatalog,
+    TraceSearch, TraceSummary,
 };
 
 use client::Client;
@@ -400,6 +401,19 @@ impl Store for ClickHouseStore {
 
     async fn session_traces(&self, project: &Project, session: &Session) -> Result<Vec<TraceSummary>, StoreError> {
         query::session_traces(&self.client, project, session).await
+    }
+
+    async fn search_traces(&self, project: &Project, search: &TraceSearch) -> Result<Vec<TraceSummary>, StoreError> {
+        query::search_traces(&self.client, project, search).await
+    }
+
+    async fn trace_catalog(
+        &self,
+        project: &Project,
+        from_unix_nano: Option<i64>,
+        to_unix_nano: Option<i64>,
+    ) -> Result<TraceCatalog, StoreError> {
+        query::trace_catalog(&self.client, project, from_unix_nano, to_unix_nano).await
     }
 
     async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {

@@ -10,8 +10,8 @@ use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
 use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 use sessiontrace_store::{
-    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceIndexRow, TraceSummary,
-    summarize_traces,
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
+    TraceSearch, TraceSummary, summarize_traces,
 };
 
 use crate::client::Client;
@@ -286,6 +286,100 @@ pub(crate) async fn trace_blocks(
     );
     let compressed = read_all(&client.execute(&sql).await?, |r| r.bytes())?;
     compressed.iter().map(|data| decompress(data)).collect()
+}
+
+/// Conditions on index rows that overlap `[from, to]` (Unix ns).
+fn index_window(conditions: &mut Vec<String>, from: Option<i64>, to: Option<i64>) {
+    if let Some(to) = to {
+        conditions.push(format!("start_ns <= {to}"));
+    }
+    if let Some(from) = from {
+        conditions.push(format!("end_ns >= {from}"));
+    }
+}
+
+pub(crate) async fn search_traces(
+    client: &Client,
+    project: &Project,
+    search: &TraceSearch,
+) -> Result<Vec<TraceSummary>, StoreError> {
+    // Candidates: the newest traces of the window whose rows together pass the filters (a trace's
+    // blocks may name its services, root and errors on different rows); the merged traces are then
+    // checked exactly (as on SQLite).
+    let in_project = in_project(project);
+    let mut conditions = vec![in_project.clone()];
+    index_window(&mut conditions, search.from_unix_nano, search.to_unix_nano);
+    let mut having = vec!["1".to_string()];
+    if let Some(service) = &search.service {
+        having.push(format!("countIf(has(services, {})) > 0", quote(service)));
+    }
+    if let Some(root_service) = &search.root_service {
+        having.push(format!("countIf(ifNull(root_service, '') = {}) > 0", quote(root_service)));
+    }
+    if let Some(root_name) = &search.root_name {
+        having.push(format!("countIf(ifNull(root_name, '') = {}) > 0", quote(root_name)));
+    }
+    if search.has_error == Some(true) {
+        having.push("sum(error_count) > 0".to_string());
+    }
+    let sql = format!(
+        "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
+         FROM trace_index_v1 WHERE {in_project} AND trace_id GLOBAL IN
+           (SELECT trace_id FROM trace_index_v1 {} GROUP BY trace_id HAVING {}
+            ORDER BY max(start_ns) DESC LIMIT {})
+         ORDER BY start_ns, block_id FORMAT RowBinary",
+        where_clause(&conditions),
+        having.join(" AND "),
+        TraceSearch::SCAN_CAP
+    );
+    let rows = read_all(&client.execute(&sql).await?, |r| {
+        Ok((
+            r.fixed::<16>()?,
+            r.strings()?,
+            r.i64()?,
+            r.i64()?,
+            r.u32()?,
+            r.u32()?,
+            r.nullable(|r| r.string())?,
+            r.nullable(|r| r.string())?,
+        ))
+    })?;
+    let traces = summarize_traces(rows.into_iter().map(
+        |(trace_id, services, start, end, span_count, error_count, root_name, root_service)| TraceIndexRow {
+            trace_id,
+            services,
+            start_unix_nano: start,
+            end_unix_nano: end,
+            span_count: u64::from(span_count),
+            error_count: u64::from(error_count),
+            root: root_name.zip(root_service),
+        },
+    ));
+    Ok(search.finish(traces))
+}
+
+pub(crate) async fn trace_catalog(
+    client: &Client,
+    project: &Project,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<TraceCatalog, StoreError> {
+    let mut conditions = vec![in_project(project)];
+    index_window(&mut conditions, from, to);
+    let where_clause = where_clause(&conditions);
+    let cap = TraceCatalog::CAP;
+    let sql = format!(
+        "SELECT DISTINCT arrayJoin(services) AS service FROM trace_index_v1 {where_clause}
+         ORDER BY service LIMIT {cap} FORMAT RowBinary"
+    );
+    let services =
+        read_all(&client.execute(&sql).await?, |r| r.string())?.into_iter().filter(|s| !s.is_empty()).collect();
+    let sql = format!(
+        "SELECT DISTINCT assumeNotNull(root_service) AS s, assumeNotNull(root_name) AS n FROM trace_index_v1
+         {where_clause} AND isNotNull(root_service) AND isNotNull(root_name) ORDER BY s, n LIMIT {cap} FORMAT RowBinary"
+    );
+    let root_operations = read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.string()?)))?;
+    Ok(TraceCatalog { services, root_operations })
 }
 
 pub(crate) async fn trace_session_key(

@@ -13,7 +13,7 @@ use sessiontrace_model::{
     ApiKey, CaptureSettings, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User,
 };
 
-use crate::{LogFilter, MetricFilter, SessionFilter, Store, StoreError, Totals};
+use crate::{LogFilter, MetricFilter, SessionFilter, Store, StoreError, Totals, TraceSearch};
 
 /// Runs every check against `store`.
 pub async fn run_all(store: &dyn Store) {
@@ -27,6 +27,7 @@ pub async fn run_all(store: &dyn Store) {
         session_list_filters(store, &project).await;
         metric_points_by_service_and_window(store, &project).await;
         totals_count_what_was_written(store, &project).await;
+        trace_search_filters(store, &project).await;
     }
     projects_are_isolated(store).await;
 }
@@ -253,6 +254,88 @@ async fn totals_count_what_was_written(store: &dyn Store, project: &Project) {
 
 /// Two projects each hold a session with the same short id, a block of the same trace id, logs, metric
 /// points and replay chunks: every read through one project sees only its own.
+/// One block of one trace with its own service, root, times (ns) and errors.
+fn search_block(trace_id: TraceId, service: &str, root: Option<&str>, start: i64, end: i64, errors: u32) -> TraceBlock {
+    TraceBlock {
+        protobuf: format!("block of {trace_id}").into_bytes(),
+        span_count: 2,
+        traces: vec![TraceIndexEntry {
+            trace_id: trace_id.0,
+            session_key: None,
+            services: vec![service.to_string()],
+            start_unix_nano: start,
+            end_unix_nano: end,
+            span_count: 2,
+            error_count: errors,
+            root: root.map(|name| (name.to_string(), service.to_string())),
+        }],
+    }
+}
+
+async fn trace_search_filters(store: &dyn Store, project: &Project) {
+    // Fresh service names and a window of their own, so other data (a shared server) never matches.
+    let suffix = &TraceId::random().to_hex()[..8];
+    let (front, back) = (format!("front-{suffix}"), format!("back-{suffix}"));
+    let base: i64 =
+        1_650_000_000_000_000_000 + i64::from(u32::from_str_radix(suffix, 16).unwrap() % 1000) * 1_000_000_000;
+    let ms = 1_000_000;
+    let (slow, failed, quick) = (TraceId::random(), TraceId::random(), TraceId::random());
+    let blocks = vec![
+        // `slow`: two blocks, front's root and a later back span: 900 ms in all.
+        search_block(slow, &front, Some("GET /slow"), base, base + 100 * ms, 0),
+        search_block(slow, &back, None, base + 200 * ms, base + 900 * ms, 0),
+        search_block(failed, &front, Some("POST /pay"), base + 1000 * ms, base + 1050 * ms, 1),
+        search_block(quick, &back, Some("poll"), base + 2000 * ms, base + 2010 * ms, 0),
+    ];
+    store.write(project, WriteBatch { trace_blocks: blocks, ..Default::default() }).await.unwrap();
+    let window = TraceSearch { from_unix_nano: Some(base), to_unix_nano: Some(base + 3000 * ms), ..Default::default() };
+    let found = |search: TraceSearch| async move {
+        store.search_traces(project, &search).await.unwrap().iter().map(|t| t.trace_id).collect::<Vec<_>>()
+    };
+    assert_eq!(found(TraceSearch { service: Some(front.clone()), ..window.clone() }).await, vec![failed.0, slow.0]);
+    assert_eq!(found(TraceSearch { service: Some(back.clone()), ..window.clone() }).await, vec![quick.0, slow.0]);
+    let traces =
+        store.search_traces(project, &TraceSearch { service: Some(back.clone()), ..window.clone() }).await.unwrap();
+    let merged = traces.iter().find(|t| t.trace_id == slow.0).unwrap();
+    assert_eq!((merged.start_unix_nano, merged.end_unix_nano, merged.span_count), (base, base + 900 * ms, 4));
+    assert_eq!(merged.root, Some(("GET /slow".to_string(), front.clone())));
+    assert_eq!(merged.services, vec![back.clone(), front.clone()]);
+    let with = |search: TraceSearch| TraceSearch { service: Some(front.clone()), ..search };
+    assert_eq!(found(with(TraceSearch { has_error: Some(true), ..window.clone() })).await, vec![failed.0]);
+    assert_eq!(found(with(TraceSearch { has_error: Some(false), ..window.clone() })).await, vec![slow.0]);
+    assert_eq!(found(with(TraceSearch { min_duration_nanos: Some(500 * ms), ..window.clone() })).await, vec![slow.0]);
+    assert_eq!(found(with(TraceSearch { max_duration_nanos: Some(500 * ms), ..window.clone() })).await, vec![failed.0]);
+    assert_eq!(found(TraceSearch { root_name: Some("poll".into()), ..window.clone() }).await, vec![quick.0]);
+    // Filters met by different blocks of one trace: the root on front's block, back on another.
+    let across = TraceSearch { service: Some(back.clone()), root_name: Some("GET /slow".into()), ..window.clone() };
+    assert_eq!(found(across).await, vec![slow.0]);
+    let across = TraceSearch { service: Some(back.clone()), root_service: Some(front.clone()), ..window.clone() };
+    assert_eq!(found(across).await, vec![slow.0]);
+    assert_eq!(
+        found(TraceSearch { root_service: Some(front.clone()), limit: 1, ..window.clone() }).await,
+        vec![failed.0]
+    );
+    // The window: only traces that overlap it.
+    let late = TraceSearch {
+        from_unix_nano: Some(base + 1500 * ms),
+        to_unix_nano: Some(base + 3000 * ms),
+        ..Default::default()
+    };
+    assert_eq!(found(TraceSearch { service: Some(back.clone()), ..late }).await, vec![quick.0]);
+    // Another project sees none of it.
+    let other = fresh_project("search-other");
+    assert!(store.search_traces(&other, &window).await.unwrap().is_empty());
+
+    let catalog = store.trace_catalog(project, Some(base), Some(base + 3000 * ms)).await.unwrap();
+    assert!(catalog.services.contains(&front) && catalog.services.contains(&back));
+    for operation in
+        [(front.clone(), "GET /slow".to_string()), (front.clone(), "POST /pay".into()), (back.clone(), "poll".into())]
+    {
+        assert!(catalog.root_operations.contains(&operation), "{operation:?} in {catalog:?}");
+    }
+    assert!(store.trace_catalog(&other, None, None).await.unwrap().services.is_empty());
+}
+
 pub async fn projects_are_isolated(store: &dyn Store) {
     let projects = [fresh_project("iso-a"), fresh_project("iso-b")];
     for project in &projects {

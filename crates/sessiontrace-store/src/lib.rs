@@ -139,6 +139,76 @@ pub fn summarize_traces(rows: impl IntoIterator<Item = TraceIndexRow>) -> Vec<Tr
     traces
 }
 
+/// Filters of a trace search over the trace index (the Tempo and Jaeger search APIs). Every filter is
+/// optional; a backend reads at most [`TraceSearch::SCAN_CAP`] candidate traces (newest first) whose index
+/// rows in the window, taken together, pass the filters, merges their rows and keeps those
+/// [`TraceSearch::matches`] accepts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceSearch {
+    /// Traces that overlap this window (Unix ns).
+    pub from_unix_nano: Option<i64>,
+    pub to_unix_nano: Option<i64>,
+    /// Traces that touched this service.
+    pub service: Option<String>,
+    /// Traces whose root span's service is this one.
+    pub root_service: Option<String>,
+    /// Traces whose root span has this name.
+    pub root_name: Option<String>,
+    /// Traces with (or without) an error span.
+    pub has_error: Option<bool>,
+    pub min_duration_nanos: Option<i64>,
+    pub max_duration_nanos: Option<i64>,
+    /// At most this many traces, newest first (0 = [`TraceSearch::DEFAULT_LIMIT`]).
+    pub limit: u32,
+}
+
+impl TraceSearch {
+    /// How many candidate traces a backend reads at most for one search.
+    pub const SCAN_CAP: u32 = 10_000;
+    pub const DEFAULT_LIMIT: u32 = 20;
+
+    /// The limit, defaulted and capped by [`TraceSearch::SCAN_CAP`].
+    pub fn effective_limit(&self) -> usize {
+        let limit = if self.limit == 0 { Self::DEFAULT_LIMIT } else { self.limit };
+        limit.min(Self::SCAN_CAP) as usize
+    }
+
+    /// Whether a merged trace passes every filter.
+    pub fn matches(&self, trace: &TraceSummary) -> bool {
+        let duration = trace.end_unix_nano - trace.start_unix_nano;
+        let root_service = trace.root.as_ref().map(|(_, service)| service.as_str());
+        let root_name = trace.root.as_ref().map(|(name, _)| name.as_str());
+        self.from_unix_nano.is_none_or(|from| trace.end_unix_nano >= from)
+            && self.to_unix_nano.is_none_or(|to| trace.start_unix_nano <= to)
+            && self.service.as_ref().is_none_or(|s| trace.services.contains(s))
+            && self.root_service.as_deref().is_none_or(|s| root_service == Some(s))
+            && self.root_name.as_deref().is_none_or(|n| root_name == Some(n))
+            && self.has_error.is_none_or(|has| (trace.error_count > 0) == has)
+            && self.min_duration_nanos.is_none_or(|min| duration >= min)
+            && self.max_duration_nanos.is_none_or(|max| duration <= max)
+    }
+
+    /// Keeps the merged traces that match, newest first, at most the limit.
+    pub fn finish(&self, traces: Vec<TraceSummary>) -> Vec<TraceSummary> {
+        let mut kept: Vec<TraceSummary> = traces.into_iter().filter(|t| self.matches(t)).collect();
+        kept.sort_by(|a, b| b.start_unix_nano.cmp(&a.start_unix_nano).then(a.trace_id.cmp(&b.trace_id)));
+        kept.truncate(self.effective_limit());
+        kept
+    }
+}
+
+/// The services and root operations (root service, root span name) the trace index holds for a window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceCatalog {
+    pub services: Vec<String>,
+    pub root_operations: Vec<(String, String)>,
+}
+
+impl TraceCatalog {
+    /// How many distinct services and operations a catalog holds at most.
+    pub const CAP: usize = 10_000;
+}
+
 /// Filters of a logs query.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
@@ -216,6 +286,15 @@ pub trait Store: Send + Sync + 'static {
     async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Which session a trace belongs to, if any block of it names one.
     async fn trace_session_key(&self, project: &Project, trace_id: [u8; 16]) -> Result<Option<String>, StoreError>;
+    /// Traces of the index that pass `search`, newest first (see [`TraceSearch`]).
+    async fn search_traces(&self, project: &Project, search: &TraceSearch) -> Result<Vec<TraceSummary>, StoreError>;
+    /// The services and root operations of the traces that overlap a window (Unix ns), sorted.
+    async fn trace_catalog(
+        &self,
+        project: &Project,
+        from_unix_nano: Option<i64>,
+        to_unix_nano: Option<i64>,
+    ) -> Result<TraceCatalog, StoreError>;
     /// Log records, oldest first.
     async fn logs(&self, project: &Project, filter: &LogFilter) -> Result<Vec<LogRecord>, StoreError>;
     /// Metric points, oldest first.

@@ -2,15 +2,18 @@
 
 pub mod assets;
 pub mod auth;
+pub mod correlate;
 pub mod events;
 pub mod export;
 pub mod health;
+pub mod jaeger;
 pub mod mcp;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod query;
 pub mod session_export;
 pub mod sessions;
+pub mod tempo;
 
 use axum::body::Body;
 

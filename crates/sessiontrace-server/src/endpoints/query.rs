@@ -32,7 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/stats", get(stats))
 }
 
-fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
+pub fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
     TraceId::from_hex(&text.to_ascii_lowercase())
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id {text:?}: {e}")))
 }

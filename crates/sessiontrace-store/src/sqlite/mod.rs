@@ -24,7 +24,8 @@ use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, Us
 use tokio::sync::oneshot;
 
 use crate::{
-    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceSummary,
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceCatalog,
+    TraceSearch, TraceSummary,
 };
 use insert::{CredentialChange, Job, Writer};
 
@@ -238,6 +239,22 @@ impl Store for SqliteStore {
     async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.index_ready().await?;
         self.read_project(project, move |c, p| query::trace_blocks(c, p, &trace_id)).await
+    }
+
+    async fn search_traces(&self, project: &Project, search: &TraceSearch) -> Result<Vec<TraceSummary>, StoreError> {
+        self.index_ready().await?;
+        let search = search.clone();
+        self.read_project(project, move |c, p| query::search_traces(c, p, &search)).await
+    }
+
+    async fn trace_catalog(
+        &self,
+        project: &Project,
+        from_unix_nano: Option<i64>,
+        to_unix_nano: Option<i64>,
+    ) -> Result<TraceCatalog, StoreError> {
+        self.index_ready().await?;
+        self.read_project(project, move |c, p| query::trace_catalog(c, p, from_unix_nano, to_unix_nano)).await
     }
 
     async fn trace_session_key(&self, project: &Project, trace_id: [u8; 16]) -> Result<Option<String>, StoreError> {

@@ -10,8 +10,8 @@ use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Ro
 
 use super::decompress;
 use crate::{
-    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceIndexRow, TraceSummary,
-    summarize_traces,
+    LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
+    TraceSearch, TraceSummary, summarize_traces,
 };
 
 const SESSION_COLUMNS: &str = "id, short_id, kind, name, user_json, attributes_json, tags_json, capture_json, \
@@ -221,6 +221,107 @@ pub(crate) fn trace_blocks(
         .query_map(params![&trace_id[..], project_id], |row| row.get::<_, Vec<u8>>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     compressed.iter().map(|data| decompress(data)).collect()
+}
+
+fn index_row(row: &Row<'_>) -> rusqlite::Result<Option<TraceIndexRow>> {
+    let trace_id: Vec<u8> = row.get(0)?;
+    let services: String = row.get(1)?;
+    let root_name: Option<String> = row.get(6)?;
+    let root_service: Option<String> = row.get(7)?;
+    let Ok(trace_id) = <[u8; 16]>::try_from(trace_id.as_slice()) else { return Ok(None) };
+    Ok(Some(TraceIndexRow {
+        trace_id,
+        services: services.split(',').map(str::to_string).collect(),
+        start_unix_nano: row.get(2)?,
+        end_unix_nano: row.get(3)?,
+        span_count: row.get(4)?,
+        error_count: row.get(5)?,
+        root: root_name.zip(root_service),
+    }))
+}
+
+/// The window conditions on index rows: rows that overlap `[from, to]`.
+fn index_window(conditions: &mut Conditions, from: Option<i64>, to: Option<i64>) {
+    if let Some(to) = to {
+        let p = conditions.bind(Value::Integer(to));
+        conditions.add(format!("start_ns <= {p}"));
+    }
+    if let Some(from) = from {
+        let p = conditions.bind(Value::Integer(from));
+        conditions.add(format!("end_ns >= {p}"));
+    }
+}
+
+pub(crate) fn search_traces(
+    connection: &Connection,
+    project_id: i64,
+    search: &TraceSearch,
+) -> Result<Vec<TraceSummary>, StoreError> {
+    // Candidates: the newest traces of the window whose rows together pass the filters (a trace's
+    // blocks may name its services, root and errors on different rows); the merged traces are then
+    // checked exactly.
+    let mut conditions = Conditions::default();
+    let project = conditions.bind(Value::Integer(project_id));
+    conditions.add(format!("project_id = {project}"));
+    index_window(&mut conditions, search.from_unix_nano, search.to_unix_nano);
+    let mut having = vec!["1".to_string()];
+    if let Some(service) = &search.service {
+        let p = conditions.bind(Value::Text(format!(",{service},")));
+        having.push(format!("MAX(instr(',' || services || ',', {p}) > 0) = 1"));
+    }
+    if let Some(root_service) = &search.root_service {
+        let p = conditions.bind(Value::Text(root_service.clone()));
+        having.push(format!("MAX(root_service = {p}) = 1"));
+    }
+    if let Some(root_name) = &search.root_name {
+        let p = conditions.bind(Value::Text(root_name.clone()));
+        having.push(format!("MAX(root_name = {p}) = 1"));
+    }
+    if search.has_error == Some(true) {
+        having.push("SUM(error_count) > 0".to_string());
+    }
+    let cap = conditions.bind(Value::Integer(i64::from(TraceSearch::SCAN_CAP)));
+    let sql = format!(
+        "SELECT trace_id, services, start_ns, end_ns, span_count, error_count, root_name, root_service
+         FROM trace_index_v1 WHERE project_id = {project} AND trace_id IN
+           (SELECT trace_id FROM trace_index_v1 {} GROUP BY trace_id HAVING {}
+            ORDER BY MAX(start_ns) DESC LIMIT {cap})
+         ORDER BY start_ns, block_id",
+        conditions.where_clause(),
+        having.join(" AND ")
+    );
+    let mut statement = connection.prepare(&sql)?;
+    let rows =
+        statement.query_map(params_from_iter(conditions.values.iter()), index_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(search.finish(summarize_traces(rows.into_iter().flatten())))
+}
+
+pub(crate) fn trace_catalog(
+    connection: &Connection,
+    project_id: i64,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<TraceCatalog, StoreError> {
+    let mut conditions = Conditions::default();
+    let project = conditions.bind(Value::Integer(project_id));
+    conditions.add(format!("project_id = {project}"));
+    index_window(&mut conditions, from, to);
+    let cap = TraceCatalog::CAP;
+    let where_clause = conditions.where_clause();
+    let mut services = std::collections::BTreeSet::new();
+    let mut statement =
+        connection.prepare(&format!("SELECT DISTINCT services FROM trace_index_v1 {where_clause} LIMIT {cap}"))?;
+    for joined in statement.query_map(params_from_iter(conditions.values.iter()), |row| row.get::<_, String>(0))? {
+        services.extend(joined?.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+    }
+    let mut statement = connection.prepare(&format!(
+        "SELECT DISTINCT root_service, root_name FROM trace_index_v1 {where_clause}
+           AND root_service IS NOT NULL AND root_name IS NOT NULL ORDER BY 1, 2 LIMIT {cap}"
+    ))?;
+    let root_operations = statement
+        .query_map(params_from_iter(conditions.values.iter()), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<(String, String)>, _>>()?;
+    Ok(TraceCatalog { services: services.into_iter().take(cap).collect(), root_operations })
 }
 
 pub(crate) fn trace_session_key(

@@ -165,6 +165,7 @@ CREATE INDEX IF NOT EXISTS session_services_v2_service ON session_services_v2 (p
 CREATE INDEX IF NOT EXISTS trace_index_v1_trace ON trace_index_v1 (trace_id);
 CREATE INDEX IF NOT EXISTS trace_index_v1_project_session ON trace_index_v1 (project_id, session_key, start_ns)
     WHERE session_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS trace_index_v1_project_start ON trace_index_v1 (project_id, start_ns);
 CREATE INDEX IF NOT EXISTS logs_v1_trace ON logs_v1 (trace_id) WHERE trace_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS logs_v1_project_session ON logs_v1 (project_id, session_key, time_ns)
     WHERE session_key IS NOT NULL;
