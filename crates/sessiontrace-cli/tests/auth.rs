@@ -28,30 +28,18 @@ use prost::Message;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use support::{RunningServer, free_port};
+use support::{RunningServer, free_port, test_store_flags};
 
 fn cli(data_dir: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(store_flags(data_dir))
+        .args(test_store_flags(data_dir))
         .output()
         .expect("run sessiontrace");
     assert!(output.status.success(), "sessiontrace {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
-}
-
-/// The ClickHouse database the test servers of this folder use (see tests/support).
-fn store_flags(data_dir: &Path) -> Vec<String> {
-    if std::env::var("SESSIONTRACE_TEST_STORE").as_deref() != Ok("clickhouse") {
-        return Vec::new();
-    }
-    let hash = data_dir
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-    vec!["--store".into(), "clickhouse".into(), "--clickhouse-database".into(), format!("st_e2e_{hash:016x}")]
 }
 
 /// `sessiontrace keys create ...`: the secret, printed alone on the first line.
@@ -384,7 +372,7 @@ fn the_ui_login_sets_a_safe_cookie_and_checks_csrf() {
     let add = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
         .args(["users", "add", "alice", "--role", "admin", "--password-stdin", "--data-dir"])
         .arg(dir.path())
-        .args(store_flags(dir.path()))
+        .args(test_store_flags(dir.path()))
         .stdin(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut child| {
@@ -503,7 +491,7 @@ fn a_public_address_needs_authentication() {
     let output = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
         .args(["serve", "--http", &format!("0.0.0.0:{port}"), "--data-dir"])
         .arg(dir.path())
-        .args(store_flags(dir.path()))
+        .args(test_store_flags(dir.path()))
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -50,7 +50,7 @@ pub fn uses_clickhouse() -> bool {
 }
 
 /// `--store clickhouse --clickhouse-database <one per data folder>` when `SESSIONTRACE_TEST_STORE=clickhouse`.
-fn test_store_flags(data_dir: &Path) -> Vec<String> {
+pub fn test_store_flags(data_dir: &Path) -> Vec<String> {
     if std::env::var("SESSIONTRACE_TEST_STORE").as_deref() != Ok("clickhouse") {
         return Vec::new();
     }
