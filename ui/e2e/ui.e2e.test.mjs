@@ -70,6 +70,7 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
   const demo = await startDemoServer();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const shot = (target, name) => target.screenshot({ path: path.join(ART, `seeded-${name}.png`) });
+  let page = null;
   try {
     const { base } = server;
     // 1. A session recorded the way a person would: type, click Pay (which calls the backend).
@@ -95,7 +96,7 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await waitFor(async () => (await api(base, 'GET', `/api/traces/${traceId}`)).json?.spans?.length === 4, 'the 4 spans to be queryable');
 
     // 3. The sessions list.
-    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(base + '/');
@@ -171,6 +172,14 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await waitFor(async () => (await page.locator('.wf-row').count()) === 4, 'backend-only session waterfall');
 
     assert.deepEqual(errors, [], 'no uncaught page errors');
+  } catch (e) {
+    // What the page showed when a step failed: its URL, visible text and a screenshot (failure.png).
+    if (page) {
+      await page.screenshot({ path: path.join(ART, 'seeded-failure.png') }).catch(() => {});
+      const text = await page.locator('body').innerText().catch((err) => `(no text: ${err.message})`);
+      console.log(`# failed at ${page.url()}; the page showed:\n# ${text.slice(0, 2000).replace(/\n/g, '\n# ')}`);
+    }
+    throw e;
   } finally {
     await browser.close().catch(() => {});
     await demo.close();
