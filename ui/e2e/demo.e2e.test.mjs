@@ -165,10 +165,21 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     await waitFor(async () => (await getJson(`${base}/api/traces/${loginTrace}`))?.spans?.some((s) => JSON.stringify(s).includes('***MASKED***')),
       'the login trace with its masked body', 30000);
     // The password was stored masked everywhere: replay events, traces, the session.
-    for (const p of [`/api/sessions/${sessionId}/events`, `/api/traces/${loginTrace}`, `/api/sessions/${sessionId}/timeline`]) {
+    for (const p of [`/api/sessions/${sessionId}/events`, `/api/traces/${loginTrace}`, `/api/sessions/${sessionId}/timeline`,
+      `/api/sessions/${sessionId}/export?format=md`, `/api/sessions/${sessionId}/export?format=json&replay=true`]) {
       const text = await (await fetch(base + p)).text();
       assert.ok(!text.includes(password), `the real password is not in ${p}`);
     }
+    // The export of this real recording: the steps the person took (the password typed, masked), the
+    // checkout request and its trace, in markdown and in the versioned JSON.
+    const md = await (await fetch(`${base}/api/sessions/${sessionId}/export?format=md`)).text();
+    assert.match(md, /## Steps to reproduce/);
+    assert.match(md, /\*\*\*MASKED\*\*\*/, 'the typed password appears only masked');
+    assert.match(md, /\/api\/checkout/);
+    assert.ok(md.includes(checkoutTrace), 'the export names the checkout trace');
+    const exported = await getJson(`${base}/api/sessions/${sessionId}/export?format=json`);
+    assert.equal(exported.schema, 'sessiontrace.export/v1');
+    assert.ok(JSON.stringify(exported).includes(checkoutTrace));
 
     // 2. The sessions list: the recorded visit (and the demo's scripted session).
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });

@@ -96,7 +96,7 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await waitFor(async () => (await api(base, 'GET', `/api/traces/${traceId}`)).json?.spans?.length === 4, 'the 4 spans to be queryable');
 
     // 3. The sessions list.
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(base + '/');
@@ -142,6 +142,18 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
       await waitFor(async () => (await details.innerText()).includes('***MASKED***'), 'gateway details again');
     }
     await shot(page.locator('[data-testid=trace-view]'), 'waterfall');
+
+    // 7b. "Copy for AI" puts the markdown export on the clipboard; "Download .md" saves the same, masked.
+    await page.getByRole('button', { name: 'Copy for AI' }).click();
+    await page.locator('[data-testid=export-status]', { hasText: 'Copied' }).waitFor({ timeout: 15000 });
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    assert.match(copied, /e2e checkout/, 'the export names the session');
+    assert.match(copied, /\*\*\*MASKED\*\*\*/, 'the export keeps the password masked');
+    assert.doesNotMatch(copied, /hunter2/, 'the clear password never leaves the server');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download .md' }).click()]);
+    assert.equal(download.suggestedFilename(), `session-${session.short_id}.md`);
+    const saved = fs.readFileSync(await download.path(), 'utf8');
+    assert.match(saved, /e2e checkout/);
     await page.locator('button.chip', { hasText: 'network' }).click(); // back to the whole timeline
     await page.locator('.tl-row.selected').waitFor();
     await shot(page, 'session');

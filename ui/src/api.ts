@@ -96,6 +96,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** A 401 is an answer here (the login form), not "login needed". */
   no401?: boolean;
+  /** The answer's body as text (an export in markdown), not parsed as JSON. */
+  text?: boolean;
 }
 
 export interface ClientDeps {
@@ -137,7 +139,7 @@ export function createClient(deps: ClientDeps) {
       throw err;
     }
     if (res.status === 204) return undefined as T;
-    return res.json() as Promise<T>;
+    return (o.text ? res.text() : res.json()) as Promise<T>;
   };
 }
 
@@ -181,6 +183,9 @@ export const api = {
   events: (id: string, signal?: AbortSignal) => get<{ events: any[] }>(`/api/sessions/${enc(id)}/events`, signal),
   sessionTraces: (id: string, signal?: AbortSignal) =>
     get<{ traces: TraceSummary[] }>(`/api/sessions/${enc(id)}/traces`, signal),
+  /** The session as markdown (for an AI assistant or a ticket) or `sessiontrace.export/v1` JSON. */
+  exportSession: (id: string, format: 'md' | 'json') =>
+    request<string>(`/api/sessions/${enc(id)}/export${qs({ format })}`, { text: true }),
   trace: (traceId: string, signal?: AbortSignal) => get<Trace>(`/api/traces/${enc(traceId)}`, signal),
   logs: (f: { trace_id?: string; service?: string; q?: string; limit?: number }, signal?: AbortSignal) =>
     get<{ logs: LogRecord[] }>(`/api/logs${qs(f)}`, signal),

@@ -418,6 +418,18 @@ fn the_python_mcp_client_drives_both_transports() {
         assert!(text_of("find_sessions_by_trace").contains(session["short_id"].as_str().unwrap()));
         assert!(text_of("get_session_big").contains("of 10000 spans"));
         assert!(text_of("get_trace_big").contains("of 10000 spans"));
+        // Paging with the cursor: each of the two sessions once, one per page, then no cursor.
+        let pages: Vec<Vec<String>> = serde_json::from_value(answers["pages"].clone()).unwrap();
+        let mut seen: Vec<&str> = pages.iter().flatten().map(String::as_str).collect();
+        seen.sort_unstable();
+        let mut expected = [session["short_id"].as_str().unwrap(), big_short.as_str()];
+        expected.sort_unstable();
+        assert_eq!((pages.len(), seen), (2, expected.to_vec()), "{transport}: {pages:?}");
+        if transport == "http" {
+            // `/mcp?project=elsewhere` reads that project (empty), not `default`.
+            let other = &answers["other_project"];
+            assert_eq!(other["total"], 0, "{other}");
+        }
         let (text, is_error) = call("get_session_unknown");
         assert!(is_error && text.starts_with("No session") && text.ends_with('.'), "{transport}: {text}");
         let (text, is_error) = call("get_trace_bad_id");

@@ -21,7 +21,10 @@ pub struct Caller {
 }
 
 /// Headers that name who the caller is and which project it reads.
-pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "cookie", "x-sessiontrace-project"];
+pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "cookie", PROJECT_HEADER];
+
+/// The header that names the project to read.
+const PROJECT_HEADER: &str = "x-sessiontrace-project";
 
 impl Caller {
     /// The credential headers of an HTTP request.
@@ -34,6 +37,20 @@ impl Caller {
             })
             .collect();
         Caller { headers }
+    }
+
+    /// The credential headers of an HTTP request, and the project its URL names (`/mcp?project=shop`,
+    /// for MCP clients that cannot set headers) when no `x-sessiontrace-project` header does.
+    pub fn from_request(parts: &http::request::Parts) -> Caller {
+        let mut caller = Caller::from_headers(&parts.headers);
+        if caller.headers.iter().any(|(name, _)| name == PROJECT_HEADER) {
+            return caller;
+        }
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some((_, project)) = form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "project") {
+            caller.headers.push((PROJECT_HEADER.to_string(), project.into_owned()));
+        }
+        caller
     }
 }
 
@@ -83,4 +100,26 @@ pub async fn serve_stdio(api: Arc<dyn Api>) -> Result<(), String> {
         .map_err(|e| format!("the MCP client did not initialize: {e}"))?;
     service.waiting().await.map_err(|e| format!("the MCP server stopped: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut request = http::Request::post(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_project_comes_from_the_header_or_else_the_url() {
+        let caller = Caller::from_request(&parts("/mcp?project=shop%2Deu", &[("x-api-key", "k")]));
+        assert_eq!(caller.headers, [("x-api-key".into(), "k".into()), (PROJECT_HEADER.into(), "shop-eu".into())]);
+        let caller = Caller::from_request(&parts("/mcp?project=b", &[(PROJECT_HEADER, "a")]));
+        assert_eq!(caller.headers, [(PROJECT_HEADER.into(), "a".into())]);
+        assert!(Caller::from_request(&parts("/mcp", &[("host", "x")])).headers.is_empty());
+    }
 }

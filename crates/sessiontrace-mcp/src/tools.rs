@@ -79,11 +79,7 @@ fn query(pairs: &[(&str, String)]) -> String {
 
 /// The caller's credential headers from the HTTP request that carried the MCP message (none over stdio).
 fn caller(context: &RequestContext<RoleServer>) -> Caller {
-    context
-        .extensions
-        .get::<http::request::Parts>()
-        .map(|parts| Caller::from_headers(&parts.headers))
-        .unwrap_or_default()
+    context.extensions.get::<http::request::Parts>().map(Caller::from_request).unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

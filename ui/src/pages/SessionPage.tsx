@@ -7,6 +7,7 @@ import { setQuery } from '../router';
 import { itemKey, mergeTimeline, opensTrace } from '../lib/timeline';
 import { fmtDuration, fmtTime, fmtUser } from '../lib/format';
 import { Replay, canReplay, type ReplayControl } from '../components/Replay';
+import { ExportButtons } from '../components/ExportButtons';
 import { Timeline } from '../components/Timeline';
 import { TraceView } from '../components/TraceView';
 import { sessionDuration } from './SessionsList';
@@ -97,6 +98,7 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
         <span class="small">{fmtTime(session.started_at_ms)} · {fmtDuration(sessionDuration(session))}</span>
         <span class="small">{c.traces ?? 0} traces · {c.spans ?? 0} spans · {c.events ?? 0} events · {c.logs ?? 0} logs · <span class={c.errors ? 'err-text' : ''}>{c.errors ?? 0} errors</span></span>
         <span class="small">{(session.services ?? []).map((s) => <span class="svc-tag">{s}</span>)}</span>
+        <ExportButtons id={session.short_id} />
       </header>
       <div class={`session-grid ${hasReplay ? '' : 'no-replay'}`}>
         <div class="replay-col">

@@ -37,7 +37,27 @@ async def drive(session, args):
         result = await session.call_tool(name, arguments)
         text = "".join(getattr(block, "text", "") for block in result.content)
         answers["calls"][key] = {"is_error": bool(result.is_error), "text": text}
+    # Paging: one session per page, following the cursor each answer gives until there is none.
+    pages, cursor = [], None
+    while len(pages) < 5:
+        arguments = {"limit": 1, "format": "json"} | ({"cursor": cursor} if cursor else {})
+        result = await session.call_tool("list_sessions", arguments)
+        page = json.loads("".join(getattr(block, "text", "") for block in result.content))
+        pages.append([s["short_id"] for s in page["sessions"]])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    answers["pages"] = pages
     return answers
+
+
+async def other_project(server):
+    """list_sessions through `/mcp?project=elsewhere`: the URL's project, not `default`."""
+    async with streamable_http_client(server + "/mcp?project=elsewhere") as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            result = await session.call_tool("list_sessions", {"format": "json"})
+            return json.loads("".join(getattr(block, "text", "") for block in result.content))
 
 
 async def main():
@@ -55,6 +75,7 @@ async def main():
             read, write = streams[0], streams[1]
             async with ClientSession(read, write) as session:
                 answers = await drive(session, args)
+        answers["other_project"] = await other_project(args.server)
     print(json.dumps(answers))
 
 
