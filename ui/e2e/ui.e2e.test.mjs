@@ -158,6 +158,15 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await page.locator('.tl-row.selected').waitFor();
     await shot(page, 'session');
 
+    // 7c. A link to a moment: "Copy link at this moment" writes ?t= (seconds into the replay); opening a
+    // session URL with ?t= seeks the replay there.
+    await page.getByRole('button', { name: 'Copy link at this moment' }).click();
+    await page.locator('[data-testid=moment-status]').waitFor();
+    const link = new URL(await page.evaluate(() => navigator.clipboard.readText()));
+    assert.match(link.searchParams.get('t') ?? '', /^\d+\.\d$/, `a ?t= link: ${link}`);
+    await page.goto(`${base}/sessions/${session.short_id}?trace=${traceId}&t=1.0`);
+    await page.locator('.replay-controls .clock', { hasText: /^00:01\.0 \// }).waitFor({ timeout: 15000 });
+
     // 8. A live session updates as data arrives: a new replay chunk shows up without a reload.
     const more = [{ type: 5, timestamp: Date.now(), data: { tag: 'sessiontrace/console', payload: { level: 'warn', message: 'late console line' } } }];
     assert.equal((await api(base, 'POST', `/api/sessions/${session.id}/events`, { seq: 1, events: more })).status, 200);

@@ -780,6 +780,47 @@ fn grafana_tempo_and_jaeger_read_sessiontrace() {
         .collect();
     let want: BTreeSet<Vec<u8>> = all.iter().filter(|s| s.service == "payment").map(|s| s.trace.to_vec()).collect();
     assert_eq!(got, want);
+    // The same search as Jaeger UI 2.19+ lists it: one TraceSummary per trace, counted from the spans.
+    let body: Value = jaeger.json(&format!(
+        "/api/v3/trace-summaries?query.service_name=payment&query.start_time_min={}&query.start_time_max={}&query.num_traces=100",
+        start_us, end_us
+    ));
+    let summaries = body["summaries"].as_array().unwrap();
+    let got: BTreeSet<Vec<u8>> =
+        summaries.iter().map(|s| hex::decode(s["traceId"].as_str().unwrap()).unwrap()).collect();
+    assert_eq!(got, want);
+    for summary in summaries {
+        let spans: Vec<_> = all.iter().filter(|s| hex::encode(s.trace) == summary["traceId"]).collect();
+        let root =
+            spans.iter().filter(|s| s.span.parent_span_id.is_empty()).min_by_key(|s| s.span.start_time_unix_nano);
+        let start = spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap();
+        let end = spans.iter().map(|s| s.span.end_time_unix_nano).max().unwrap();
+        let mut services: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for span in &spans {
+            let entry = services.entry(span.service.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(span.is_error());
+        }
+        let services: Vec<Value> = services
+            .into_iter()
+            .map(|(name, (count, errors))| json!({"name": name, "spanCount": count, "errorSpanCount": errors}))
+            .collect();
+        assert_eq!(
+            *summary,
+            json!({
+                "traceId": summary["traceId"],
+                "rootServiceName": root.map_or("", |r| r.service.as_str()),
+                "rootOperationName": root.map_or("", |r| r.span.name.as_str()),
+                "minStartTimeUnixNano": start.to_string(),
+                "maxEndTimeUnixNano": end.to_string(),
+                "spanCount": spans.len(),
+                "errorSpanCount": spans.iter().filter(|s| s.is_error()).count(),
+                "orphanSpanCount": spans.iter().filter(|s| !s.span.parent_span_id.is_empty()
+                    && !spans.iter().any(|p| p.span.span_id == s.span.parent_span_id)).count(),
+                "services": services,
+            })
+        );
+    }
 
     // From a trace to its session.
     let response =

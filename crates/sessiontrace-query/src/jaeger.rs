@@ -122,6 +122,54 @@ pub fn trace_json(trace_id: [u8; 16], trace: &StoredTrace) -> Value {
     json!({"traceID": trace_hex, "spans": spans, "processes": processes, "warnings": null})
 }
 
+/// One trace as Jaeger's v3 `TraceSummary` (what Jaeger UI 2.19+ lists as a search result, from
+/// `/api/v3/trace-summaries`): root service and operation (the earliest span without a parent), first
+/// start and last end in Unix ns as decimal strings, span, error and orphan counts (a parent that is not
+/// in the trace), and per service its span and error counts.
+pub fn trace_summary_json(trace_id: [u8; 16], trace: &StoredTrace) -> Value {
+    use std::collections::{BTreeMap, HashSet};
+    let ids: HashSet<&[u8]> = trace.spans().map(|(_, span)| span.span_id.as_slice()).collect();
+    let (mut min_start, mut max_end) = (u64::MAX, 0u64);
+    let (mut errors, mut orphans) = (0usize, 0usize);
+    let mut root: Option<(String, &opentelemetry_proto::tonic::trace::v1::Span)> = None;
+    let mut services: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (resource_spans, span) in trace.spans() {
+        let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
+        let service = sessiontrace_ingest::traces::service_name(resource);
+        let failed = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32);
+        min_start = min_start.min(span.start_time_unix_nano);
+        max_end = max_end.max(span.end_time_unix_nano);
+        errors += usize::from(failed);
+        let counts = services.entry(service.clone()).or_default();
+        counts.0 += 1;
+        counts.1 += usize::from(failed);
+        if span.parent_span_id.is_empty() {
+            if root.as_ref().is_none_or(|(_, r)| span.start_time_unix_nano < r.start_time_unix_nano) {
+                root = Some((service, span));
+            }
+        } else if !ids.contains(span.parent_span_id.as_slice()) {
+            orphans += 1;
+        }
+    }
+    let (root_service, root_operation) =
+        root.map_or((String::new(), ""), |(service, span)| (service, span.name.as_str()));
+    let services: Vec<Value> = services
+        .into_iter()
+        .map(|(name, (spans, errors))| json!({"name": name, "spanCount": spans, "errorSpanCount": errors}))
+        .collect();
+    json!({
+        "traceId": hex::encode(trace_id),
+        "rootServiceName": root_service,
+        "rootOperationName": root_operation,
+        "minStartTimeUnixNano": if min_start == u64::MAX { 0 } else { min_start }.to_string(),
+        "maxEndTimeUnixNano": max_end.to_string(),
+        "spanCount": trace.span_count,
+        "errorSpanCount": errors,
+        "orphanSpanCount": orphans,
+        "services": services,
+    })
+}
+
 /// Jaeger's response envelope.
 pub fn envelope(data: Value, total: usize) -> Value {
     json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null})

@@ -11,6 +11,7 @@ import { ExportButtons } from '../components/ExportButtons';
 import { Timeline } from '../components/Timeline';
 import { TraceView } from '../components/TraceView';
 import { sessionDuration } from './SessionsList';
+import { momentOf, momentParam } from '../lib/moment';
 
 export function SessionPage({ id, search }: { id: string; search: URLSearchParams }) {
   const tl = useLoad((sig) => api.timeline(id, sig), [id]);
@@ -65,6 +66,30 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
     }
   };
 
+  // `?t=` (a link to a moment): once the replay and the timeline are loaded, seek there once.
+  const tParam = search.get('t');
+  const applied = useRef<string | null>(null);
+  useEffect(() => {
+    if (!tl.data || ev.loading || applied.current === tParam) return;
+    applied.current = tParam;
+    const at = momentOf(tParam, origin);
+    if (at === null) return;
+    setPlayhead(at);
+    ctl.current?.seek(at);
+  }, [tl.data, ev.loading, tParam, origin]);
+  const [linkNote, setLinkNote] = useState<string | null>(null);
+  const copyMoment = async () => {
+    const u = new URL(location.href);
+    u.searchParams.set('t', momentParam(playhead ?? origin, origin));
+    try {
+      await navigator.clipboard.writeText(u.toString());
+      setLinkNote(`Copied link at +${u.searchParams.get('t')}s`);
+    } catch {
+      setLinkNote(u.toString()); // no clipboard (plain http): show it to copy by hand
+    }
+    history.replaceState(history.state, '', u.pathname + u.search);
+  };
+
   // Space toggles play/pause when focus is not in a control.
   useEffect(() => {
     const k = (e: KeyboardEvent) => {
@@ -98,6 +123,10 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
         <span class="small">{fmtTime(session.started_at_ms)} · {fmtDuration(sessionDuration(session))}</span>
         <span class="small">{c.traces ?? 0} traces · {c.spans ?? 0} spans · {c.events ?? 0} events · {c.logs ?? 0} logs · <span class={c.errors ? 'err-text' : ''}>{c.errors ?? 0} errors</span></span>
         <span class="small">{(session.services ?? []).map((s) => <span class="svc-tag">{s}</span>)}</span>
+        <span class="small">
+          <button type="button" class="btn" onClick={copyMoment} title="A link that opens this session at the replay's current time (?t=)">Copy link at this moment</button>
+          {linkNote ? <span class="muted small" role="status" data-testid="moment-status"> {linkNote}</span> : null}
+        </span>
         <ExportButtons id={session.short_id} />
       </header>
       <div class={`session-grid ${hasReplay ? '' : 'no-replay'}`}>

@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/jaeger/api/v3/operations", get(operations_v3))
         .route("/jaeger/api/v3/traces", get(find_traces_v3))
         .route("/jaeger/api/v3/traces/{trace_id}", get(trace_v3))
+        .route("/jaeger/api/v3/trace-summaries", get(trace_summaries_v3))
 }
 
 /// How many recent traces of a service are decoded to list its operations (with the root operations of
@@ -250,16 +251,12 @@ async fn trace_v3(
     Ok(Json(json!({"result": {"resourceSpans": resource_spans}})).into_response())
 }
 
-/// `GET /api/v3/traces?query.service_name=&query.operation_name=&query.start_time_min=&query.start_time_max=
-/// &query.duration_min=&query.duration_max=&query.num_traces=` → every matching trace's spans in one
-/// `{"result":{"resourceSpans":[…]}}` (times RFC 3339 or Unix µs; names with or without `query.`, snake or camel).
-async fn find_traces_v3(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    Query(params): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+/// The search of `/api/v3/traces` and `/api/v3/trace-summaries`: `query.service_name=&query.operation_name=
+/// &query.attributes=&query.start_time_min=&query.start_time_max=&query.duration_min=&query.duration_max=
+/// &query.num_traces=` (times RFC 3339 or Unix µs; names with or without `query.`, snake or camel case).
+fn v3_search(params: &Params) -> Result<SearchRequest, ApiError> {
     let duration = |names: &[&str]| -> Result<Option<i64>, ApiError> {
-        param(&params, names)
+        param(params, names)
             .map(|text| {
                 jaeger::parse_duration(text).ok_or_else(|| {
                     ApiError::BadRequest(format!("{} must be a duration like 1.2s, got {text:?}", names[0]))
@@ -267,27 +264,53 @@ async fn find_traces_v3(
             })
             .transpose()
     };
+    let tags = match param(params, &["query.attributes", "attributes", "tags"]) {
+        Some(text) => jaeger::parse_tags(text).map_err(ApiError::BadRequest)?,
+        None => vec![],
+    };
     let query = jaeger::search_query(
-        param(&params, &["query.service_name", "query.serviceName", "service_name", "serviceName", "service"]),
-        param(
-            &params,
-            &["query.operation_name", "query.operationName", "operation_name", "operationName", "operation"],
-        ),
-        &[],
+        param(params, &["query.service_name", "query.serviceName", "service_name", "serviceName", "service"]),
+        param(params, &["query.operation_name", "query.operationName", "operation_name", "operationName", "operation"]),
+        &tags,
         duration(&["query.duration_min", "query.durationMin", "duration_min", "durationMin"])?,
         duration(&["query.duration_max", "query.durationMax", "duration_max", "durationMax"])?,
     );
-    let from = time_param(&params, &["query.start_time_min", "query.startTimeMin", "start_time_min", "startTimeMin"])?;
-    let to = time_param(&params, &["query.start_time_max", "query.startTimeMax", "start_time_max", "startTimeMax"])?;
-    let limit = match param(&params, &["query.num_traces", "query.numTraces", "num_traces", "numTraces", "limit"]) {
+    let from = time_param(params, &["query.start_time_min", "query.startTimeMin", "start_time_min", "startTimeMin"])?;
+    let to = time_param(params, &["query.start_time_max", "query.startTimeMax", "start_time_max", "startTimeMax"])?;
+    let limit = match param(
+        params,
+        &["query.num_traces", "query.numTraces", "query.search_depth", "query.searchDepth", "num_traces", "limit"],
+    ) {
         Some(text) => {
             text.parse().map_err(|_| ApiError::BadRequest(format!("num_traces must be a number, got {text:?}")))?
         }
         None => 20,
     };
-    let request = SearchRequest { query, from_unix_nano: from, to_unix_nano: to, limit };
-    let outcome = search(state.store.as_ref(), &ctx.project, &request).await?;
+    Ok(SearchRequest { query, from_unix_nano: from, to_unix_nano: to, limit })
+}
+
+/// `GET /api/v3/traces?…` (see [`v3_search`]) → every matching trace's spans in one
+/// `{"result":{"resourceSpans":[…]}}`.
+async fn find_traces_v3(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let outcome = search(state.store.as_ref(), &ctx.project, &v3_search(&params)?).await?;
     let resource_spans: Vec<_> = outcome.traces.into_iter().flat_map(|found| found.trace.resource_spans).collect();
     let resource_spans = serde_json::to_value(&resource_spans).unwrap_or(Value::Array(vec![]));
     Ok(Json(json!({"result": {"resourceSpans": resource_spans}})))
+}
+
+/// `GET /api/v3/trace-summaries?…` (the same search) → `{"summaries":[TraceSummary…]}`, newest first:
+/// what Jaeger UI 2.19+ lists, without shipping every span.
+async fn trace_summaries_v3(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let outcome = search(state.store.as_ref(), &ctx.project, &v3_search(&params)?).await?;
+    let summaries: Vec<Value> =
+        outcome.traces.iter().map(|found| jaeger::trace_summary_json(found.summary.trace_id, &found.trace)).collect();
+    Ok(Json(json!({"summaries": summaries})))
 }
