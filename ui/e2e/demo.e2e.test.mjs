@@ -146,6 +146,8 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     await clickAndWait('#products', '/api/products', 'products → 200');
     await shop.waitForTimeout(300);
     const checkoutTrace = await clickAndWait('#checkout', '/api/checkout', 'checkout → 201');
+    await shop.waitForTimeout(300);
+    const declinedTrace = await clickAndWait('#declined', '/api/checkout', 'checkout → 502'); // the declined card: payment says no, orders answers 502
     const session = await getJson(`${base}/api/sessions/${sessionId}`);
     assert.ok(checkoutTrace.startsWith(session.trace_id_prefix), `trace ${checkoutTrace} belongs to the session (${session.trace_id_prefix})`);
     await shop.waitForTimeout(500);
@@ -245,6 +247,22 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     // 7. The real password appears nowhere: not in the UI's DOM, not in the replayed page.
     for (const f of page.frames()) assert.ok(!(await f.content()).includes(password), `password not in frame ${f.url()}`);
     assert.ok(!(await page.locator('body').innerText()).includes(password), 'password not in the visible text');
+
+    // 8. Trace search: status = error finds the declined-card trace (orders answered 502), which links
+    // to this session; the result opens the trace with the keyboard.
+    await page.goto(`${base}/traces?status=error&range=60`);
+    const found = page.locator(`[data-testid=trace-results] tr[data-trace="${declinedTrace}"]`);
+    await found.waitFor({ timeout: 15000 });
+    assert.equal(await page.locator(`[data-testid=trace-results] tr[data-trace="${checkoutTrace}"]`).count(), 0, 'the paid checkout is not an error');
+    assert.match(await found.innerText(), /demo shop visit/, 'the result names its session');
+    await shot(page, 'trace-search');
+    await found.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(new RegExp(`/traces/${declinedTrace}`));
+    await page.locator('.wf-row').first().waitFor({ timeout: 15000 });
+    // The same as a TraceQL expression, with the service that failed.
+    await page.goto(`${base}/traces?q=${encodeURIComponent('{ resource.service.name = "orders" && status = error }')}&range=60`);
+    await found.waitFor({ timeout: 15000 });
 
     assert.deepEqual(errors, [], 'no uncaught errors in the UI');
     fs.mkdirSync(SHOTS, { recursive: true });

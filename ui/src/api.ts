@@ -41,6 +41,17 @@ export interface TraceSummary {
   start_ms: number; end_ms: number; duration_ms: number; span_count: number; error_count: number;
 }
 
+/** One result of the trace search: a stored trace, and the session it belongs to (if any). */
+export interface FoundTrace extends TraceSummary {
+  session?: { id: string; short_id: string; name?: string | null } | null;
+  matched_spans: number;
+}
+
+export interface TraceSearchFilters {
+  q?: string; service?: string; operation?: string; status?: '' | 'error' | 'ok';
+  min_ms?: string; max_ms?: string; attr?: string; from?: number; to?: number; limit?: number;
+}
+
 export interface SpanEvent { name: string; time_ms: number; attributes?: Record<string, unknown> }
 export interface SpanLink { trace_id: string; span_id: string; attributes?: Record<string, unknown> }
 
@@ -186,6 +197,12 @@ export const api = {
   /** The session as markdown (for an AI assistant or a ticket) or `sessiontrace.export/v1` JSON. */
   exportSession: (id: string, format: 'md' | 'json') =>
     request<string>(`/api/sessions/${enc(id)}/export${qs({ format })}`, { text: true }),
+  /** Every stored trace by service, operation, status, duration, attribute, TraceQL and time; newest first. */
+  searchTraces: (f: TraceSearchFilters, cursor: string | null, signal?: AbortSignal) =>
+    get<{ traces: FoundTrace[]; next_cursor: string | null; capped: boolean }>(
+      `/api/traces/search${qs({ ...f, cursor } as any)}`, signal),
+  /** Services with stored traces (for the search's service box). */
+  traceServices: (signal?: AbortSignal) => get<{ services: string[] }>('/jaeger/api/v3/services', signal),
   trace: (traceId: string, signal?: AbortSignal) => get<Trace>(`/api/traces/${enc(traceId)}`, signal),
   logs: (f: { trace_id?: string; service?: string; q?: string; limit?: number }, signal?: AbortSignal) =>
     get<{ logs: LogRecord[] }>(`/api/logs${qs(f)}`, signal),

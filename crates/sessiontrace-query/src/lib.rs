@@ -3,7 +3,8 @@
 //! documents: sessions with counts, traces with every span, logs, metric points, and one time-ordered
 //! timeline that merges the browser's replay events with the backend's traces and logs. For Grafana and
 //! Jaeger: a TraceQL subset ([`traceql`]), trace search over the index and decoded spans ([`search`]), and
-//! the Tempo ([`tempo`]) and Jaeger ([`jaeger`]) answer shapes.
+//! the Tempo ([`tempo`]) and Jaeger ([`jaeger`]) answer shapes; the UI's trace search filters
+//! ([`trace_search`]).
 
 pub mod jaeger;
 pub mod search;
@@ -11,6 +12,7 @@ pub mod sessions;
 pub mod spans;
 pub mod tempo;
 pub mod timeline;
+pub mod trace_search;
 pub mod traceql;
 
 /// Unix nanoseconds as fractional Unix milliseconds.

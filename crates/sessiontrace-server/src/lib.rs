@@ -230,6 +230,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(endpoints::sessions::routes())
         .merge(endpoints::query::routes())
         .merge(endpoints::session_export::routes())
+        .merge(endpoints::trace_search::routes())
         .merge(endpoints::tempo::routes())
         .merge(endpoints::jaeger::routes())
         .merge(endpoints::correlate::routes())

@@ -1,8 +1,10 @@
-// Trace page: /traces/{trace_id}, with a box to paste a trace id (from a log line or an x-trace-id header).
+// Trace page: /traces/{trace_id}, with a box to paste a trace id (from a log line or an x-trace-id header);
+// /traces alone is the trace search.
 import { useState } from 'preact/hooks';
 import { navigate, setQuery } from '../router';
 import { TraceView } from '../components/TraceView';
 import { normalizeTraceId } from '../lib/route';
+import { TraceSearch } from './TraceSearch';
 
 export function TraceIdForm({ initial = '', compact = false }: { initial?: string; compact?: boolean }) {
   const [v, setV] = useState(initial);
@@ -23,7 +25,7 @@ export function TracePage({ traceId, search }: { traceId: string; search: URLSea
       {traceId ? (
         <TraceView key={traceId} traceId={traceId} spanId={search.get('span')} showSessionLink
           onSelectSpan={(s) => setQuery({ span: s })} />
-      ) : <p class="muted pad">Paste a trace id (32 hex characters) to see its waterfall across services.</p>}
+      ) : <TraceSearch search={search} />}
     </main>
   );
 }

@@ -14,6 +14,7 @@ pub mod query;
 pub mod session_export;
 pub mod sessions;
 pub mod tempo;
+pub mod trace_search;
 
 use axum::body::Body;
 
