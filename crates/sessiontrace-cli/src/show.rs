@@ -63,6 +63,9 @@ pub async fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
 
+    let analysis = call(server.get(&client, &format!("/api/sessions/{}/analysis", args.id))).await?;
+    print_completeness(&analysis["completeness"], start);
+
     let traces = call(server.get(&client, &format!("/api/sessions/{}/traces", args.id))).await?;
     for trace in traces["traces"].as_array().into_iter().flatten() {
         let trace_id = trace["trace_id"].as_str().unwrap_or_default();
@@ -75,6 +78,45 @@ pub async fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         print_tree(detail["spans"].as_array().map(Vec::as_slice).unwrap_or(&[]));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the session's backend picture is missing (see `GET /api/sessions/{id}/analysis`).
+fn print_completeness(facts: &Value, start_ms: f64) {
+    let list = |name: &str| facts[name].as_array().cloned().unwrap_or_default();
+    let (orphans, untraced, late, skew) = (list("orphans"), list("untraced_calls"), list("after_stop"), list("skew"));
+    println!("\ncompleteness");
+    if orphans.is_empty() && untraced.is_empty() && late.is_empty() && skew.is_empty() {
+        println!(
+            "  complete: every parent span arrived, every browser call has backend spans, no span after the stop, no clock skew"
+        );
+    }
+    if let Some(by_service) = facts["orphans_by_service"].as_object().filter(|m| !m.is_empty()) {
+        let parts: Vec<String> = by_service.iter().map(|(service, n)| format!("{service} {n}")).collect();
+        println!("  orphan spans (parent never arrived): {}", parts.join(", "));
+    }
+    for call in &untraced {
+        let offset = (call["time_ms"].as_f64().unwrap_or(start_ms) - start_ms) / 1000.0;
+        println!(
+            "  browser call without backend spans: {offset:+.3}s {} (trace {})",
+            call["label"].as_str().unwrap_or_default(),
+            call["trace_id"].as_str().unwrap_or_default()
+        );
+    }
+    if !late.is_empty() {
+        println!("  spans that started after the session stopped: {}", late.len());
+    }
+    for pair in &skew {
+        println!(
+            "  clock skew {} -> {}: up to {:.1}ms ({} spans)",
+            pair["parent_service"].as_str().unwrap_or_default(),
+            pair["child_service"].as_str().unwrap_or_default(),
+            pair["max_ms"].as_f64().unwrap_or_default(),
+            pair["spans"]
+        );
+    }
+    if facts["truncated"] == true {
+        println!("  (read the first {} spans only)", facts["spans_read"]);
+    }
 }
 
 /// Prints spans as a tree; spans whose parent was not received are shown as roots.

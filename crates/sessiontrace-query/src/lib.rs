@@ -4,8 +4,9 @@
 //! timeline that merges the browser's replay events with the backend's traces and logs. For Grafana and
 //! Jaeger: a TraceQL subset ([`traceql`]), trace search over the index and decoded spans ([`search`]), and
 //! the Tempo ([`tempo`]) and Jaeger ([`jaeger`]) answer shapes; the UI's trace search filters
-//! ([`trace_search`]).
+//! ([`trace_search`]); a session's completeness and service map ([`analysis`]).
 
+pub mod analysis;
 pub mod jaeger;
 pub mod search;
 pub mod sessions;

@@ -29,7 +29,7 @@ pub struct TimelineItem {
 }
 
 impl TimelineItem {
-    fn new(time_ms: f64, kind: &'static str, label: String) -> Self {
+    pub(crate) fn new(time_ms: f64, kind: &'static str, label: String) -> Self {
         TimelineItem {
             time_ms,
             kind,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sessiontrace_model::TraceId;
 use sessiontrace_pipeline::RequestContext;
+use sessiontrace_query::analysis::session_analysis;
 use sessiontrace_query::sessions::session_json;
 use sessiontrace_query::spans::{logs_json, trace_spans, trace_summary_json};
 use sessiontrace_query::timeline::session_timeline;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/traces/{trace_id}", get(show_trace))
         .route("/api/sessions/{id}/traces", get(session_traces))
         .route("/api/sessions/{id}/timeline", get(timeline))
+        .route("/api/sessions/{id}/analysis", get(analysis))
         .route("/api/sessions/{id}/logs", get(session_logs))
         .route("/api/logs", get(logs))
         .route("/api/metrics", get(metrics))
@@ -62,6 +64,18 @@ async fn show_trace(
     }
     let session_id = session.map(|s| s.id).or(session_key);
     Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "session_id": session_id, "spans": spans})))
+}
+
+/// `GET /api/sessions/{id}/analysis`: what the session's backend picture is missing (`completeness`) and
+/// the map of its services' calls (`map`).
+async fn analysis(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session = find_session(&state, &ctx.project, &id).await?;
+    let (completeness, map) = session_analysis(state.store.as_ref(), &ctx.project, &session).await?;
+    Ok(Json(serde_json::json!({"session_id": session.id, "completeness": completeness, "map": map})))
 }
 
 async fn session_traces(

@@ -93,14 +93,23 @@ async fn start_session(
     Err(ApiError::Internal("could not find a free short id".into()))
 }
 
+/// `GET /api/sessions/{id}`; `?include=completeness` adds what its backend picture is missing (this
+/// reads every span of the session, so it is not in the default answer that live pages poll).
 async fn show_session(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(id): Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let session = find_session(&state, &ctx.project, &id).await?;
     let stats = state.store.session_stats(&ctx.project, &session).await?;
-    Ok(Json(session_json(&session, Some(&stats))))
+    let mut body = session_json(&session, Some(&stats));
+    if params.get("include").is_some_and(|include| include.split(',').any(|part| part == "completeness")) {
+        let (completeness, _) =
+            sessiontrace_query::analysis::session_analysis(state.store.as_ref(), &ctx.project, &session).await?;
+        body["completeness"] = serde_json::to_value(completeness).unwrap_or(Value::Null);
+    }
+    Ok(Json(body))
 }
 
 async fn stop_session(
