@@ -209,6 +209,9 @@ pub struct ServiceMap {
     pub edges: Vec<Edge>,
 }
 
+/// The calls on one edge so far: their durations, errors and traces.
+type EdgeCalls = (Vec<f64>, usize, Vec<String>);
+
 fn is_error(span: &SpanView) -> bool {
     span.status.code == "error"
 }
@@ -223,7 +226,7 @@ pub fn service_map(spans: &[SpanView], network: &[&TimelineItem]) -> ServiceMap 
         .filter_map(|item| Some(((item.trace_id.as_deref()?, item.span_id.as_deref()?), *item)))
         .collect();
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-    let mut edges: BTreeMap<(String, String), (Vec<f64>, usize, Vec<String>)> = BTreeMap::new();
+    let mut edges: BTreeMap<(String, String), EdgeCalls> = BTreeMap::new();
     let mut add_edge = |from: &str, to: &str, duration: f64, error: bool, trace: &str| {
         let entry = edges.entry((from.to_string(), to.to_string())).or_default();
         entry.0.push(duration);
