@@ -148,6 +148,8 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     const checkoutTrace = await clickAndWait('#checkout', '/api/checkout', 'checkout → 201');
     await shop.waitForTimeout(300);
     const declinedTrace = await clickAndWait('#declined', '/api/checkout', 'checkout → 502'); // the declined card: payment says no, orders answers 502
+    await shop.waitForTimeout(300);
+    const untracedTrace = await clickAndWait('#recommend', '/api/recommendations', 'recommendations → 200'); // not instrumented
     const session = await getJson(`${base}/api/sessions/${sessionId}`);
     assert.ok(checkoutTrace.startsWith(session.trace_id_prefix), `trace ${checkoutTrace} belongs to the session (${session.trace_id_prefix})`);
     await shop.waitForTimeout(500);
@@ -247,6 +249,22 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     // 7. The real password appears nowhere: not in the UI's DOM, not in the replayed page.
     for (const f of page.frames()) assert.ok(!(await f.content()).includes(password), `password not in frame ${f.url()}`);
     assert.ok(!(await page.locator('body').innerText()).includes(password), 'password not in the visible text');
+
+    // 7b. Completeness names the uninstrumented call (its trace has no backend span); the service map
+    // shows the browser and the four services, and an edge filters the timeline to its calls.
+    const facts = page.locator('[data-testid=completeness] [data-fact=untraced]');
+    await facts.waitFor({ timeout: 15000 });
+    assert.match(await facts.innerText(), /\/api\/recommendations/);
+    assert.ok(!(await facts.innerText()).includes('/api/checkout'), 'the traced calls are not listed');
+    assert.ok(untracedTrace.length === 32);
+    const mapNodes = await page.locator('[data-testid=service-map] .map-node').evaluateAll((els) => els.map((e) => e.getAttribute('data-service')).sort());
+    assert.deepEqual(mapNodes, ['browser', 'gateway', 'inventory', 'orders', 'payment']);
+    await page.locator('[data-testid=service-map] [data-edge="orders->payment"]').click();
+    await page.locator('[data-testid=edge-filter]').waitFor();
+    const shownTraces = await page.locator('[data-testid=timeline-list] .tl-row').evaluateAll((els) => [...new Set(els.map((e) => e.getAttribute('data-trace')))]);
+    assert.ok(shownTraces.length >= 1 && shownTraces.every((t) => t === checkoutTrace || t === declinedTrace), `only the calls that reached payment: ${shownTraces}`);
+    await shot(page.locator('.insights'), 'insights');
+    await page.locator('[data-testid=edge-filter] button').click();
 
     // 8. Trace search: status = error finds the declined-card trace (orders answered 502), which links
     // to this session; the result opens the trace with the keyboard.

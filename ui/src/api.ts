@@ -52,6 +52,20 @@ export interface TraceSearchFilters {
   min_ms?: string; max_ms?: string; attr?: string; from?: number; to?: number; limit?: number;
 }
 
+export interface SpanRef { trace_id: string; span_id: string; service: string; name: string }
+export interface Completeness {
+  orphans_by_service: Record<string, number>;
+  orphans: SpanRef[];
+  untraced_calls: { time_ms: number; label: string; trace_id: string }[];
+  after_stop: SpanRef[];
+  skew: { parent_service: string; child_service: string; max_ms: number; spans: number; example: SpanRef }[];
+  spans_read: number;
+  truncated: boolean;
+}
+export interface MapNode { service: string; spans: number; errors: number }
+export interface MapEdge { from: string; to: string; calls: number; errors: number; p50_ms: number; trace_ids: string[] }
+export interface ServiceMap { nodes: MapNode[]; edges: MapEdge[] }
+
 export interface SpanEvent { name: string; time_ms: number; attributes?: Record<string, unknown> }
 export interface SpanLink { trace_id: string; span_id: string; attributes?: Record<string, unknown> }
 
@@ -192,6 +206,9 @@ export const api = {
   timeline: (id: string, signal?: AbortSignal) =>
     get<{ session: Session; items: TimelineItem[] }>(`/api/sessions/${enc(id)}/timeline`, signal),
   events: (id: string, signal?: AbortSignal) => get<{ events: any[] }>(`/api/sessions/${enc(id)}/events`, signal),
+  /** What the session's backend picture is missing, and the map of its services' calls. */
+  analysis: (id: string, signal?: AbortSignal) =>
+    get<{ completeness: Completeness; map: ServiceMap }>(`/api/sessions/${enc(id)}/analysis`, signal),
   sessionTraces: (id: string, signal?: AbortSignal) =>
     get<{ traces: TraceSummary[] }>(`/api/sessions/${enc(id)}/traces`, signal),
   /** The session as markdown (for an AI assistant or a ticket) or `sessiontrace.export/v1` JSON. */

@@ -2,7 +2,7 @@
 //! network calls (the replay's `network` timeline items):
 //! - **completeness**: spans whose parent never arrived (per service), browser calls whose trace has no
 //!   backend span, spans that started after the session stopped, and the clock skew seen between each pair
-//!   of services (a child span starting before, or ending after, its parent on another service);
+//!   of services (a child span starting before its parent on another service, or after it ended);
 //! - **service map**: services as nodes, calls between them as edges (a span whose parent is on another
 //!   service, and the browser's calls into the first service) with count, errors and p50 duration.
 //!
@@ -55,6 +55,11 @@ pub async fn session_analysis(
     let items = crate::timeline::items_from_replay(&crate::timeline::replay_events(store, project, session).await?);
     let network: Vec<&TimelineItem> = items.iter().filter(|item| item.kind == "network").collect();
     Ok((completeness(&spans, &network, session.stopped_at_ms, truncated), service_map(&spans, &network)))
+}
+
+/// A span the browser's OpenTelemetry SDK made (the recorder's fetch/XHR spans), not a backend's.
+fn is_browser(span: &SpanView) -> bool {
+    span.resource.get("telemetry.sdk.language").and_then(serde_json::Value::as_str) == Some("webjs")
 }
 
 /// A span the completeness facts point at.
@@ -132,7 +137,8 @@ pub fn completeness(
     // The browser's own span ids: a server span whose parent is one of them has its parent (the call).
     let browser: HashSet<(&str, &str)> =
         network.iter().filter_map(|item| Some((item.trace_id.as_deref()?, item.span_id.as_deref()?))).collect();
-    let traced: HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    // A trace with a backend span: the browser's own spans (the recorder exports them) do not count.
+    let traced: HashSet<&str> = spans.iter().filter(|s| !is_browser(s)).map(|s| s.trace_id.as_str()).collect();
     let mut facts = Completeness { spans_read: spans.len(), truncated, ..Completeness::default() };
     let mut skew: BTreeMap<(String, String), Skew> = BTreeMap::new();
     for span in spans {
@@ -146,8 +152,11 @@ pub fn completeness(
                 }
             }
             Some(parent) if parent.service != span.service => {
+                // A child that starts before its parent started, or after it ended, was timed by another
+                // clock (ending after the parent is normal: asynchronous work, a page's documentLoad).
                 // To the microsecond: the times are Unix ms as floats.
-                let outside = ((parent.start_ms - span.start_ms).max(span.end_ms - parent.end_ms) * 1e3).round() / 1e3;
+                let outside =
+                    ((parent.start_ms - span.start_ms).max(span.start_ms - parent.end_ms) * 1e3).round() / 1e3;
                 if outside >= SKEW_REPORT_MS {
                     let entry = skew.entry((parent.service.clone(), span.service.clone())).or_insert_with(|| Skew {
                         parent_service: parent.service.clone(),
@@ -324,7 +333,12 @@ mod tests {
     fn completeness_names_orphans_untraced_calls_late_spans_and_skew() {
         let calls = [call("t1", "b1", 99.0, "ok"), call("t9", "b9", 500.0, "error")];
         let network: Vec<&TimelineItem> = calls.iter().collect();
-        let facts = completeness(&spans(), &network, Some(1_000), false);
+        // The browser SDK's own span of the untraced call does not make it traced.
+        let mut browser = span("t9", "b9", None, "browser", 500.0, 530.0, false);
+        browser.resource.insert("telemetry.sdk.language".into(), "webjs".into());
+        let mut all = spans();
+        all.push(browser);
+        let facts = completeness(&all, &network, Some(1_000), false);
         assert_eq!(facts.orphans_by_service, BTreeMap::from([("orders".to_string(), 1)]));
         assert_eq!(facts.orphans[0].span_id, "o2");
         assert_eq!(facts.untraced_calls.iter().map(|c| c.trace_id.as_str()).collect::<Vec<_>>(), ["t9"]);

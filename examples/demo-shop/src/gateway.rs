@@ -36,6 +36,16 @@ pub fn router(topology: &crate::Topology) -> Router {
         .with_state(gateway)
         .layer(sessiontrace_sdk::SessionTraceLayer::new().with_html_meta(true))
         .merge(crate::health_routes())
+        .merge(uninstrumented())
+}
+
+/// `GET /api/recommendations`, deliberately outside the tracing layer: the call a service makes that was
+/// never instrumented, so a recorded session shows a browser call without backend spans (completeness).
+fn uninstrumented() -> Router {
+    Router::new().route(
+        "/api/recommendations",
+        get(|| async { axum::Json(serde_json::json!({"recommended": ["green tea", "teapot"]})) }),
+    )
 }
 
 async fn page(State(gateway): State<Gateway>) -> Html<String> {

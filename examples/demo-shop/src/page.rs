@@ -39,6 +39,9 @@ then open it in <a href="{API}/">sessiontrace</a>.</p>
   <button id="checkout">Buy 2 tea</button>
   <button id="declined">Buy a pot (declined card)</button>
 </p>
+<p>
+  <button id="recommend">Recommendations (not instrumented)</button>
+</p>
 <pre id="out"></pre>
 <script>
   const out = document.getElementById('out');
@@ -64,6 +67,7 @@ then open it in <a href="{API}/">sessiontrace</a>.</p>
     call('checkout', '/api/checkout', json({sku: 'tea', qty: 2, card_number: '4242-4242-4242-4242'}));
   document.getElementById('declined').onclick = () =>
     call('checkout', '/api/checkout', json({sku: 'pot', qty: 1, card_number: '4000-0000-0000-0002'}));
+  document.getElementById('recommend').onclick = () => call('recommendations', '/api/recommendations');
   const record = document.getElementById('record'), stop = document.getElementById('stop');
   const label = document.getElementById('session');
   record.onclick = async () => {

@@ -1,13 +1,14 @@
 // Session page: replay beside the timeline (synced both ways), the selected trace's waterfall below.
 // The selected trace/span live in the URL (?trace=&span=) so the view is shareable; live sessions poll.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, type Session, type TimelineItem } from '../api';
+import { api, type MapEdge, type Session, type TimelineItem } from '../api';
 import { useInterval, useLoad } from '../hooks';
 import { setQuery } from '../router';
 import { itemKey, mergeTimeline, opensTrace } from '../lib/timeline';
 import { fmtDuration, fmtTime, fmtUser } from '../lib/format';
 import { Replay, canReplay, type ReplayControl } from '../components/Replay';
 import { ExportButtons } from '../components/ExportButtons';
+import { CompletenessPanel, ServiceMapPanel } from '../components/SessionInsights';
 import { Timeline } from '../components/Timeline';
 import { TraceView } from '../components/TraceView';
 import { sessionDuration } from './SessionsList';
@@ -33,6 +34,13 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
   }, live ? 2500 : null);
 
   const items = useMemo(() => mergeTimeline(tl.data?.items ?? []), [tl.data]);
+  // Completeness and the service map: loaded once, and again when a live session's counts change.
+  const analysis = useLoad((sig) => api.analysis(id, sig), [id, counts]);
+  const [edge, setEdge] = useState<MapEdge | null>(null);
+  const shownItems = useMemo(
+    () => (edge ? items.filter((it) => it.trace_id && edge.trace_ids.includes(it.trace_id)) : items),
+    [items, edge],
+  );
   const events = ev.data?.events ?? [];
   const replayStart = useMemo(() => {
     let m = Infinity;
@@ -134,7 +142,8 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
           {ev.loading && !ev.data ? <p class="muted pad">Loading replay…</p> : <Replay key={id} events={events} onTime={setPlayhead} control={ctl} />}
         </div>
         <div class="timeline-col">
-          <Timeline items={items} origin={origin} playhead={playhead} selectedKey={selItem ? itemKey(selItem) : null} onSelect={select} />
+          {edge ? <p class="small timeline-filter" data-testid="edge-filter">Calls {edge.from} → {edge.to} only <button class="btn small" onClick={() => setEdge(null)}>show all ✕</button></p> : null}
+          <Timeline items={shownItems} origin={origin} playhead={playhead} selectedKey={selItem ? itemKey(selItem) : null} onSelect={select} />
         </div>
       </div>
       {traceId ? (
@@ -143,6 +152,12 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
       ) : (
         <p class="muted pad hint">Select a network call or a trace in the timeline to see its waterfall across services.</p>
       )}
+      {analysis.data ? (
+        <div class="insights">
+          <CompletenessPanel facts={analysis.data.completeness} origin={origin} />
+          <ServiceMapPanel map={analysis.data.map} selected={edge} onSelect={setEdge} />
+        </div>
+      ) : analysis.error ? <p class="err-text pad small">Could not load the completeness and service map: {analysis.error}</p> : null}
     </main>
   );
 }
