@@ -102,6 +102,7 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
   const { chromium } = await import('playwright-core');
   const demo = await startDemo();
   let browser;
+  let page = null;
   const shots = [];
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -186,7 +187,7 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     assert.ok(JSON.stringify(exported).includes(checkoutTrace));
 
     // 2. The sessions list: the recorded visit (and the demo's scripted session).
-    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(base + '/');
@@ -265,6 +266,16 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     assert.ok(shownTraces.length >= 1 && shownTraces.every((t) => t === checkoutTrace || t === declinedTrace), `only the calls that reached payment: ${shownTraces}`);
     await shot(page.locator('.insights'), 'insights');
     await page.locator('[data-testid=edge-filter] button').click();
+    // The metrics panel draws the demo services' request rate and latency (exported every 5 s).
+    await waitFor(async () => {
+      await page.reload();
+      await page.locator('[data-testid=metrics]').waitFor({ timeout: 10000 });
+      const drawn = await page.locator('[data-testid=metrics] .metric-chart').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-service')} ${e.getAttribute('data-metric')}`));
+      if (!drawn.includes('gateway http.server.request.duration') || !drawn.includes('orders http.server.request.count')) throw new Error(`charts so far: ${drawn.join(', ')}`);
+      return true;
+    }, 'the metrics charts of the demo services', 40000);
+    assert.ok(await page.locator('[data-testid=metrics] canvas').count() >= 2, 'uPlot drew canvases');
+    await shot(page.locator('[data-testid=metrics]'), 'metrics');
 
     // 8. Trace search: status = error finds the declined-card trace (orders answered 502), which links
     // to this session; the result opens the trace with the keyboard.
@@ -285,6 +296,14 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     assert.deepEqual(errors, [], 'no uncaught errors in the UI');
     fs.mkdirSync(SHOTS, { recursive: true });
     for (const f of shots) fs.copyFileSync(f, path.join(SHOTS, path.basename(f)));
+  } catch (e) {
+    // What the UI showed when a step failed: its URL, visible text and a screenshot (demo-failure.png).
+    if (page) {
+      await page.screenshot({ path: path.join(ART, 'demo-failure.png') }).catch(() => {});
+      const text = await page.locator('body').innerText().catch((err) => `(no text: ${err.message})`);
+      console.log(`# failed at ${page.url()}; the page showed:\n# ${text.slice(0, 2000).replace(/\n/g, '\n# ')}`);
+    }
+    throw e;
   } finally {
     await browser?.close().catch(() => {});
     await demo.stop();

@@ -206,6 +206,9 @@ export const api = {
   timeline: (id: string, signal?: AbortSignal) =>
     get<{ session: Session; items: TimelineItem[] }>(`/api/sessions/${enc(id)}/timeline`, signal),
   events: (id: string, signal?: AbortSignal) => get<{ events: any[] }>(`/api/sessions/${enc(id)}/events`, signal),
+  /** Metric points of the services a session touched over a window (Unix ms). */
+  sessionMetrics: (id: string, from: number, to: number, signal?: AbortSignal) =>
+    get<{ points: import('./lib/metrics').MetricPoint[] }>(`/api/metrics${qs({ session: id, from: Math.round(from), to: Math.round(to), limit: 20000 })}`, signal),
   /** What the session's backend picture is missing, and the map of its services' calls. */
   analysis: (id: string, signal?: AbortSignal) =>
     get<{ completeness: Completeness; map: ServiceMap }>(`/api/sessions/${enc(id)}/analysis`, signal),

@@ -245,6 +245,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let guard = sessiontrace_sdk::init_with(sessiontrace_sdk::Options {
         service_name: "demo-driver".into(),
         otlp_endpoint: Some(format!("http://{}", args.otlp_http)),
+        ..Default::default()
     });
     let session_id = if args.no_script { None } else { Some(drive(&api, &topology.url(Service::Gateway)).await?) };
     guard.flush();

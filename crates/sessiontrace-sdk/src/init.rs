@@ -1,5 +1,6 @@
 //! One-call setup: [`init`] builds the tracer provider (with [`SessionSampler`] and [`SessionIdGenerator`]),
-//! the OTLP exporters for traces and logs, and the global propagator, from the standard `OTEL_*`
+//! the OTLP exporters for traces, logs and metrics (a periodic reader; the server layer records
+//! `http.server.request.duration` and `http.server.request.count`), and the global propagator, from the standard `OTEL_*`
 //! environment variables; the returned [`Guard`] flushes and shuts everything down when dropped.
 //!
 //! Variables read:
@@ -15,7 +16,9 @@
 //!   (ratio, default 1.0). Whatever is chosen is wrapped in [`SessionSampler`].
 //! - `OTEL_PROPAGATORS`: which headers are injected (`tracecontext`, `b3`, `b3multi`, `xtraceid`);
 //!   extraction always accepts every format.
-//! - `OTEL_TRACES_EXPORTER=none`, `OTEL_LOGS_EXPORTER=none`: switch a signal off.
+//! - `OTEL_TRACES_EXPORTER=none`, `OTEL_LOGS_EXPORTER=none`, `OTEL_METRICS_EXPORTER=none`: switch a signal off.
+//! - `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports (default 60000, or
+//!   [`Options::metric_export_interval`]).
 //!
 //! The blocking HTTP exporter is built on its own thread, so `init` may be called inside or outside a
 //! tokio runtime. The gRPC exporter needs a runtime: the current one, or a small one the guard owns.
@@ -24,9 +27,10 @@ use std::time::Duration;
 
 use opentelemetry::global;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
@@ -40,6 +44,7 @@ use crate::sampler::SessionSampler;
 pub struct Guard {
     tracer_provider: Option<SdkTracerProvider>,
     logger_provider: Option<SdkLoggerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -126,6 +131,28 @@ fn span_exporter(protocol: Protocol, explicit: Option<&str>) -> Result<SpanExpor
     built.map_err(|error| InitError::Exporter(error.to_string()))
 }
 
+fn metric_exporter(protocol: Protocol, explicit: Option<&str>) -> Result<MetricExporter, InitError> {
+    let endpoint = default_endpoint("METRICS", protocol, explicit);
+    let built = match protocol {
+        Protocol::Grpc => {
+            let builder = MetricExporter::builder().with_tonic();
+            match endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                None => builder.build(),
+            }
+        }
+        _ => {
+            let builder =
+                MetricExporter::builder().with_http().with_protocol(protocol).with_timeout(Duration::from_secs(10));
+            match endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                None => builder.build(),
+            }
+        }
+    };
+    built.map_err(|error| InitError::Exporter(error.to_string()))
+}
+
 fn log_exporter(protocol: Protocol, explicit: Option<&str>) -> Result<LogExporter, InitError> {
     let endpoint = default_endpoint("LOGS", protocol, explicit);
     let built = match protocol {
@@ -155,7 +182,7 @@ pub fn init(service_name: &str) -> Guard {
         Ok(guard) => guard,
         Err(error) => {
             tracing::error!(%error, "sessiontrace: tracing is not exported");
-            Guard { tracer_provider: None, logger_provider: None, runtime: None }
+            Guard { tracer_provider: None, logger_provider: None, meter_provider: None, runtime: None }
         }
     }
 }
@@ -167,11 +194,13 @@ pub struct Options {
     pub service_name: String,
     /// Base OTLP endpoint (`http://127.0.0.1:4318`), used instead of `OTEL_EXPORTER_OTLP_*ENDPOINT`.
     pub otlp_endpoint: Option<String>,
+    /// Time between metric exports when `OTEL_METRIC_EXPORT_INTERVAL` is not set (default 60 s).
+    pub metric_export_interval: Option<Duration>,
 }
 
 /// Like [`init`], returning the error instead of logging it.
 pub fn try_init(service_name: &str) -> Result<Guard, InitError> {
-    try_init_with(Options { service_name: service_name.to_string(), otlp_endpoint: None })
+    try_init_with(Options { service_name: service_name.to_string(), ..Options::default() })
 }
 
 /// Like [`init`] with [`Options`] set in code; never panics.
@@ -180,7 +209,7 @@ pub fn init_with(options: Options) -> Guard {
         Ok(guard) => guard,
         Err(error) => {
             tracing::error!(%error, "sessiontrace: tracing is not exported");
-            Guard { tracer_provider: None, logger_provider: None, runtime: None }
+            Guard { tracer_provider: None, logger_provider: None, meter_provider: None, runtime: None }
         }
     }
 }
@@ -191,16 +220,23 @@ pub fn try_init_with(options: Options) -> Result<Guard, InitError> {
     let injection = env("OTEL_PROPAGATORS").map(|names| Injection::from_names(&names)).unwrap_or_default();
     global::set_text_map_propagator(SessionPropagator::new(injection));
     if env("OTEL_SDK_DISABLED").is_some_and(|value| value.eq_ignore_ascii_case("true")) {
-        return Ok(Guard { tracer_provider: None, logger_provider: None, runtime: None });
+        return Ok(Guard { tracer_provider: None, logger_provider: None, meter_provider: None, runtime: None });
     }
     let service_name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| service_name.to_string());
     let resource = Resource::builder().with_service_name(service_name).build();
     let traces_on = env("OTEL_TRACES_EXPORTER").is_none_or(|value| value != "none");
     let logs_on = env("OTEL_LOGS_EXPORTER").is_none_or(|value| value != "none");
+    let metrics_on = env("OTEL_METRICS_EXPORTER").is_none_or(|value| value != "none");
     let trace_protocol = protocol("TRACES")?;
     let log_protocol = protocol("LOGS")?;
+    let metric_protocol = protocol("METRICS")?;
+    let metric_interval = env("OTEL_METRIC_EXPORT_INTERVAL")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .or(options.metric_export_interval)
+        .unwrap_or(Duration::from_secs(60));
 
-    let uses_grpc = trace_protocol == Protocol::Grpc || log_protocol == Protocol::Grpc;
+    let uses_grpc = [trace_protocol, log_protocol, metric_protocol].contains(&Protocol::Grpc);
     let mut runtime = None;
     let grpc_handle = if uses_grpc && tokio::runtime::Handle::try_current().is_err() {
         let owned = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -213,12 +249,13 @@ pub fn try_init_with(options: Options) -> Result<Guard, InitError> {
     let _runtime_entered = grpc_handle.as_ref().map(|handle| handle.enter());
     // HTTP exporters own a blocking client, which must not be built inside a runtime: build them apart.
     let endpoint = options.otlp_endpoint.clone();
-    let build = move || -> Result<(Option<SpanExporter>, Option<LogExporter>), InitError> {
+    let build = move || -> Result<Exporters, InitError> {
         let spans = traces_on.then(|| span_exporter(trace_protocol, endpoint.as_deref())).transpose()?;
         let logs = logs_on.then(|| log_exporter(log_protocol, endpoint.as_deref())).transpose()?;
-        Ok((spans, logs))
+        let metrics = metrics_on.then(|| metric_exporter(metric_protocol, endpoint.as_deref())).transpose()?;
+        Ok((spans, logs, metrics))
     };
-    let (spans, logs) = if uses_grpc {
+    let (spans, logs, metrics) = if uses_grpc {
         build()?
     } else {
         std::thread::spawn(build).join().map_err(|_| InitError::Exporter("exporter setup panicked".into()))??
@@ -233,10 +270,21 @@ pub fn try_init_with(options: Options) -> Result<Guard, InitError> {
     }
     let tracer_provider = tracer_builder.build();
     global::set_tracer_provider(tracer_provider.clone());
-    let logger_provider =
-        logs.map(|exporter| SdkLoggerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build());
-    Ok(Guard { tracer_provider: Some(tracer_provider), logger_provider, runtime })
+    let logger_provider = logs.map(|exporter| {
+        SdkLoggerProvider::builder().with_batch_exporter(exporter).with_resource(resource.clone()).build()
+    });
+    let meter_provider = metrics.map(|exporter| {
+        let reader = PeriodicReader::builder(exporter).with_interval(metric_interval).build();
+        SdkMeterProvider::builder().with_reader(reader).with_resource(resource).build()
+    });
+    if let Some(provider) = &meter_provider {
+        global::set_meter_provider(provider.clone());
+    }
+    Ok(Guard { tracer_provider: Some(tracer_provider), logger_provider, meter_provider, runtime })
 }
+
+/// The exporters `init` builds, each absent when its signal is switched off.
+type Exporters = (Option<SpanExporter>, Option<LogExporter>, Option<MetricExporter>);
 
 /// Targets whose events are not exported as logs: the exporters' own HTTP/gRPC stacks (exporting their
 /// logs would feed back into themselves).
@@ -282,6 +330,11 @@ impl Guard {
         {
             tracing::warn!(%error, "sessiontrace: log flush failed");
         }
+        if let Some(provider) = &self.meter_provider
+            && let Err(error) = provider.force_flush()
+        {
+            tracing::warn!(%error, "sessiontrace: metric flush failed");
+        }
     }
 }
 
@@ -292,6 +345,9 @@ impl Drop for Guard {
             let _ = provider.shutdown();
         }
         if let Some(provider) = self.logger_provider.take() {
+            let _ = provider.shutdown();
+        }
+        if let Some(provider) = self.meter_provider.take() {
             let _ = provider.shutdown();
         }
         if let Some(runtime) = self.runtime.take() {

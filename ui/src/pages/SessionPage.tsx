@@ -9,6 +9,7 @@ import { fmtDuration, fmtTime, fmtUser } from '../lib/format';
 import { Replay, canReplay, type ReplayControl } from '../components/Replay';
 import { ExportButtons } from '../components/ExportButtons';
 import { CompletenessPanel, ServiceMapPanel } from '../components/SessionInsights';
+import { MetricsPanel } from '../components/MetricsPanel';
 import { Timeline } from '../components/Timeline';
 import { TraceView } from '../components/TraceView';
 import { sessionDuration } from './SessionsList';
@@ -37,6 +38,8 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
   // Completeness and the service map: loaded once, and again when a live session's counts change.
   const analysis = useLoad((sig) => api.analysis(id, sig), [id, counts]);
   const [edge, setEdge] = useState<MapEdge | null>(null);
+  // The metrics window ends at the stop, or (live) at the last time the counts changed.
+  const metricsTo = useMemo(() => session?.stopped_at_ms ?? Date.now(), [session?.stopped_at_ms, counts]);
   const shownItems = useMemo(
     () => (edge ? items.filter((it) => it.trace_id && edge.trace_ids.includes(it.trace_id)) : items),
     [items, edge],
@@ -158,6 +161,9 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
           <ServiceMapPanel map={analysis.data.map} selected={edge} onSelect={setEdge} />
         </div>
       ) : analysis.error ? <p class="err-text pad small">Could not load the completeness and service map: {analysis.error}</p> : null}
+      <div class="insights-wide">
+        <MetricsPanel id={session.id} from={session.started_at_ms} to={metricsTo} playhead={playhead} version={live ? counts : undefined} />
+      </div>
     </main>
   );
 }

@@ -21,6 +21,7 @@ pub(crate) struct Pending {
     pub capture: Capture,
     pub request_tap: Option<SharedTap>,
     pub config: std::sync::Arc<super::layer::LayerConfig>,
+    pub timer: super::metrics::RequestTimer,
 }
 
 pin_project_lite::pin_project! {
@@ -58,6 +59,7 @@ where
             Ok(response) => Poll::Ready(Ok(finish_response(pending, response))),
             Err(error) => {
                 let span = pending.cx.span();
+                pending.timer.finish(500);
                 span.set_attribute(KeyValue::new("error.type", "service_error"));
                 span.set_status(Status::error(error.to_string()));
                 drop(SpanFinisher::new(
@@ -79,6 +81,7 @@ where
     let (mut parts, body) = response.into_parts();
     let span = pending.cx.span();
     let status = parts.status.as_u16();
+    pending.timer.finish(status);
     span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
     if status >= 500 {
         span.set_attribute(KeyValue::new("error.type", status.to_string()));

@@ -16,6 +16,7 @@
 
 mod future;
 mod layer;
+mod metrics;
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -159,6 +160,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
+        let timer = metrics::RequestTimer::start(&parts.method, route_of(&parts).as_deref());
         let cx = self.start_span(&parts);
         let span_context = cx.span().span_context().clone();
         let capture = self.config.capture.decide(&span_context);
@@ -176,7 +178,10 @@ where
             let _attached = cx.clone().attach();
             self.inner.call(request)
         };
-        ResponseFuture { inner, pending: Some(Pending { cx, capture, request_tap, config: self.config.clone() }) }
+        ResponseFuture {
+            inner,
+            pending: Some(Pending { cx, capture, request_tap, config: self.config.clone(), timer }),
+        }
     }
 }
 
