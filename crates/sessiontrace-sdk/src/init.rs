@@ -109,70 +109,43 @@ fn default_endpoint(signal: &str, protocol: Protocol, explicit: Option<&str>) ->
     })
 }
 
+/// One OTLP exporter of a signal (`SpanExporter`, `LogExporter` or `MetricExporter`: same builders, no
+/// common trait) over gRPC or HTTP, at [`default_endpoint`] unless a variable names one.
+macro_rules! otlp_exporter {
+    ($exporter:ty, $signal:literal, $protocol:expr, $explicit:expr) => {{
+        let protocol = $protocol;
+        let endpoint = default_endpoint($signal, protocol, $explicit);
+        let built = match protocol {
+            Protocol::Grpc => {
+                let builder = <$exporter>::builder().with_tonic();
+                match endpoint {
+                    Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                    None => builder.build(),
+                }
+            }
+            _ => {
+                let builder =
+                    <$exporter>::builder().with_http().with_protocol(protocol).with_timeout(Duration::from_secs(10));
+                match endpoint {
+                    Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                    None => builder.build(),
+                }
+            }
+        };
+        built.map_err(|error| InitError::Exporter(error.to_string()))
+    }};
+}
+
 fn span_exporter(protocol: Protocol, explicit: Option<&str>) -> Result<SpanExporter, InitError> {
-    let endpoint = default_endpoint("TRACES", protocol, explicit);
-    let built = match protocol {
-        Protocol::Grpc => {
-            let builder = SpanExporter::builder().with_tonic();
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-        _ => {
-            let builder =
-                SpanExporter::builder().with_http().with_protocol(protocol).with_timeout(Duration::from_secs(10));
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-    };
-    built.map_err(|error| InitError::Exporter(error.to_string()))
+    otlp_exporter!(SpanExporter, "TRACES", protocol, explicit)
 }
 
 fn metric_exporter(protocol: Protocol, explicit: Option<&str>) -> Result<MetricExporter, InitError> {
-    let endpoint = default_endpoint("METRICS", protocol, explicit);
-    let built = match protocol {
-        Protocol::Grpc => {
-            let builder = MetricExporter::builder().with_tonic();
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-        _ => {
-            let builder =
-                MetricExporter::builder().with_http().with_protocol(protocol).with_timeout(Duration::from_secs(10));
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-    };
-    built.map_err(|error| InitError::Exporter(error.to_string()))
+    otlp_exporter!(MetricExporter, "METRICS", protocol, explicit)
 }
 
 fn log_exporter(protocol: Protocol, explicit: Option<&str>) -> Result<LogExporter, InitError> {
-    let endpoint = default_endpoint("LOGS", protocol, explicit);
-    let built = match protocol {
-        Protocol::Grpc => {
-            let builder = LogExporter::builder().with_tonic();
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-        _ => {
-            let builder =
-                LogExporter::builder().with_http().with_protocol(protocol).with_timeout(Duration::from_secs(10));
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-    };
-    built.map_err(|error| InitError::Exporter(error.to_string()))
+    otlp_exporter!(LogExporter, "LOGS", protocol, explicit)
 }
 
 /// Sets up tracing and log export for `service_name`; see the module docs. Never panics: when exporting
