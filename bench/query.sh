@@ -77,11 +77,17 @@ for service in ["gateway", "orders", "inventory", "payments"] * (samples // 4):
     ms, body = get(f"/tempo/api/search?q={query}&limit=20&spss=3&start={now - 3600}&end={now + 60}")
     tempo_search.append(ms)
     found.append(len(body["traces"]))
+# The UI's trace search (/traces): the same engine, the filters of its form, one hour, newest first.
+ui_search = []
+for service in ["gateway", "orders", "inventory", "payments"] * (samples // 4):
+    ms, body = get(f"/api/traces/search?service={service}&status=error&from={(now - 3600) * 1000}&to={(now + 60) * 1000}&limit=20")
+    ui_search.append(ms)
 report("session timeline", timeline)
 report("trace by id", traces)
 report("sessions list (service filter)", listing)
 report("tempo trace by id (protobuf)", tempo_trace)
 report("tempo search, error traces of a service, last hour", tempo_search)
 print(f"  (traces found per search: min {min(found)}, max {max(found)})")
+report("ui trace search, service + status=error, hour", ui_search)
 print(f"disk: {disk:,} bytes for {stats['spans']:,} spans = {disk / max(stats['spans'], 1):.1f} bytes per span")
 PY
