@@ -12,11 +12,12 @@ use sessiontrace_model::masking::{MASKED, MaskingRules};
 fn only_masks(value: &Option<AnyValue>) -> bool {
     match value.as_ref().and_then(|v| v.value.as_ref()) {
         None => true,
-        Some(Kind::BoolValue(_)) | Some(Kind::IntValue(_)) | Some(Kind::DoubleValue(_)) => false,
         Some(Kind::StringValue(text)) => text == MASKED,
         Some(Kind::BytesValue(bytes)) => bytes.is_empty(),
         Some(Kind::ArrayValue(array)) => array.values.iter().all(|item| only_masks(&Some(item.clone()))),
         Some(Kind::KvlistValue(list)) => list.values.iter().all(|kv| only_masks(&kv.value)),
+        // Any other kind is replaced by the mask string.
+        Some(_) => false,
     }
 }
 
