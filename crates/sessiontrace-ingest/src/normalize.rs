@@ -41,26 +41,25 @@ pub fn normalize_attributes(attributes: &mut Vec<KeyValue>, rules: &MaskingRules
     changed
 }
 
-/// Replaces a string or each string of an array with the mask; true when it changed anything.
+/// Replaces a header's value with the mask: a single value of any kind (string, bytes, a number, a
+/// nested list) becomes the masked string, and so does each item of an array (a header sent several
+/// times). True when it changed anything.
 fn mask_whole_value(value: &mut Option<AnyValue>) -> bool {
-    match value.as_mut().and_then(|v| v.value.as_mut()) {
-        Some(Kind::StringValue(text)) if text != MASKED => {
-            *text = MASKED.to_string();
+    let Some(kind) = value.as_mut().and_then(|v| v.value.as_mut()) else { return false };
+    match kind {
+        Kind::ArrayValue(array) => array.values.iter_mut().fold(false, |changed, item| mask_one(item) | changed),
+        _ => mask_one(value.as_mut().expect("checked above")),
+    }
+}
+
+fn mask_one(value: &mut AnyValue) -> bool {
+    match &value.value {
+        None => false,
+        Some(Kind::StringValue(text)) if text == MASKED => false,
+        Some(_) => {
+            value.value = Some(Kind::StringValue(MASKED.to_string()));
             true
         }
-        Some(Kind::ArrayValue(array)) => {
-            let mut changed = false;
-            for item in &mut array.values {
-                if let Some(Kind::StringValue(text)) = item.value.as_mut()
-                    && text != MASKED
-                {
-                    *text = MASKED.to_string();
-                    changed = true;
-                }
-            }
-            changed
-        }
-        _ => false,
     }
 }
 
@@ -189,6 +188,41 @@ mod tests {
 
     fn rendered(attributes: &[KeyValue]) -> serde_json::Value {
         serde_json::Value::Object(crate::anyvalue::attributes_to_map(attributes))
+    }
+
+    #[test]
+    fn masks_header_values_of_every_kind() {
+        // Seen while writing fuzz/fuzz_targets/masking.rs (whose invariant this breaks): a bytes, numeric
+        // or nested header value was stored as sent.
+        let kinds = [
+            Kind::BytesValue(b"Bearer abc".to_vec()),
+            Kind::IntValue(12345),
+            Kind::KvlistValue(Default::default()),
+            Kind::ArrayValue(ArrayValue {
+                values: vec![
+                    AnyValue { value: Some(Kind::BytesValue(b"a=b".to_vec())) },
+                    AnyValue { value: Some(Kind::StringValue("c=d".into())) },
+                    AnyValue { value: Some(Kind::ArrayValue(Default::default())) },
+                ],
+            }),
+        ];
+        for kind in kinds {
+            let mut attributes = vec![KeyValue {
+                key: "http.request.header.authorization".into(),
+                value: Some(AnyValue { value: Some(kind.clone()) }),
+                ..Default::default()
+            }];
+            assert!(normalize_attributes(&mut attributes, &MaskingRules::default(), 1024), "{kind:?}");
+            let masked = |value: &AnyValue| value.value == Some(Kind::StringValue(MASKED.into()));
+            match attributes[0].value.as_ref().and_then(|v| v.value.as_ref()).unwrap() {
+                Kind::ArrayValue(array) => assert!(array.values.iter().all(masked), "{kind:?}"),
+                _ => assert!(masked(attributes[0].value.as_ref().unwrap()), "{kind:?}"),
+            }
+            assert!(
+                !normalize_attributes(&mut attributes, &MaskingRules::default(), 1024),
+                "masking twice changes nothing"
+            );
+        }
     }
 
     #[test]

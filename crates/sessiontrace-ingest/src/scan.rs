@@ -155,7 +155,9 @@ fn check_key_value(key_value: &[u8], max_value_bytes: usize, depth: u32) -> Resu
                 }
                 string_value = check_any_value(any_value, depth)?;
             }
-            (1 | 2, _) => return Err(()),
+            // `key_strindex` (int32): prost refuses any other wire type for it.
+            (3, Wire::Varint(_)) => {}
+            (1..=3, _) => return Err(()),
             _ => {}
         }
     }
@@ -370,6 +372,21 @@ mod tests {
     use proptest::prelude::*;
     use prost::Message;
     use sessiontrace_loadgen::workload::{Protocol, WorkloadSpec, templates};
+
+    #[test]
+    fn a_key_strindex_of_the_wrong_wire_type_is_not_vouched_for() {
+        // Found by fuzz/fuzz_targets/otlp_protobuf.rs: a resource attribute's field 3 (`key_strindex`,
+        // int32) sent length-delimited; prost refuses the request, so the scan must not accept it.
+        let body: &[u8] = &[
+            10, 83, 10, 24, 10, 22, 26, 12, 115, 101, 114, 118, 105, 99, 101, 46, 110, 97, 109, 101, 18, 6, 10, 4, 115,
+            104, 111, 112, 18, 55, 18, 53, 10, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 66, 18, 8, 1, 2, 3, 4,
+            5, 6, 7, 8, 42, 3, 98, 97, 100, 48, 2, 57, 0, 0, 42, 54, 254, 156, 151, 23, 65, 64, 75, 118, 54, 254, 156,
+            151, 23,
+        ];
+        assert!(ExportTraceServiceRequest::decode(body).is_err());
+        assert!(scan_traces(body, &IngestConfig::default()).is_none());
+        assert!(prepare(TraceInput::Protobuf(body.to_vec()), &IngestConfig::default()).is_err());
+    }
 
     /// The index the full decode path builds for the same bytes.
     fn full_path_index(body: &[u8]) -> Option<Vec<TraceIndexEntry>> {

@@ -79,6 +79,14 @@ pub struct ServerConfig {
     /// A login session unused this long ends (minutes), and one ends this long after login (hours).
     pub login_idle_minutes: u64,
     pub login_max_hours: u64,
+    /// An HTTP request's headers must arrive within this many milliseconds, or the connection is closed
+    /// (slow clients); HTTP/2 connections that do not answer a ping within it are closed too.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive within this many milliseconds in total (and no gap between two of its
+    /// frames may be longer), or the request fails with 408; gRPC requests get it as their deadline.
+    pub body_read_timeout_ms: u64,
+    /// Most connections open at once on each HTTP listener; more wait until one closes.
+    pub max_connections: usize,
 }
 
 /// When authentication applies (shared/DESIGN.md section 8).
@@ -163,6 +171,9 @@ impl Default for ServerConfig {
             trust_proxy: false,
             login_idle_minutes: 12 * 60,
             login_max_hours: 7 * 24,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 60_000,
+            max_connections: 512,
         }
     }
 }
@@ -205,6 +216,9 @@ impl ServerConfig {
         if self.continuous_window_secs == 0 {
             anyhow::bail!("continuous_window_secs must be above 0");
         }
+        if self.header_read_timeout_ms == 0 || self.body_read_timeout_ms == 0 || self.max_connections == 0 {
+            anyhow::bail!("header_read_timeout_ms, body_read_timeout_ms and max_connections must be above 0");
+        }
         if self.max_body_bytes == 0 {
             anyhow::bail!("max_body_bytes must be above 0");
         }
@@ -212,6 +226,11 @@ impl ServerConfig {
             anyhow::bail!("store = \"clickhouse\" needs clickhouse_url (e.g. http://127.0.0.1:8123)");
         }
         Ok(())
+    }
+
+    /// The total time a request body may take to arrive.
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_read_timeout_ms)
     }
 
     /// The SQLite file inside the data folder.

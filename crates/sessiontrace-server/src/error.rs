@@ -11,8 +11,12 @@ use sessiontrace_store::StoreError;
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    /// A field over one of the size limits of `limits`: 400 with the field and the limit in the JSON.
+    OverLimit(crate::limits::LimitExceeded),
     NotFound(String),
     TooLarge(String),
+    /// The request body did not arrive in time: 408.
+    Timeout(String),
     UnsupportedMediaType(String),
     Conflict(String),
     /// Retryable: the store cannot take the write now.
@@ -24,9 +28,10 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::OverLimit(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -38,9 +43,12 @@ impl ApiError {
     pub fn grpc_status(&self) -> tonic::Status {
         let message = self.message();
         match self {
-            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => tonic::Status::invalid_argument(message),
+            ApiError::BadRequest(_) | ApiError::OverLimit(_) | ApiError::UnsupportedMediaType(_) => {
+                tonic::Status::invalid_argument(message)
+            }
             ApiError::NotFound(_) => tonic::Status::not_found(message),
             ApiError::TooLarge(_) => tonic::Status::resource_exhausted(message),
+            ApiError::Timeout(_) => tonic::Status::deadline_exceeded(message),
             ApiError::Conflict(_) => tonic::Status::already_exists(message),
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
             ApiError::Internal(_) => tonic::Status::internal(message),
@@ -53,11 +61,19 @@ impl ApiError {
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
             | ApiError::TooLarge(m)
+            | ApiError::Timeout(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::Conflict(m)
             | ApiError::Unavailable(m)
             | ApiError::Internal(m) => m.clone(),
+            ApiError::OverLimit(exceeded) => exceeded.to_string(),
         }
+    }
+}
+
+impl From<crate::limits::LimitExceeded> for ApiError {
+    fn from(exceeded: crate::limits::LimitExceeded) -> Self {
+        ApiError::OverLimit(exceeded)
     }
 }
 
@@ -104,7 +120,16 @@ impl From<sessiontrace_pipeline::PipelineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut response = (status, Json(serde_json::json!({"error": self.message()}))).into_response();
+        let body = match &self {
+            ApiError::OverLimit(exceeded) => serde_json::json!({
+                "error": self.message(),
+                "field": exceeded.field,
+                "limit": exceeded.limit,
+                "unit": exceeded.unit,
+            }),
+            _ => serde_json::json!({"error": self.message()}),
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -19,10 +19,12 @@ pub mod access;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+pub mod limits;
+pub mod lock;
+pub mod serve;
 pub mod state;
 pub mod tls;
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +48,7 @@ use sessiontrace_store::sqlite::SqliteStore;
 use sessiontrace_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::config::{AuthSetting, ServerConfig, StoreKind};
 use crate::state::AppState;
@@ -261,6 +264,11 @@ pub fn otlp_http_router(state: AppState) -> Router {
 
 /// Starts every listener and serves until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    // Held until the process ends: a second server on this folder refuses to start.
+    let _lock = match config.store {
+        StoreKind::Sqlite => Some(lock::DataDirLock::acquire(&config.data_dir)?),
+        StoreKind::Clickhouse => None,
+    };
     let state = open_state(config).await?;
     let config = state.config.clone();
     let exposed = config.non_loopback_listeners();
@@ -307,22 +315,29 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         _ => None,
     };
     type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+    let limits = serve::ConnectionLimits {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        max_connections: config.max_connections,
+    };
     let serve_http = |listener: TcpListener, router: Router| -> anyhow::Result<Serving> {
-        let service = router.into_make_service_with_connect_info::<tls::ClientAddr>();
+        // A body with no frame for this long fails (a total deadline is in `endpoints::read_body`).
+        let router = router.layer(RequestBodyTimeoutLayer::new(config.body_read_timeout()));
         Ok(match &tls {
             Some(files) => {
                 let listener = tls::TlsListener::new(listener, files.rustls_config()?)?;
-                Box::pin(axum::serve(listener, service).with_graceful_shutdown(wait_stop(stop.clone())).into_future())
+                Box::pin(serve::serve(listener, router, limits, wait_stop(stop.clone())))
             }
-            None => {
-                Box::pin(axum::serve(listener, service).with_graceful_shutdown(wait_stop(stop.clone())).into_future())
-            }
+            None => Box::pin(serve::serve(listener, router, limits, wait_stop(stop.clone()))),
         })
     };
     let api = serve_http(http_listener, api_router(state.clone()))?;
     let otlp_http = serve_http(otlp_http_listener, otlp_http_router(state.clone()))?;
     let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    let mut grpc_server = tonic::transport::Server::builder();
+    // A gRPC request (its body included) gets the body deadline; silent HTTP/2 connections are pinged.
+    let mut grpc_server = tonic::transport::Server::builder()
+        .timeout(config.body_read_timeout())
+        .http2_keepalive_interval(Some(limits.header_read_timeout))
+        .http2_keepalive_timeout(Some(limits.header_read_timeout));
     if let Some(files) = &tls {
         grpc_server = grpc_server.tls_config(files.grpc_config()).context("gRPC TLS")?;
     }

@@ -2,6 +2,12 @@
 //! (+ `tracestate`), then B3 (single `b3`, then `X-B3-*`), then `x-trace-id` + `x-span-id`, taking the first
 //! that is well-formed; it writes the headers [`Injection`] selects (W3C by default).
 //!
+//! What a `traceparent` carried that a [`SpanContext`] cannot always hold travels beside it in the extracted
+//! [`Context`] ([`ReceivedW3c`]): the `random` flag (OpenTelemetry's SDK clears every flag on a span its
+//! sampler dropped) and `tracestate` members whose Level 2 keys OpenTelemetry's `TraceState` refuses.
+//! Injection puts them back on any span of the same trace, so they leave as they arrived as long as the
+//! outgoing context descends from the extracted one (the tower layer and the traced client do that).
+//!
 //! It implements OpenTelemetry's [`TextMapPropagator`], so it can be installed globally
 //! (`opentelemetry::global::set_text_map_propagator`) and used with any carrier; [`HeaderExtractor`] and
 //! [`HeaderInjector`] adapt an `http::HeaderMap`.
@@ -15,7 +21,7 @@ use http::header::{HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TraceState};
 
 /// Which headers [`SessionPropagator`] writes on outgoing requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +75,29 @@ const FIELDS: [&str; 9] = [
     "x-span-id",
 ];
 
+/// What the W3C headers carried, kept in the extracted [`Context`] (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedW3c {
+    trace_id: TraceId,
+    random: bool,
+    tracestate: w3c::TraceStateList,
+    /// The trace state the remote span context was given: while a span's state is still this one, nothing
+    /// changed it, and the full received list is sent on.
+    projected: TraceState,
+}
+
+impl ReceivedW3c {
+    fn new(received: &w3c::Received) -> Self {
+        let context = &received.span_context;
+        ReceivedW3c {
+            trace_id: context.trace_id(),
+            random: context.trace_flags() & w3c::RANDOM == w3c::RANDOM,
+            tracestate: received.tracestate.clone(),
+            projected: context.trace_state().clone(),
+        }
+    }
+}
+
 /// The propagator of DESIGN.md section 3; see the module docs.
 #[derive(Debug, Clone)]
 pub struct SessionPropagator {
@@ -90,24 +119,34 @@ impl SessionPropagator {
 
     /// The remote span context in the carrier, by DESIGN.md's order of preference.
     pub fn extract_span_context(&self, extractor: &dyn Extractor) -> Option<SpanContext> {
+        self.extract_remote(extractor).map(|(context, _)| context)
+    }
+
+    /// A new [`Context`] with the carrier's remote span context (if any) and what its W3C headers carried.
+    pub fn extract_context(&self, extractor: &dyn Extractor) -> Context {
+        self.extract_with_context(&Context::new(), extractor)
+    }
+
+    fn extract_remote(&self, extractor: &dyn Extractor) -> Option<(SpanContext, Option<ReceivedW3c>)> {
         let all = |key: &str| extractor.get_all(key).unwrap_or_default();
         let traceparent = all("traceparent");
         if !traceparent.is_empty()
-            && let Some(context) = w3c::extract(&traceparent, &all("tracestate"))
+            && let Some(received) = w3c::extract(&traceparent, &all("tracestate"))
         {
-            return Some(context);
+            let kept = ReceivedW3c::new(&received);
+            return Some((received.span_context, Some(kept)));
         }
         if let Some(context) = extractor.get("b3").and_then(b3::extract_single) {
-            return Some(context);
+            return Some((context, None));
         }
         if let (Some(trace), Some(span)) = (extractor.get("x-b3-traceid"), extractor.get("x-b3-spanid"))
             && let Some(context) =
                 b3::extract_multi(trace, span, extractor.get("x-b3-sampled"), extractor.get("x-b3-flags"))
         {
-            return Some(context);
+            return Some((context, None));
         }
         if let (Some(trace), Some(span)) = (extractor.get("x-trace-id"), extractor.get("x-span-id")) {
-            return xtrace::extract(trace, span);
+            return xtrace::extract(trace, span).map(|context| (context, None));
         }
         None
     }
@@ -121,8 +160,16 @@ impl TextMapPropagator for SessionPropagator {
             return;
         }
         if self.injection.w3c {
-            injector.set("traceparent", w3c::format_traceparent(context));
-            let state = context.trace_state().header();
+            let received = cx.get::<ReceivedW3c>().filter(|received| received.trace_id == context.trace_id());
+            let mut flags = context.trace_flags();
+            if received.is_some_and(|received| received.random) {
+                flags = flags | w3c::RANDOM;
+            }
+            injector.set("traceparent", w3c::format_traceparent_with_flags(context, flags));
+            let state = match received {
+                Some(received) if *context.trace_state() == received.projected => received.tracestate.header(),
+                _ => context.trace_state().header(),
+            };
             if !state.is_empty() {
                 injector.set("tracestate", state);
             }
@@ -142,8 +189,9 @@ impl TextMapPropagator for SessionPropagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match self.extract_span_context(extractor) {
-            Some(context) => cx.with_remote_span_context(context),
+        match self.extract_remote(extractor) {
+            Some((context, Some(received))) => cx.with_remote_span_context(context).with_value(received),
+            Some((context, None)) => cx.with_remote_span_context(context),
             None => cx.clone(),
         }
     }

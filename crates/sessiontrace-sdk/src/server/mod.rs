@@ -112,11 +112,8 @@ fn request_attributes(parts: &http::request::Parts, route: Option<&str>) -> Vec<
 impl<S> SessionTrace<S> {
     /// Opens the server span of a request and returns its context.
     fn start_span(&self, parts: &http::request::Parts) -> Context {
-        let parent = self.config.propagator.extract_span_context(&HeaderExtractor(&parts.headers));
-        let parent_cx = match &parent {
-            Some(context) => Context::new().with_remote_span_context(context.clone()),
-            None => Context::new(),
-        };
+        let parent_cx = self.config.propagator.extract_context(&HeaderExtractor(&parts.headers));
+        let has_parent = parent_cx.span().span_context().is_valid();
         let route = route_of(parts);
         let name = match &route {
             Some(route) => format!("{} {route}", parts.method),
@@ -136,8 +133,8 @@ impl<S> SessionTrace<S> {
             parent_cx.with_span(builder.start_with_context(tracer, &parent_cx))
         };
         // A page navigation carries no trace header: the recorder's cookie makes it a session trace.
-        match (&parent, session_cookie(&parts.headers)) {
-            (None, Some(short_id)) => with_session_trace(SessionKind::Recorded, &short_id, start),
+        match (has_parent, session_cookie(&parts.headers)) {
+            (false, Some(short_id)) => with_session_trace(SessionKind::Recorded, &short_id, start),
             _ => start(),
         }
     }

@@ -138,3 +138,52 @@ async fn streaming_bodies_are_never_captured() {
     assert!(attribute(&spans[0], "http.request.body").is_none());
     assert!(attribute(&spans[0], "http.request.header.content-type").is_some());
 }
+
+/// A downstream call made inside the handler: what the propagator writes from the current context.
+async fn outgoing_headers(sampler: Sampler, traceparent: &str, tracestate: &str) -> (String, String) {
+    use crate::propagation::SessionPropagator;
+    use opentelemetry::propagation::TextMapPropagator;
+    use std::collections::HashMap;
+    let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
+    let tracer = BoxedTracer::new(Box::new(provider.tracer("test")));
+    let router = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                let mut out: HashMap<String, String> = HashMap::new();
+                SessionPropagator::default().inject_context(&opentelemetry::Context::current(), &mut out);
+                format!("{}\n{}", out["traceparent"], out.get("tracestate").cloned().unwrap_or_default())
+            }),
+        )
+        .layer(SessionTraceLayer::new().with_tracer(tracer));
+    let request = Request::get("/").header("traceparent", traceparent).header("tracestate", tracestate);
+    let (_, body) = send(router, request.body(Body::empty()).unwrap()).await;
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let (parent, state) = text.split_once('\n').unwrap();
+    (parent.to_string(), state.to_string())
+}
+
+#[tokio::test]
+async fn the_random_flag_and_level_2_tracestate_leave_as_they_arrived() {
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let key = format!("{}@{}", "t".repeat(200), "v".repeat(55));
+    let state = format!("foo@=1,{key}=2,rojo=3");
+    let parent_based = || Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+    for (flags, expect) in [("02", "02"), ("03", "03"), ("01", "01"), ("00", "00")] {
+        let incoming = format!("00-{trace}-b7ad6b7169203331-{flags}");
+        let (outgoing, outgoing_state) = outgoing_headers(parent_based(), &incoming, &state).await;
+        assert!(outgoing.starts_with(&format!("00-{trace}-")), "{outgoing}");
+        assert!(!outgoing.contains("b7ad6b7169203331"), "a new span id: {outgoing}");
+        assert!(outgoing.ends_with(&format!("-{expect}")), "flags {flags} left as {outgoing}");
+        assert_eq!(outgoing_state, state, "flags {flags}");
+    }
+    // Sampled is the local decision, random is what arrived.
+    let (outgoing, _) = outgoing_headers(Sampler::AlwaysOff, &format!("00-{trace}-b7ad6b7169203331-03"), "").await;
+    assert!(outgoing.ends_with("-02"), "{outgoing}");
+    let (outgoing, _) = outgoing_headers(Sampler::AlwaysOn, &format!("00-{trace}-b7ad6b7169203331-02"), "").await;
+    assert!(outgoing.ends_with("-03"), "{outgoing}");
+    // Duplicated keys: the list is kept, the first of each key.
+    let (_, outgoing_state) =
+        outgoing_headers(parent_based(), &format!("00-{trace}-b7ad6b7169203331-01"), "foo=1,foo=2").await;
+    assert_eq!(outgoing_state, "foo=1");
+}

@@ -64,7 +64,7 @@ async fn log_in(State(state): State<AppState>, request: Request) -> Response {
     let socket = request.extensions().get::<ConnectInfo<crate::tls::ClientAddr>>().map(|info| info.0.0);
     let (parts, body) = request.into_parts();
     let address = client_address(&state, &parts.headers, socket);
-    let body = match read_body(body, 64 * 1024).await {
+    let body = match read_body(body, 64 * 1024, state.config.body_read_timeout()).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };

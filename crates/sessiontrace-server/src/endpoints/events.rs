@@ -33,7 +33,7 @@ async fn put_events(
 ) -> Result<Json<Value>, ApiError> {
     let (parts, body) = request.into_parts();
     let limit = state.config.max_replay_chunk_bytes;
-    let raw = read_body(body, limit).await?;
+    let raw = read_body(body, limit, state.config.body_read_timeout()).await?;
     let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let bytes = decompress(raw, content_encoding, limit)?;
     let session = find_session(&state, &ctx.project, &id).await?;

@@ -20,15 +20,21 @@ use axum::body::Body;
 
 use crate::error::ApiError;
 
-/// Reads a request body of at most `limit` bytes; more is a 413.
-pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    match axum::body::to_bytes(body, limit).await {
+/// Reads a request body of at most `limit` bytes within `deadline`; more is a 413, slower a 408.
+pub async fn read_body(body: Body, limit: usize, deadline: std::time::Duration) -> Result<Vec<u8>, ApiError> {
+    let Ok(read) = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await else {
+        return Err(ApiError::Timeout(format!("the request body did not arrive within {} ms", deadline.as_millis())));
+    };
+    match read {
         Ok(bytes) => Ok(bytes.to_vec()),
         Err(error) => {
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
             while let Some(current) = source {
                 if current.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                     return Err(ApiError::TooLarge(format!("request body is larger than the limit of {limit} bytes")));
+                }
+                if current.downcast_ref::<tower_http::timeout::TimeoutError>().is_some() {
+                    return Err(ApiError::Timeout(format!("the request body stopped arriving: {error}")));
                 }
                 source = current.source();
             }

@@ -83,7 +83,7 @@ async fn body_of(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let encoding = Encoding::from_content_type(content_type).map_err(|e| (Encoding::Json, ApiError::from(e)))?;
     let limit = state.config.max_body_bytes;
-    let raw = read_body(body, limit).await.map_err(|e| (encoding, e))?;
+    let raw = read_body(body, limit, state.config.body_read_timeout()).await.map_err(|e| (encoding, e))?;
     let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let decoded = decompress(raw, content_encoding, limit).map_err(|e| (encoding, ApiError::from(e)))?;
     Ok((encoding, decoded))

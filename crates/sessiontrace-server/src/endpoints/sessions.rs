@@ -15,7 +15,9 @@ use sessiontrace_pipeline::RequestContext;
 use sessiontrace_query::sessions::session_json;
 use sessiontrace_store::{SessionFilter, StoreError};
 
+use crate::endpoints::read_body;
 use crate::error::ApiError;
+use crate::limits;
 use sessiontrace_pipeline::clock::now_ms;
 use sessiontrace_pipeline::telemetry::Counters;
 
@@ -42,6 +44,25 @@ struct StartSession {
     capture: Option<CaptureSettings>,
 }
 
+impl StartSession {
+    /// Every field within `limits`.
+    fn check_limits(&self) -> Result<(), limits::LimitExceeded> {
+        if let Some(name) = &self.name {
+            limits::check_string("name", name)?;
+        }
+        if let Some(user) = &self.user {
+            limits::check_json("user", user)?;
+        }
+        if let Some(attributes) = &self.attributes {
+            limits::check_attributes(attributes)?;
+        }
+        if let Some(tags) = &self.tags {
+            limits::check_tags(tags)?;
+        }
+        Ok(())
+    }
+}
+
 /// Finds a session by long id or short id, or answers 404.
 pub async fn find_session(state: &AppState, project: &Project, key: &str) -> Result<Session, ApiError> {
     state.store.session(project, key).await?.ok_or_else(|| ApiError::NotFound(format!("no session {key:?}")))
@@ -50,13 +71,15 @@ pub async fn find_session(state: &AppState, project: &Project, key: &str) -> Res
 async fn start_session(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = read_body(body, limits::MAX_SESSION_BODY_BYTES, state.config.body_read_timeout()).await?;
     let request: StartSession = if body.iter().all(u8::is_ascii_whitespace) {
         StartSession::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid session request: {e}")))?
     };
+    request.check_limits()?;
     let kind = match request.kind.as_deref() {
         None => SessionKind::Manual,
         Some(text) => SessionKind::parse(text)
