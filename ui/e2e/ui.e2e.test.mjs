@@ -175,7 +175,7 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     // 9. The trace page by id (pasted into the box), a shareable URL.
     await page.goto(base + '/traces');
     await page.locator('input[aria-label="Trace id"]').first().fill(`00-${traceId}-${clientSpan}-01`);
-    await page.locator('.trace-page button[type=submit]').click();
+    await page.locator('.trace-page').getByRole('button', { name: 'Open trace' }).click();
     await page.waitForURL(new RegExp(`/traces/${traceId}`));
     await waitFor(async () => (await page.locator('.wf-row').count()) === 4, 'trace page waterfall');
 

@@ -79,7 +79,8 @@ impl<'a> Fields<'a> {
             }
             _ => return Err(()),
         };
-        if number == 0 {
+        // Protobuf field numbers are 1 ..= 2^29 - 1 (a key fits in 32 bits); prost refuses the rest.
+        if number == 0 || key > u64::from(u32::MAX) {
             return Err(());
         }
         Ok(Some((number, value)))
@@ -386,6 +387,15 @@ mod tests {
         assert!(ExportTraceServiceRequest::decode(body).is_err());
         assert!(scan_traces(body, &IngestConfig::default()).is_none());
         assert!(prepare(TraceInput::Protobuf(body.to_vec()), &IngestConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_field_number_beyond_protobufs_range_is_not_vouched_for() {
+        // Found by fuzz/fuzz_targets/otlp_protobuf.rs: a top-level key whose field number is above
+        // 2^29 - 1 (a varint key wider than 32 bits); prost refuses it, so the scan must too.
+        let body: &[u8] = &[248, 248, 255, 255, 255, 255, 255, 255, 127, 3];
+        assert!(ExportTraceServiceRequest::decode(body).is_err());
+        assert!(scan_traces(body, &IngestConfig::default()).is_none());
     }
 
     /// The index the full decode path builds for the same bytes.
