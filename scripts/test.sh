@@ -49,7 +49,10 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))'))
     while kill -0 "$test_pid" 2>/dev/null; do sleep 2; done
     bash scripts/clickhouse.sh stop "$clickhouse_dir/1"
     bash scripts/clickhouse.sh stop "$clickhouse_dir/2"
+    rm -rf "$logs"
   ) >/dev/null 2>&1 </dev/null &
+else
+  trap 'rm -rf "$logs"' EXIT
 fi
 
 # --- counting ----------------------------------------------------------------------------------------
