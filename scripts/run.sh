@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-exec target/release/sessiontrace serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/sessiontrace" serve "$@"

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "sessiontrace",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SESSIONTRACE_GIT_COMMIT"), ")"),
     about = "Full-stack session recordings: every backend span of a recorded session, kept"
 )]
 struct Cli {

@@ -47,10 +47,10 @@ pub struct ServeArgs {
     /// [,ca=CA.pem][,cert=CLIENT.pem,key=CLIENT.key]; https:// URLs use TLS (system roots or `ca`).
     #[arg(long, env = "SESSIONTRACE_FORWARD", value_delimiter = ' ')]
     forward: Vec<sessiontrace_pipeline::forward::ForwardConfig>,
-    /// Built web UI folder [default: ui/dist, found near the binary].
+    /// Built web UI folder served instead of the UI embedded in the binary (for UI development).
     #[arg(long, env = "SESSIONTRACE_UI_DIR")]
     ui_dir: Option<PathBuf>,
-    /// Built recorder bundle [default: recorder/dist/recorder.js, found near the binary].
+    /// Built recorder bundle served instead of the embedded one.
     #[arg(long, env = "SESSIONTRACE_RECORDER_JS")]
     recorder_js: Option<PathBuf>,
     /// Storage backend: sqlite or clickhouse [default: sqlite].

@@ -37,9 +37,9 @@ pub struct ServerConfig {
     pub masked_headers: Vec<String>,
     /// JSON body keys masked in addition to the defaults.
     pub masked_body_keys: Vec<String>,
-    /// Built web UI folder (`ui/dist`); found next to the working directory or the binary when unset.
+    /// Built web UI folder (`ui/dist`) served instead of the UI embedded in the binary (UI development).
     pub ui_dir: Option<PathBuf>,
-    /// Built recorder bundle (`recorder/dist/recorder.js`); found like `ui_dir` when unset.
+    /// Built recorder bundle (`recorder/dist/recorder.js`) served instead of the embedded one.
     pub recorder_js: Option<PathBuf>,
     /// Storage backend: `sqlite` (embedded, in `data_dir`) or `clickhouse` (`clickhouse_url`).
     pub store: StoreKind,
@@ -242,6 +242,12 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packaged_example_config_is_the_defaults() {
+        let example = include_str!("../../../packaging/sessiontrace.toml");
+        assert_eq!(ServerConfig::from_toml(example).unwrap(), ServerConfig::default());
+    }
 
     #[test]
     fn file_overrides_defaults_and_unknown_fields_fail() {

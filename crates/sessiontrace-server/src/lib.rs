@@ -222,12 +222,13 @@ fn cors(state: &AppState) -> CorsLayer {
 
 /// The router of the API port: sessions, queries, replay events, OTLP/HTTP, health and browser assets.
 pub fn api_router(state: AppState) -> Router {
-    let ui_dir =
-        state.config.ui_dir.clone().or_else(|| {
-            endpoints::assets::locate("ui/dist/index.html").and_then(|p| p.parent().map(|p| p.to_path_buf()))
-        });
-    let recorder_js =
-        state.config.recorder_js.clone().or_else(|| endpoints::assets::locate("recorder/dist/recorder.js"));
+    let ui_dir = state.config.ui_dir.clone();
+    let recorder_js = state.config.recorder_js.clone();
+    if ui_dir.is_none() && !endpoints::assets::ui_embedded() {
+        tracing::warn!(
+            "this binary was built with SESSIONTRACE_SKIP_UI=1: it serves a placeholder instead of the web UI"
+        );
+    }
     let api = Router::new()
         .merge(endpoints::auth::routes())
         .merge(endpoints::sessions::routes())

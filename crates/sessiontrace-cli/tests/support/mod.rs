@@ -85,7 +85,15 @@ impl RunningServer {
 
     /// Like [`start_on`](Self::start_on), writing the server's log (at debug level) to `log` when given. A
     /// server started with `--tls-cert` is not waited for: the caller checks readiness over TLS.
-    pub fn start_logged(
+    pub fn start_logged(data_dir: &Path, ports: (u16, u16, u16), extra: &[&str], log: Option<&Path>) -> Self {
+        Self::start_program(Path::new(env!("CARGO_BIN_EXE_sessiontrace")), None, data_dir, ports, extra, log)
+    }
+
+    /// Like [`start_logged`](Self::start_logged), running `program` (a copy of the binary) in the working
+    /// directory `cwd` when given.
+    pub fn start_program(
+        program: &Path,
+        cwd: Option<&Path>,
         data_dir: &Path,
         (http, otlp_http, otlp_grpc): (u16, u16, u16),
         extra: &[&str],
@@ -95,7 +103,11 @@ impl RunningServer {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
             None => Stdio::inherit(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_sessiontrace"))
+        let mut command = Command::new(program);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

@@ -1,0 +1,76 @@
+// Types of `@sessiontrace/recorder` (the ES module, dist/index.js) and of `window.sessiontrace` (the
+// script bundle served at /recorder.js). docs/recorder.md describes each option.
+
+/** What the server records of request and response headers and bodies on the session's traces. */
+export interface Capture {
+  headers?: boolean;
+  bodies?: boolean;
+}
+
+/** Options of {@link start}. */
+export interface StartOptions {
+  /** Server base URL, e.g. `https://sessiontrace.example.com`. Default: the origin of /recorder.js, else the page's. */
+  endpoint?: string;
+  /** Session name shown in the UI. */
+  name?: string;
+  /** Who is recorded, e.g. `{ id: 'u1', email: 'a@example.com' }`. */
+  user?: Record<string, unknown>;
+  kind?: 'manual' | 'continuous';
+  attributes?: Record<string, unknown>;
+  tags?: string[];
+  capture?: Capture;
+  /** Origins (exact), URL prefixes or RegExps whose requests get `traceparent`, besides same-origin ones. */
+  propagateTo?: Array<string | RegExp>;
+  /** Mask every input's value in the replay. Default true. */
+  maskAllInputs?: boolean;
+  maskTextClass?: string | RegExp;
+  maskTextSelector?: string;
+  blockClass?: string | RegExp;
+  blockSelector?: string;
+  /** Header names masked in captured network calls, besides the defaults. */
+  maskHeaders?: string[];
+  /** JSON body keys masked in captured network calls, besides the defaults. */
+  maskBodyKeys?: string[];
+  /** `service.name` of the browser's spans. Default `browser`. */
+  serviceName?: string;
+  /** Attach to a session the server already has (its `id`, or its `short_id` with an ingest key). */
+  sessionId?: string;
+  /** An ingest key (`st_ing_…`) of a server with authentication on. */
+  key?: string;
+  flushIntervalMs?: number;
+  retryBaseMs?: number;
+  /** rrweb's `sampling` option. Default `{ mousemove: 50, scroll: 150, input: 'last' }`. */
+  sampling?: Record<string, unknown>;
+}
+
+/** A session as the server returns it (`POST /api/sessions`). */
+export interface Session {
+  id: string;
+  short_id: string;
+  kind: string;
+  trace_id_prefix?: string;
+  traceparent?: string;
+  started_at?: string;
+  [field: string]: unknown;
+}
+
+/** Upload statistics of the active session. */
+export interface Stats {
+  sent: number;
+  retries: number;
+  bytes: number;
+  pendingChunks: number;
+}
+
+/** Starts recording (or resolves with the session already recording); resolves with the server's session. */
+export function start(options?: StartOptions): Promise<Session>;
+/** Uploads what is left and stops the session if this recorder started it; resolves with it, or null. */
+export function stop(): Promise<Session | null>;
+/** Uploads what is pending now. */
+export function flush(): Promise<void>;
+/** The active session's id, or null. */
+export function sessionId(): string | null;
+/** The active session, or null. */
+export function session(): Session | null;
+/** Upload statistics of the active session, or null. */
+export function stats(): Stats | null;
