@@ -9,6 +9,7 @@
 pub mod jaeger;
 pub mod search;
 pub mod sessions;
+pub mod signals;
 pub mod spans;
 pub mod tempo;
 pub mod timeline;

@@ -15,6 +15,8 @@ pub enum ApiError {
     TooLarge(String),
     UnsupportedMediaType(String),
     Conflict(String),
+    /// The store cannot answer this request (a filter it does not implement).
+    NotImplemented(String),
     /// Retryable: the store cannot take the write now.
     Unavailable(String),
     Internal(String),
@@ -29,6 +31,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -42,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => tonic::Status::not_found(message),
             ApiError::TooLarge(_) => tonic::Status::resource_exhausted(message),
             ApiError::Conflict(_) => tonic::Status::already_exists(message),
+            ApiError::NotImplemented(_) => tonic::Status::unimplemented(message),
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
             ApiError::Internal(_) => tonic::Status::internal(message),
         }
@@ -55,6 +59,7 @@ impl ApiError {
             | ApiError::TooLarge(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::Conflict(m)
+            | ApiError::NotImplemented(m)
             | ApiError::Unavailable(m)
             | ApiError::Internal(m) => m.clone(),
         }
@@ -75,6 +80,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict => ApiError::Conflict(error.to_string()),
+            StoreError::Unsupported(_) => ApiError::NotImplemented(error.to_string()),
             StoreError::Unavailable(message) => {
                 ApiError::Unavailable(format!("store unavailable, retry later: {message}"))
             }
