@@ -19,9 +19,14 @@ export interface Session {
   live: boolean;
   counts?: Partial<Counts>;
   services?: string[];
+  /** Frustration signals per kind; null from a store that keeps none (ClickHouse). */
+  signals?: SignalCounts | null;
 }
 
-export type ItemKind = 'click' | 'input' | 'navigation' | 'network' | 'console' | 'error' | 'trace' | 'log';
+export type SignalKind = 'rage' | 'dead' | 'error';
+export interface SignalCounts { rage: number; dead: number; error: number }
+
+export type ItemKind = 'click' | 'input' | 'navigation' | 'network' | 'console' | 'error' | 'trace' | 'log' | 'signal';
 
 export interface TimelineItem {
   time_ms: number;
@@ -178,6 +183,10 @@ function qs(params: Record<string, string | number | boolean | undefined | null>
 export interface SessionFilters {
   q?: string; user?: string; service?: string; has_error?: '' | 'true' | 'false';
   from?: number; to?: number; limit?: number; offset?: number;
+  /** What the user did (docs/api.md): a signal kind, a visited URL (`*` wildcards), a clicked selector or text. */
+  signal?: '' | SignalKind; url?: string; clicked?: string;
+  console_errors?: '' | 'true' | 'false'; failed_requests?: '' | 'true' | 'false';
+  failed_path?: string; failed_status?: string;
 }
 
 const enc = encodeURIComponent;

@@ -1,7 +1,7 @@
 // Unit tests: timeline merge, filtering and playhead sync.
 import { describe, it, expect } from 'vitest';
 import type { TimelineItem } from '../src/api';
-import { mergeTimeline, currentIndex, inFlight, filterItems, toReplayOffset, isErrorItem, timeBounds } from '../src/lib/timeline';
+import { mergeTimeline, currentIndex, inFlight, filterItems, toReplayOffset, isErrorItem, timeBounds, opensTrace, KINDS } from '../src/lib/timeline';
 
 const item = (time_ms: number, kind = 'click', label = `${kind}@${time_ms}`, extra: Partial<TimelineItem> = {}): TimelineItem =>
   ({ time_ms, kind, label, ...extra });
@@ -64,6 +64,22 @@ describe('filterItems', () => {
     expect(isErrorItem(item(1, 'error'))).toBe(true);
     expect(isErrorItem(item(1, 'console', 'x', { level: 'error' }))).toBe(true);
     expect(isErrorItem(item(1, 'network', 'x', { detail: { status: 200 } }))).toBe(false);
+  });
+});
+
+describe('signal items', () => {
+  const errorClick = item(500, 'signal', 'error click button#pay → POST /api/pay → 502',
+    { status: 'error', trace_id: 'debdeb01020304050607080900aabbcc', span_id: '1111111111111111' });
+  const deadClick = item(400, 'signal', 'dead click button#noop', { status: 'warning' });
+  it('a signal with a trace opens it; a dead click has none', () => {
+    expect(opensTrace(errorClick)).toBe(true);
+    expect(opensTrace(deadClick)).toBe(false);
+  });
+  it('error clicks count as errors, and signal is a filterable kind', () => {
+    expect(isErrorItem(errorClick)).toBe(true);
+    expect(isErrorItem(deadClick)).toBe(false);
+    expect(KINDS).toContain('signal');
+    expect(filterItems([deadClick, errorClick, item(450)], { kinds: new Set(['signal']) })).toEqual([deadClick, errorClick]);
   });
 });
 

@@ -21,7 +21,9 @@ pub mod logs;
 pub mod metrics;
 pub mod normalize;
 pub mod route;
+pub mod rrweb;
 pub mod scan;
+pub mod signals;
 pub mod traces;
 
 pub use error::IngestError;

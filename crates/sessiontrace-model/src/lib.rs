@@ -8,6 +8,7 @@ pub mod ids;
 pub mod masking;
 pub mod project;
 pub mod session;
+pub mod signals;
 
 pub use auth::{ApiKey, KeyKind, LoginSession, ProjectInfo, Role, User};
 pub use ids::{SessionTraceKind, SpanId, TraceId, session_of_trace_id};

@@ -2,6 +2,11 @@
 //! what a tail decision released, what a continuous-session save took out of its window), awaited, so
 //! the caller acknowledges only durable data. Then the saved replay chunks and the sessions a trigger
 //! saved.
+//!
+//! Each stored replay chunk is followed by a new derivation of its session's signals and facts
+//! (`sessiontrace_ingest::signals`) over all of the session's stored events, which the store keeps in
+//! place of the last one: a signal whose pieces arrive in different chunks is found once the last
+//! arrives, and a chunk re-sent after a failed derivation derives again.
 
 use std::sync::Arc;
 
@@ -63,8 +68,15 @@ impl StoreWrite {
             }
             written?;
         }
+        let mut replayed_sessions: Vec<String> = Vec::new();
         for chunk in saved.replay {
-            self.put_replay_chunk(project, chunk).await?;
+            if !replayed_sessions.contains(&chunk.session_id) {
+                replayed_sessions.push(chunk.session_id.clone());
+            }
+            self.store_chunk(project, chunk).await?;
+        }
+        for session_id in replayed_sessions {
+            self.derive_insights(project, &session_id).await?;
         }
         for id in saved.triggered_sessions {
             if let Some(mut session) = self.store.session(project, &id).await?
@@ -83,12 +95,38 @@ impl StoreWrite {
         self.write(project, WriteBatch { metric_points: points, ..Default::default() }).await
     }
 
-    /// Stores a replay chunk once; false when it was stored before.
+    /// Stores a replay chunk once (false when it was stored before), then derives its session's signals
+    /// and facts again.
     pub async fn put_replay_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError> {
+        let session_id = chunk.session_id.clone();
+        let stored = self.store_chunk(project, chunk).await?;
+        self.derive_insights(project, &session_id).await?;
+        Ok(stored)
+    }
+
+    async fn store_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError> {
         let stored = self.store.put_replay_chunk(project, chunk).await?;
         let counter = if stored { &self.counters.replay_chunks_stored } else { &self.counters.replay_chunks_duplicate };
         Counters::add(counter, 1);
         Ok(stored)
+    }
+
+    /// Reads all of a session's replay events, derives its insights (on a blocking thread: a long
+    /// session is a lot of JSON) and stores them in place of the last ones.
+    async fn derive_insights(&self, project: &Project, session_id: &str) -> Result<(), StoreError> {
+        let chunks = self.store.replay_chunks(project, session_id).await?;
+        let insights = tokio::task::spawn_blocking(move || {
+            let mut events = Vec::new();
+            for chunk in &chunks {
+                if let Ok(serde_json::Value::Array(chunk_events)) = serde_json::from_slice(&chunk.events_json) {
+                    events.extend(chunk_events);
+                }
+            }
+            sessiontrace_ingest::signals::derive(&events)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("signal derivation stopped: {e}")))?;
+        self.store.put_session_insights(project, session_id, &insights).await
     }
 
     async fn write(&self, project: &Project, batch: WriteBatch) -> Result<(), StoreError> {

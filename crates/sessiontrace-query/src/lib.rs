@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod jaeger;
 pub mod search;
 pub mod sessions;
+pub mod signals;
 pub mod spans;
 pub mod tempo;
 pub mod timeline;

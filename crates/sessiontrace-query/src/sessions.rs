@@ -44,6 +44,8 @@ pub fn session_json(session: &Session, stats: Option<&SessionStats>) -> Value {
             "errors": stats.errors,
         },
         "services": stats.services,
+        // Frustration signals per kind; null from a store that keeps none.
+        "signals": stats.signals,
     })
 }
 

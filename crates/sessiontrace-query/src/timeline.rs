@@ -2,16 +2,20 @@
 //! recorder's network, console and error events (all read from the rrweb replay events), the backend
 //! traces (from the index) and the logs. Each item carries the trace it belongs to, when known.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use serde_json::Value;
+use sessiontrace_ingest::rrweb::{
+    CUSTOM, FULL_SNAPSHOT, INCREMENTAL, META, MOUSE_CLICK, NodeNames, PLUGIN, PLUGIN_CONSOLE, SOURCE_INPUT,
+    SOURCE_MOUSE_INTERACTION, SOURCE_MUTATION, TAG_CONSOLE, TAG_ERROR, TAG_NETWORK, string_field, truncate,
+};
 use sessiontrace_model::project::Project;
 use sessiontrace_store::{LogFilter, Store, StoreError};
 
 use sessiontrace_model::Session;
 
 use crate::nanos_to_ms;
+use crate::signals::{SignalView, session_signals};
+use sessiontrace_model::signals::SignalKind;
 
 /// One timeline item (docs/api.md).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -43,80 +47,6 @@ impl TimelineItem {
             detail: Value::Object(Default::default()),
         }
     }
-}
-
-// rrweb event types and incremental sources (rrweb's `EventType` and `IncrementalSource`).
-const FULL_SNAPSHOT: u64 = 2;
-const INCREMENTAL: u64 = 3;
-const META: u64 = 4;
-const CUSTOM: u64 = 5;
-const PLUGIN: u64 = 6;
-const SOURCE_MUTATION: u64 = 0;
-const SOURCE_MOUSE_INTERACTION: u64 = 2;
-const SOURCE_INPUT: u64 = 5;
-const MOUSE_CLICK: u64 = 2;
-
-/// Short descriptions of DOM nodes by rrweb node id, from snapshots and mutations.
-#[derive(Default)]
-struct NodeNames {
-    names: HashMap<u64, String>,
-}
-
-impl NodeNames {
-    fn visit(&mut self, node: &Value) {
-        let Some(id) = node.get("id").and_then(Value::as_u64) else { return };
-        if let Some(tag) = node.get("tagName").and_then(Value::as_str) {
-            let attributes = node.get("attributes");
-            let attribute = |name: &str| attributes.and_then(|a| a.get(name)).and_then(Value::as_str);
-            let mut name = tag.to_string();
-            if let Some(element_id) = attribute("id") {
-                name.push('#');
-                name.push_str(element_id);
-            }
-            let text = text_of(node);
-            let label = attribute("aria-label").map(str::to_string).or_else(|| (!text.is_empty()).then_some(text));
-            if let Some(label) = label {
-                name.push_str(&format!(" \"{}\"", truncate(&label, 40)));
-            }
-            self.names.insert(id, name);
-        }
-        if let Some(children) = node.get("childNodes").and_then(Value::as_array) {
-            children.iter().for_each(|child| self.visit(child));
-        }
-    }
-
-    fn name(&self, id: Option<u64>) -> String {
-        id.and_then(|id| self.names.get(&id).cloned()).unwrap_or_else(|| "element".into())
-    }
-}
-
-fn text_of(node: &Value) -> String {
-    let mut text = String::new();
-    fn collect(node: &Value, text: &mut String, depth: usize) {
-        if depth > 4 || text.len() > 60 {
-            return;
-        }
-        if let Some(content) = node.get("textContent").and_then(Value::as_str) {
-            text.push_str(content.trim());
-        }
-        if let Some(children) = node.get("childNodes").and_then(Value::as_array) {
-            children.iter().for_each(|child| collect(child, text, depth + 1));
-        }
-    }
-    collect(node, &mut text, 0);
-    text
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max_chars).collect();
-    format!("{cut}…")
-}
-
-fn string_field(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
 /// Timeline items from rrweb events, in event order.
@@ -164,8 +94,8 @@ pub fn items_from_replay(events: &[Value]) -> Vec<TimelineItem> {
             Some(CUSTOM) => {
                 let payload = data.get("payload").unwrap_or(&Value::Null);
                 match data.get("tag").and_then(Value::as_str) {
-                    Some("sessiontrace/network") => items.push(network_item(time_ms, payload)),
-                    Some("sessiontrace/console") => {
+                    Some(TAG_NETWORK) => items.push(network_item(time_ms, payload)),
+                    Some(TAG_CONSOLE) => {
                         let level = string_field(payload, "level").unwrap_or_else(|| "log".into());
                         let mut item = TimelineItem::new(
                             time_ms,
@@ -177,7 +107,7 @@ pub fn items_from_replay(events: &[Value]) -> Vec<TimelineItem> {
                         item.detail = payload.clone();
                         items.push(item);
                     }
-                    Some("sessiontrace/error") => {
+                    Some(TAG_ERROR) => {
                         let mut item = TimelineItem::new(
                             time_ms,
                             "error",
@@ -191,7 +121,7 @@ pub fn items_from_replay(events: &[Value]) -> Vec<TimelineItem> {
                     _ => {}
                 }
             }
-            Some(PLUGIN) if data.get("plugin").and_then(Value::as_str) == Some("rrweb/console@1") => {
+            Some(PLUGIN) if data.get("plugin").and_then(Value::as_str) == Some(PLUGIN_CONSOLE) => {
                 let payload = data.get("payload").unwrap_or(&Value::Null);
                 let level = string_field(payload, "level").unwrap_or_else(|| "log".into());
                 let message = payload
@@ -233,6 +163,41 @@ fn network_item(time_ms: f64, payload: &Value) -> TimelineItem {
     item.status = Some(if failed { "error" } else { "ok" });
     item.detail = payload.clone();
     item
+}
+
+/// Timeline items of kind `signal`, linked to the cause's trace and span.
+pub fn signal_items(signals: &[SignalView]) -> Vec<TimelineItem> {
+    signals
+        .iter()
+        .map(|view| {
+            let signal = &view.signal;
+            let what = match signal.kind {
+                SignalKind::Rage => format!("rage click ×{}", signal.clicks),
+                SignalKind::Dead => "dead click".to_string(),
+                SignalKind::Error => "error click".to_string(),
+            };
+            let target = if signal.text.is_empty() {
+                signal.selector.clone()
+            } else {
+                format!("{} \"{}\"", signal.selector, signal.text)
+            };
+            let label = match &signal.cause {
+                Some(cause) if signal.kind != SignalKind::Dead => format!("{what} {target} → {}", cause.label),
+                _ => format!("{what} {target}"),
+            };
+            let mut item = TimelineItem::new(signal.time_ms, "signal", label);
+            item.status = Some(if signal.kind == SignalKind::Error { "error" } else { "warning" });
+            item.trace_id = view
+                .span
+                .as_ref()
+                .map(|s| s.trace_id.clone())
+                .or_else(|| signal.cause.as_ref().and_then(|c| c.trace_id.clone()));
+            item.span_id = view.span.as_ref().map(|s| s.span_id.clone());
+            item.service = view.span.as_ref().map(|s| s.service.clone());
+            item.detail = serde_json::to_value(view).unwrap_or_default();
+            item
+        })
+        .collect()
 }
 
 /// All replay events of a session, in order.
@@ -283,6 +248,7 @@ pub async fn session_timeline(
 ) -> Result<Vec<TimelineItem>, StoreError> {
     let events = replay_events(store, project, session).await?;
     let mut items = items_from_replay(&events);
+    items.extend(signal_items(&session_signals(store, project, session).await?));
     for trace in store.session_traces(project, session).await? {
         let (name, service) = trace.root.clone().unzip();
         let mut item =

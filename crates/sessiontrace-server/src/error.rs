@@ -19,6 +19,8 @@ pub enum ApiError {
     Timeout(String),
     UnsupportedMediaType(String),
     Conflict(String),
+    /// The store cannot answer this request (a filter it does not implement).
+    NotImplemented(String),
     /// Retryable: the store cannot take the write now.
     Unavailable(String),
     Internal(String),
@@ -34,6 +36,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::TooLarge(_) => tonic::Status::resource_exhausted(message),
             ApiError::Timeout(_) => tonic::Status::deadline_exceeded(message),
             ApiError::Conflict(_) => tonic::Status::already_exists(message),
+            ApiError::NotImplemented(_) => tonic::Status::unimplemented(message),
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
             ApiError::Internal(_) => tonic::Status::internal(message),
         }
@@ -64,6 +68,7 @@ impl ApiError {
             | ApiError::Timeout(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::Conflict(m)
+            | ApiError::NotImplemented(m)
             | ApiError::Unavailable(m)
             | ApiError::Internal(m) => m.clone(),
             ApiError::OverLimit(exceeded) => exceeded.to_string(),
@@ -91,6 +96,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict => ApiError::Conflict(error.to_string()),
+            StoreError::Unsupported(_) => ApiError::NotImplemented(error.to_string()),
             StoreError::Unavailable(message) => {
                 ApiError::Unavailable(format!("store unavailable, retry later: {message}"))
             }

@@ -307,6 +307,7 @@ async fn flush(client: &Client, group: Vec<Job>) {
             Ok(()) => Ok(()),
             Err(StoreError::Unavailable(message)) => Err(StoreError::Unavailable(message.clone())),
             Err(StoreError::Conflict) => Err(StoreError::Conflict),
+            Err(StoreError::Unsupported(message)) => Err(StoreError::Unsupported(message.clone())),
             Err(StoreError::Internal(message)) => Err(StoreError::Internal(message.clone())),
         };
         let _ = reply.send(answer);

@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
+use sessiontrace_model::signals::SessionInsights;
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use sessiontrace_store::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceCatalog,
@@ -391,6 +392,14 @@ impl Store for ClickHouseStore {
     }
 
     async fn list_sessions(&self, project: &Project, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
+        // Signals and replay facts are kept by the SQLite store only (yet): refuse rather than answer wrong.
+        let unsupported = filter.insight_filters();
+        if !unsupported.is_empty() {
+            return Err(StoreError::Unsupported(format!(
+                "the ClickHouse store keeps no frustration signals or replay facts yet; filters {} need the SQLite store",
+                unsupported.join(", ")
+            )));
+        }
         query::list_sessions(&self.client, project, filter).await
     }
 
@@ -447,6 +456,24 @@ impl Store for ClickHouseStore {
         .await;
         self.replay_in_flight.lock().expect("replay lock").remove(&key);
         outcome
+    }
+
+    /// Not kept yet (the sessions list refuses the filters that would read it, and counts read `null`).
+    async fn put_session_insights(
+        &self,
+        _project: &Project,
+        _session_id: &str,
+        _insights: &SessionInsights,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn session_insights(
+        &self,
+        _project: &Project,
+        _session_id: &str,
+    ) -> Result<Option<SessionInsights>, StoreError> {
+        Ok(None)
     }
 
     async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {

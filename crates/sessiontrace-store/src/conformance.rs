@@ -9,6 +9,7 @@
 
 use sessiontrace_model::ids::{SessionTraceKind, ShortId, TraceId};
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, TraceBlock, TraceIndexEntry, WriteBatch};
+use sessiontrace_model::signals::{ClickedElement, FailedRequest, SessionInsights, Signal, SignalCounts, SignalKind};
 use sessiontrace_model::{
     ApiKey, CaptureSettings, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User,
 };
@@ -25,6 +26,7 @@ pub async fn run_all(store: &dyn Store) {
         session_data_is_linked(store, &project).await;
         replay_chunks_are_idempotent(store, &project).await;
         session_list_filters(store, &project).await;
+        session_insights_filter_the_list(store, &project).await;
         metric_points_by_service_and_window(store, &project).await;
         totals_count_what_was_written(store, &project).await;
         trace_search_filters(store, &project).await;
@@ -217,6 +219,101 @@ async fn session_list_filters(store: &dyn Store, project: &Project) {
     );
     let paged = store.list_sessions(project, &SessionFilter { limit: Some(1), offset: Some(1), ..base }).await.unwrap();
     assert_eq!((paged.total, names(paged)), (2, vec![failing.id]));
+}
+
+/// Signals and replay facts filter the list and count per session; a backend that keeps none refuses
+/// those filters with [`StoreError::Unsupported`] rather than answering wrong.
+async fn session_insights_filter_the_list(store: &dyn Store, project: &Project) {
+    let marker = format!("insights-{}", TraceId::random());
+    let angry = new_session(&format!("{marker} angry"));
+    let calm = new_session(&format!("{marker} calm"));
+    store.insert_session(project, &angry).await.unwrap();
+    store.insert_session(project, &calm).await.unwrap();
+    let signal = |kind| Signal {
+        kind,
+        time_ms: 1.0,
+        end_ms: 2.0,
+        clicks: 4,
+        node_id: Some(5),
+        selector: "button#pay.primary".into(),
+        text: "Pay now".into(),
+        cause: None,
+    };
+    let angry_insights = SessionInsights {
+        signals: vec![signal(SignalKind::Rage), signal(SignalKind::Error), signal(SignalKind::Error)],
+        urls: vec!["/checkout/step-2".into(), "http://shop.test/checkout/step-2".into()],
+        clicked: vec![ClickedElement { selector: "button#pay.primary".into(), text: "Pay now".into() }],
+        console_errors: true,
+        failed_requests: vec![FailedRequest { method: "POST".into(), path: "/api/pay".into(), status: 502 }],
+    };
+    let calm_insights = SessionInsights {
+        signals: vec![signal(SignalKind::Dead)],
+        urls: vec!["/home".into()],
+        clicked: vec![ClickedElement { selector: "a#more".into(), text: "Read 100% more".into() }],
+        ..Default::default()
+    };
+    store.put_session_insights(project, &angry.id, &calm_insights).await.unwrap();
+    // Replaced whole by the next derivation.
+    store.put_session_insights(project, &angry.id, &angry_insights).await.unwrap();
+    store.put_session_insights(project, &calm.id, &calm_insights).await.unwrap();
+
+    let base = SessionFilter { text: Some(marker.clone()), ..Default::default() };
+    let listed = |filter: SessionFilter| async move { store.list_sessions(project, &filter).await };
+    match listed(SessionFilter { signal: Some(SignalKind::Rage), ..base.clone() }).await {
+        Err(StoreError::Unsupported(message)) => {
+            assert!(message.contains("signal"), "{message}");
+            assert_eq!(store.session_insights(project, &angry.id).await.unwrap(), None);
+            return;
+        }
+        Err(error) => panic!("signal filter: {error}"),
+        Ok(page) => assert_eq!(page.sessions.iter().map(|(s, _)| &s.id).collect::<Vec<_>>(), vec![&angry.id]),
+    }
+    assert_eq!(store.session_insights(project, &angry.id).await.unwrap(), Some(angry_insights.clone()));
+    assert_eq!(store.session_insights(project, &new_session("never").id).await.unwrap(), None);
+    let stats = store.session_stats(project, &angry).await.unwrap();
+    assert_eq!(stats.signals, Some(SignalCounts { rage: 1, dead: 0, error: 2 }));
+    let all = listed(base.clone()).await.unwrap();
+    let counts: Vec<_> = all.sessions.iter().map(|(s, stats)| (s.id.clone(), stats.signals)).collect();
+    assert!(counts.contains(&(calm.id.clone(), Some(SignalCounts { rage: 0, dead: 1, error: 0 }))), "{counts:?}");
+
+    let ids = |filter: SessionFilter| async move {
+        let page = store.list_sessions(project, &filter).await.unwrap();
+        let mut ids: Vec<String> = page.sessions.into_iter().map(|(s, _)| s.id).collect();
+        ids.sort();
+        ids
+    };
+    let both = {
+        let mut both = vec![angry.id.clone(), calm.id.clone()];
+        both.sort();
+        both
+    };
+    let only_angry = vec![angry.id.clone()];
+    let only_calm = vec![calm.id.clone()];
+    let none: Vec<String> = vec![];
+    let cases: Vec<(SessionFilter, &Vec<String>)> = vec![
+        (SessionFilter { signal: Some(SignalKind::Dead), ..base.clone() }, &only_calm),
+        (SessionFilter { signal: Some(SignalKind::Error), ..base.clone() }, &only_angry),
+        (SessionFilter { url: Some("/checkout/*".into()), ..base.clone() }, &only_angry),
+        (SessionFilter { url: Some("*://shop.test/*".into()), ..base.clone() }, &only_angry),
+        (SessionFilter { url: Some("/checkout".into()), ..base.clone() }, &none),
+        (SessionFilter { url: Some("/HOME".into()), ..base.clone() }, &only_calm),
+        (SessionFilter { url: Some("*".into()), ..base.clone() }, &both),
+        (SessionFilter { clicked: Some("#pay".into()), ..base.clone() }, &only_angry),
+        (SessionFilter { clicked: Some("pay now".into()), ..base.clone() }, &only_angry),
+        (SessionFilter { clicked: Some("100%".into()), ..base.clone() }, &only_calm),
+        (SessionFilter { clicked: Some("_".into()), ..base.clone() }, &none),
+        (SessionFilter { console_errors: Some(true), ..base.clone() }, &only_angry),
+        (SessionFilter { console_errors: Some(false), ..base.clone() }, &only_calm),
+        (SessionFilter { failed_requests: Some(true), ..base.clone() }, &only_angry),
+        (SessionFilter { failed_requests: Some(false), ..base.clone() }, &only_calm),
+        (SessionFilter { failed_path: Some("/api/pay".into()), failed_status: Some(502), ..base.clone() }, &only_angry),
+        (SessionFilter { failed_path: Some("/api/pay".into()), failed_status: Some(500), ..base.clone() }, &none),
+        (SessionFilter { failed_path: Some("/api".into()), ..base.clone() }, &none),
+        (SessionFilter { failed_status: Some(502), ..base.clone() }, &only_angry),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(&ids(filter.clone()).await, expected, "{filter:?}");
+    }
 }
 
 async fn metric_points_by_service_and_window(store: &dyn Store, project: &Project) {
@@ -417,6 +514,8 @@ pub async fn projects_are_isolated(store: &dyn Store) {
             events: number as u64 + 1,
             errors: number as u64,
             services: vec![format!("api-{number}")],
+            // Nothing derived: zero counts, or `None` from a backend that keeps no signals.
+            signals: stats.signals.filter(|counts| *counts == SignalCounts::default()),
         };
         assert_eq!(stats, expected);
         // The other project's session shares the short id, so through this project it names this

@@ -14,6 +14,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
+use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 
 /// What went wrong in a store.
@@ -25,6 +26,9 @@ pub enum StoreError {
     /// The store cannot take writes right now (queue full, server down): the client should retry.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// This backend cannot answer this (a filter it does not implement): the message says what.
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
     /// Anything else: a bug or a broken disk.
     #[error("store failure: {0}")]
     Internal(String),
@@ -50,6 +54,8 @@ pub struct SessionStats {
     pub events: u64,
     pub errors: u64,
     pub services: Vec<String>,
+    /// Frustration signals per kind; `None` from a backend that does not keep them.
+    pub signals: Option<SignalCounts>,
 }
 
 /// Filters of the sessions list. All are optional; `limit` defaults to 50.
@@ -65,8 +71,41 @@ pub struct SessionFilter {
     /// Sessions that overlap this window (Unix ms).
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Sessions with at least one signal of this kind.
+    pub signal: Option<SignalKind>,
+    /// Sessions that visited a page whose URL or path matches this pattern (`*` = any characters;
+    /// ASCII case-insensitive).
+    pub url: Option<String>,
+    /// Sessions where an element was clicked whose selector (`tag#id.class`) or text contains this
+    /// (ASCII case-insensitive).
+    pub clicked: Option<String>,
+    /// Sessions with (or without) a console error or uncaught error.
+    pub console_errors: Option<bool>,
+    /// Sessions with (or without) a failed request.
+    pub failed_requests: Option<bool>,
+    /// Sessions with a failed request to this path (exact), and of this status when given.
+    pub failed_path: Option<String>,
+    pub failed_status: Option<u64>,
     pub limit: Option<u32>,
     pub offset: Option<u32>,
+}
+
+impl SessionFilter {
+    /// The names of the filters that read what was derived from replay (signals and facts) and are set.
+    pub fn insight_filters(&self) -> Vec<&'static str> {
+        [
+            ("signal", self.signal.is_some()),
+            ("url", self.url.is_some()),
+            ("clicked", self.clicked.is_some()),
+            ("console_errors", self.console_errors.is_some()),
+            ("failed_requests", self.failed_requests.is_some()),
+            ("failed_path", self.failed_path.is_some()),
+            ("failed_status", self.failed_status.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
 }
 
 /// One page of the sessions list, newest first.
@@ -301,6 +340,19 @@ pub trait Store: Send + Sync + 'static {
     async fn metric_points(&self, project: &Project, filter: &MetricFilter) -> Result<Vec<MetricPoint>, StoreError>;
     /// Stores a replay chunk once; false when (session, seq) was already stored (nothing changes).
     async fn put_replay_chunk(&self, project: &Project, chunk: ReplayChunk) -> Result<bool, StoreError>;
+    /// Replaces what was derived from a session's replay (long id): signals and searchable facts.
+    async fn put_session_insights(
+        &self,
+        project: &Project,
+        session_id: &str,
+        insights: &SessionInsights,
+    ) -> Result<(), StoreError>;
+    /// What was last derived from a session's replay; `None` when nothing was (or the backend keeps none).
+    async fn session_insights(
+        &self,
+        project: &Project,
+        session_id: &str,
+    ) -> Result<Option<SessionInsights>, StoreError>;
     /// Every replay chunk of a session (long id), in seq order.
     async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError>;
     /// Counts of what one project holds, or of everything with `None` (`/api/stats`, the load generator's

@@ -7,7 +7,7 @@ import { fmtDuration, fmtOffset } from '../lib/format';
 import { VirtualList, listKey } from './VirtualList';
 
 const ICON: Record<string, string> = {
-  click: '●', input: '✎', navigation: '➜', network: '⇄', console: '›', error: '⚠', trace: '≣', log: '≡',
+  click: '●', input: '✎', navigation: '➜', network: '⇄', console: '›', error: '⚠', trace: '≣', log: '≡', signal: '⚡',
 };
 
 interface Props {

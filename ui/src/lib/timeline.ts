@@ -1,7 +1,7 @@
 // Pure timeline logic: merging item lists (live polling), filtering, and syncing with the replay playhead.
 import type { TimelineItem } from '../api';
 
-export const KINDS = ['click', 'input', 'navigation', 'network', 'console', 'error', 'trace', 'log'] as const;
+export const KINDS = ['signal', 'click', 'input', 'navigation', 'network', 'console', 'error', 'trace', 'log'] as const;
 
 /** Stable identity of an item across polls (the server has no item ids). */
 export function itemKey(it: TimelineItem): string {
@@ -84,7 +84,7 @@ export function toReplayOffset(timeMs: number, replayStart: number, totalMs: num
 
 /** Does selecting this item open a waterfall? */
 export function opensTrace(it: TimelineItem): boolean {
-  return !!it.trace_id && (it.kind === 'network' || it.kind === 'trace' || it.kind === 'log' || it.kind === 'error');
+  return !!it.trace_id && ['network', 'trace', 'log', 'error', 'signal'].includes(it.kind);
 }
 
 /** Start/end of the whole session timeline: replay span and item span together. */

@@ -71,8 +71,9 @@ export function SessionPage({ id, search }: { id: string; search: URLSearchParam
     setPlayhead(it.time_ms);
     ctl.current?.seek(it.time_ms);
     if (opensTrace(it) && it.trace_id) {
-      // A log or error item points at a real span; a network item's span id is the browser's (not in the trace).
-      const span = it.kind === 'log' || it.kind === 'error' ? it.span_id ?? null : null;
+      // A log, error or signal item points at a real span (a signal's: its trace's error or slowest span);
+      // a network item's span id is the browser's (not in the trace).
+      const span = it.kind === 'log' || it.kind === 'error' || it.kind === 'signal' ? it.span_id ?? null : null;
       if (it.trace_id !== traceId || span) setQuery({ trace: it.trace_id, span });
     }
   };

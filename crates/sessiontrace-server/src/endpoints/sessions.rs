@@ -10,9 +10,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::project::Project;
+use sessiontrace_model::signals::SignalKind;
 use sessiontrace_model::{CaptureSettings, Session, SessionKind};
 use sessiontrace_pipeline::RequestContext;
 use sessiontrace_query::sessions::session_json;
+use sessiontrace_query::signals::session_signals;
 use sessiontrace_store::{SessionFilter, StoreError};
 
 use crate::endpoints::read_body;
@@ -126,7 +128,9 @@ async fn show_session(
 ) -> Result<Json<Value>, ApiError> {
     let session = find_session(&state, &ctx.project, &id).await?;
     let stats = state.store.session_stats(&ctx.project, &session).await?;
+    let signals = session_signals(state.store.as_ref(), &ctx.project, &session).await?;
     let mut body = session_json(&session, Some(&stats));
+    body["signal_list"] = serde_json::to_value(signals).map_err(|e| ApiError::Internal(e.to_string()))?;
     if params.get("include").is_some_and(|include| include.split(',').any(|part| part == "completeness")) {
         let (completeness, _) =
             sessiontrace_query::analysis::session_analysis(state.store.as_ref(), &ctx.project, &session).await?;
@@ -177,8 +181,34 @@ struct ListQuery {
     has_error: Option<bool>,
     from: Option<String>,
     to: Option<String>,
+    /// `rage`, `dead` or `error`.
+    signal: Option<String>,
+    url: Option<String>,
+    clicked: Option<String>,
+    console_errors: Option<String>,
+    failed_requests: Option<String>,
+    failed_path: Option<String>,
+    failed_status: Option<String>,
     limit: Option<u32>,
     offset: Option<u32>,
+}
+
+/// `true` or `false`, else a 400 that names the parameter.
+fn parse_flag(name: &str, text: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(ApiError::BadRequest(format!("{name} must be true or false, got {other:?}"))),
+    }
+}
+
+/// A filter value that must not be empty when given.
+fn non_empty(name: &str, text: Option<String>) -> Result<Option<String>, ApiError> {
+    match text {
+        Some(value) if value.trim().is_empty() => Err(ApiError::BadRequest(format!("{name} must not be empty"))),
+        other => Ok(other),
+    }
 }
 
 /// A time given as Unix milliseconds or RFC 3339.
@@ -206,6 +236,30 @@ async fn list_sessions(
         has_error: query.has_error,
         from_ms: query.from.as_deref().map(|t| parse_time_ms("from", t)).transpose()?,
         to_ms: query.to.as_deref().map(|t| parse_time_ms("to", t)).transpose()?,
+        signal: query
+            .signal
+            .as_deref()
+            .map(|kind| {
+                SignalKind::parse(kind).ok_or_else(|| {
+                    ApiError::BadRequest(format!("signal must be one of rage, dead, error, got {kind:?}"))
+                })
+            })
+            .transpose()?,
+        url: non_empty("url", query.url)?,
+        clicked: non_empty("clicked", query.clicked)?,
+        console_errors: parse_flag("console_errors", query.console_errors.as_deref())?,
+        failed_requests: parse_flag("failed_requests", query.failed_requests.as_deref())?,
+        failed_path: non_empty("failed_path", query.failed_path)?,
+        failed_status: query
+            .failed_status
+            .as_deref()
+            .map(|status| match status.parse::<u64>() {
+                Ok(code) if (100..=599).contains(&code) || code == 0 => Ok(code),
+                _ => Err(ApiError::BadRequest(format!(
+                    "failed_status must be an HTTP status (100-599, or 0 for no answer), got {status:?}"
+                ))),
+            })
+            .transpose()?,
         limit: query.limit,
         offset: query.offset,
     };

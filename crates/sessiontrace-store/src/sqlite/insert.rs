@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
 use sessiontrace_model::records::{ReplayChunk, TraceIndexEntry, WriteBatch};
+use sessiontrace_model::signals::{SessionInsights, SignalCounts};
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use tokio::sync::oneshot;
 
@@ -59,6 +60,13 @@ pub(crate) enum Job {
         chunk: ReplayChunk,
         compressed: Vec<u8>,
         reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// Replaces what was derived from a session's replay.
+    PutInsights {
+        project: Project,
+        session_id: String,
+        insights: Box<SessionInsights>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// A change of the credentials; the answer is false only for a key revocation of an unknown id.
     Credentials {
@@ -369,6 +377,14 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
             };
             Done::Flag(reply, in_savepoint(connection, || change_credentials(connection, project_id, change)))
         }
+        Job::PutInsights { project, session_id, insights, reply } => {
+            let project_id = match projects.get_or_register(connection, &project) {
+                Ok(id) => id,
+                Err(error) => return Done::Unit(reply, Err(error.into())),
+            };
+            let result = in_savepoint(connection, || put_insights(connection, project_id, &session_id, &insights));
+            Done::Unit(reply, result)
+        }
         Job::PutReplayChunk { project, chunk, compressed, reply } => {
             let project_id = match projects.get_or_register(connection, &project) {
                 Ok(id) => id,
@@ -659,4 +675,47 @@ pub(crate) fn recover_index(connection: &mut Connection) -> Result<usize, StoreE
         insert_index_entries(connection, &entries)?;
     }
     Ok(count)
+}
+
+/// Replaces a session's insights row and facts.
+fn put_insights(
+    connection: &Connection,
+    project_id: i64,
+    session_id: &str,
+    insights: &SessionInsights,
+) -> Result<(), StoreError> {
+    let counts = SignalCounts::of(&insights.signals);
+    let json = serde_json::to_string(insights).map_err(|e| StoreError::Internal(e.to_string()))?;
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO session_insights_v1 (project_id, session_id, rage, dead, error, console_errors,
+             failed_requests, insights_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            project_id,
+            session_id,
+            counts.rage,
+            counts.dead,
+            counts.error,
+            insights.console_errors,
+            !insights.failed_requests.is_empty(),
+            json
+        ])?;
+    connection
+        .prepare_cached("DELETE FROM session_facts_v1 WHERE project_id = ?1 AND session_id = ?2")?
+        .execute(params![project_id, session_id])?;
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO session_facts_v1 (project_id, session_id, kind, value, detail, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for url in &insights.urls {
+        insert.execute(params![project_id, session_id, "url", url, "", 0])?;
+    }
+    for clicked in &insights.clicked {
+        insert.execute(params![project_id, session_id, "click", clicked.selector, clicked.text, 0])?;
+    }
+    for failed in &insights.failed_requests {
+        insert.execute(params![project_id, session_id, "failed", failed.path, failed.method, failed.status])?;
+    }
+    Ok(())
 }

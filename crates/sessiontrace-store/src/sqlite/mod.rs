@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
+use sessiontrace_model::signals::SessionInsights;
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use tokio::sync::oneshot;
 
@@ -277,6 +278,25 @@ impl Store for SqliteStore {
         let compressed = compress(&chunk.events_json)?;
         let project = project.clone();
         self.submit(|reply| Job::PutReplayChunk { project, chunk, compressed, reply }).await
+    }
+
+    async fn put_session_insights(
+        &self,
+        project: &Project,
+        session_id: &str,
+        insights: &SessionInsights,
+    ) -> Result<(), StoreError> {
+        let (project, session_id, insights) = (project.clone(), session_id.to_string(), Box::new(insights.clone()));
+        self.submit(|reply| Job::PutInsights { project, session_id, insights, reply }).await
+    }
+
+    async fn session_insights(
+        &self,
+        project: &Project,
+        session_id: &str,
+    ) -> Result<Option<SessionInsights>, StoreError> {
+        let session_id = session_id.to_string();
+        self.read_project(project, move |c, p| query::session_insights(c, p, &session_id)).await
     }
 
     async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {

@@ -6,6 +6,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
+use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 
 use super::decompress;
@@ -83,6 +84,13 @@ pub(crate) fn session_stats(
         .query_map(keys, |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     services.sort();
+    let signals = connection
+        .prepare_cached("SELECT rage, dead, error FROM session_insights_v1 WHERE project_id = ?1 AND session_id = ?2")?
+        .query_row(params![project_id, session.id], |row| {
+            Ok(SignalCounts { rage: row.get(0)?, dead: row.get(1)?, error: row.get(2)? })
+        })
+        .optional()?
+        .unwrap_or_default();
     Ok(SessionStats {
         traces,
         spans: spans.unwrap_or(0),
@@ -90,7 +98,37 @@ pub(crate) fn session_stats(
         events: events.unwrap_or(0),
         errors: errors.unwrap_or(0),
         services,
+        signals: Some(signals),
     })
+}
+
+pub(crate) fn session_insights(
+    connection: &Connection,
+    project_id: i64,
+    session_id: &str,
+) -> Result<Option<SessionInsights>, StoreError> {
+    let json: Option<String> = connection
+        .prepare_cached("SELECT insights_json FROM session_insights_v1 WHERE project_id = ?1 AND session_id = ?2")?
+        .query_row(params![project_id, session_id], |row| row.get(0))
+        .optional()?;
+    json.map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored insights: {e}"))))
+        .transpose()
+}
+
+/// A `LIKE` pattern from a pattern where `*` stands for any characters (`%`, `_` and `\` taken literally).
+fn wildcard_like(pattern: &str) -> String {
+    let mut like = String::with_capacity(pattern.len());
+    for character in pattern.chars() {
+        match character {
+            '*' => like.push('%'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(character);
+            }
+            other => like.push(other),
+        }
+    }
+    like
 }
 
 pub(crate) fn list_sessions(
@@ -139,6 +177,57 @@ pub(crate) fn list_sessions(
                 .into(),
         ),
         None => {}
+    }
+    let fact = |kind: &str, condition: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM session_facts_v1 f WHERE f.project_id = ?1 AND f.session_id = s.id
+             AND f.kind = '{kind}' AND {condition})"
+        )
+    };
+    let insight = |condition: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM session_insights_v1 i WHERE i.project_id = ?1 AND i.session_id = s.id AND {condition})"
+        )
+    };
+    if let Some(kind) = filter.signal {
+        let column = match kind {
+            SignalKind::Rage => "i.rage",
+            SignalKind::Dead => "i.dead",
+            SignalKind::Error => "i.error",
+        };
+        sql_conditions.push(insight(&format!("{column} > 0")));
+    }
+    for (flag, column) in [(filter.console_errors, "i.console_errors"), (filter.failed_requests, "i.failed_requests")] {
+        match flag {
+            Some(true) => sql_conditions.push(insight(&format!("{column} = 1"))),
+            Some(false) => sql_conditions.push(format!("NOT {}", insight(&format!("{column} = 1")))),
+            None => {}
+        }
+    }
+    if let Some(url) = filter.url.as_deref() {
+        let n = next(&mut values, Value::Text(wildcard_like(url)));
+        sql_conditions.push(fact("url", &format!("f.value LIKE ?{n} ESCAPE '\\'")));
+    }
+    if let Some(clicked) = filter.clicked.as_deref() {
+        let n = next(&mut values, like(clicked));
+        sql_conditions
+            .push(fact("click", &format!("(f.value LIKE ?{n} ESCAPE '\\' OR f.detail LIKE ?{n} ESCAPE '\\')")));
+    }
+    match (filter.failed_path.as_deref(), filter.failed_status) {
+        (Some(path), Some(status)) => {
+            let path_n = next(&mut values, Value::Text(path.to_string()));
+            let status_n = next(&mut values, Value::Integer(status as i64));
+            sql_conditions.push(fact("failed", &format!("f.value = ?{path_n} AND f.status = ?{status_n}")));
+        }
+        (Some(path), None) => {
+            let n = next(&mut values, Value::Text(path.to_string()));
+            sql_conditions.push(fact("failed", &format!("f.value = ?{n}")));
+        }
+        (None, Some(status)) => {
+            let n = next(&mut values, Value::Integer(status as i64));
+            sql_conditions.push(fact("failed", &format!("f.status = ?{n}")));
+        }
+        (None, None) => {}
     }
     if let Some(from) = filter.from_ms {
         let n = next(&mut values, Value::Integer(from));

@@ -76,6 +76,12 @@ pub(crate) fn expire_slice(connection: &Connection, cutoff_ms: i64) -> rusqlite:
                 params![project_id, key],
             )?;
         }
+        for table in ["session_insights_v1", "session_facts_v1"] {
+            connection.execute(
+                &format!("DELETE FROM {table} WHERE project_id = ?1 AND session_id = ?2"),
+                params![project_id, id],
+            )?;
+        }
         expired.replay_chunks += connection.execute(
             "DELETE FROM replay_chunks_v2 WHERE project_id = ?1 AND session_id = ?2",
             params![project_id, id],

@@ -126,6 +126,31 @@ CREATE TABLE IF NOT EXISTS replay_chunks_v2 (
     PRIMARY KEY (project_id, session_id, seq)
 ) WITHOUT ROWID;
 
+-- Derived from a session's replay each time a chunk is stored (ingest::signals), replaced whole: the
+-- signal counts per kind, whether it had console errors or failed requests, and the signals as JSON.
+CREATE TABLE IF NOT EXISTS session_insights_v1 (
+    project_id INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    rage INTEGER NOT NULL,
+    dead INTEGER NOT NULL,
+    error INTEGER NOT NULL,
+    console_errors INTEGER NOT NULL,
+    failed_requests INTEGER NOT NULL,
+    insights_json TEXT NOT NULL,
+    PRIMARY KEY (project_id, session_id)
+) WITHOUT ROWID;
+
+-- The facts the sessions list searches, replaced with the insights: kind `url` (a visited URL or its
+-- path), `click` (value = selector, detail = text), `failed` (value = path, status).
+CREATE TABLE IF NOT EXISTS session_facts_v1 (
+    project_id INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    status INTEGER NOT NULL
+);
+
 -- Credentials (shared/DESIGN.md section 8): hashes only, never a secret.
 CREATE TABLE IF NOT EXISTS api_keys_v1 (
     id TEXT PRIMARY KEY,
@@ -161,6 +186,7 @@ CREATE TABLE IF NOT EXISTS login_sessions_v1 (
 /// with the project; lookups by trace id use the trace id alone and filter the few rows by project.
 pub const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS sessions_v2_started ON sessions_v2 (project_id, started_ms);
+CREATE INDEX IF NOT EXISTS session_facts_v1_session ON session_facts_v1 (project_id, session_id, kind);
 CREATE INDEX IF NOT EXISTS session_services_v2_service ON session_services_v2 (project_id, service, session_key);
 CREATE INDEX IF NOT EXISTS trace_index_v1_trace ON trace_index_v1 (trace_id);
 CREATE INDEX IF NOT EXISTS trace_index_v1_project_session ON trace_index_v1 (project_id, session_key, start_ns)
