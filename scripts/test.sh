@@ -5,7 +5,7 @@
 #   SESSIONTRACE_SKIP_PYTHON=1      tests with Python's OpenTelemetry SDK and `mcp` (.venv)
 #   SESSIONTRACE_SKIP_CLICKHOUSE=1  the ClickHouse store's conformance, scale-out and end-to-end tests
 #                                   (clickhouse-server; two throwaway servers on loopback, started here)
-# scripts/setup.sh installs all three. Order: the npm builds first (the binary embeds the UI and the
+# scripts/setup.sh installs all three; run as root, this command runs it when one is missing. Order: the npm builds first (the binary embeds the UI and the
 # recorder), then the Rust gates and tests, then the npm tests and the browser end-to-end tests against
 # the binary. The closing lines count the tests of each suite.
 set -euo pipefail
@@ -21,6 +21,18 @@ missing() {
 }
 
 # --- prerequisites -----------------------------------------------------------------------------------
+# On a fresh machine, as root, the command sets itself up first (scripts/setup.sh: apt and a venv), unless
+# SESSIONTRACE_NO_SETUP=1; otherwise a missing prerequisite fails below with what to run.
+prerequisites_ready() {
+  { opted_out SESSIONTRACE_SKIP_BROWSER || [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; } &&
+  { opted_out SESSIONTRACE_SKIP_PYTHON || "${SESSIONTRACE_PYTHON:-$PWD/.venv/bin/python}" \
+      -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, mcp' 2>/dev/null; } &&
+  { opted_out SESSIONTRACE_SKIP_CLICKHOUSE || command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ]; }
+}
+if ! prerequisites_ready && [ "$(id -u)" = 0 ] && ! opted_out SESSIONTRACE_NO_SETUP; then
+  echo "== setup (scripts/setup.sh: a prerequisite is missing)"
+  bash scripts/setup.sh
+fi
 if ! opted_out SESSIONTRACE_SKIP_BROWSER; then
   [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing "no Chromium at ${CHROMIUM:-/usr/bin/chromium}" SESSIONTRACE_SKIP_BROWSER
   export SESSIONTRACE_E2E_REQUIRED=1
