@@ -111,15 +111,14 @@ fn request_attributes(parts: &http::request::Parts, route: Option<&str>) -> Vec<
 
 impl<S> SessionTrace<S> {
     /// Opens the server span of a request and returns its context.
-    fn start_span(&self, parts: &http::request::Parts) -> Context {
+    fn start_span(&self, parts: &http::request::Parts, route: Option<&str>) -> Context {
         let parent_cx = self.config.propagator.extract_context(&HeaderExtractor(&parts.headers));
         let has_parent = parent_cx.span().span_context().is_valid();
-        let route = route_of(parts);
-        let name = match &route {
+        let name = match route {
             Some(route) => format!("{} {route}", parts.method),
             None => parts.method.to_string(),
         };
-        let attributes = request_attributes(parts, route.as_deref());
+        let attributes = request_attributes(parts, route);
         let global;
         let tracer: &BoxedTracer = match &self.config.tracer {
             Some(tracer) => tracer,
@@ -157,8 +156,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        let timer = metrics::RequestTimer::start(&parts.method, route_of(&parts).as_deref());
-        let cx = self.start_span(&parts);
+        let route = route_of(&parts);
+        let timer = metrics::RequestTimer::start(&parts.method, route.as_deref());
+        let cx = self.start_span(&parts, route.as_deref());
         let span_context = cx.span().span_context().clone();
         let capture = self.config.capture.decide(&span_context);
         if capture.headers {
