@@ -129,19 +129,31 @@ fn kind_matches(wanted: Option<&str>, kind: &str) -> bool {
     wanted.is_none_or(|wanted| wanted.eq_ignore_ascii_case(kind))
 }
 
+/// `{name, spanKind}` of the operations of the service that `service_names` name, of the kind that
+/// `kind_names` name (any when absent): the v1 and v3 operations routes differ only in names and envelope.
+async fn operation_list(
+    state: &AppState,
+    ctx: &RequestContext,
+    params: &Params,
+    service_names: &[&str],
+    kind_names: &[&str],
+) -> Result<Vec<Value>, ApiError> {
+    let service = param(params, service_names).ok_or_else(|| ApiError::BadRequest("service is required".into()))?;
+    let wanted = param(params, kind_names);
+    let operations = operations_of(state.store.as_ref(), &ctx.project, service).await?;
+    Ok(operations
+        .iter()
+        .filter(|(_, kind)| kind_matches(wanted, kind))
+        .map(|(name, kind)| json!({"name": name, "spanKind": kind}))
+        .collect())
+}
+
 async fn operations(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let service = param(&params, &["service"]).ok_or_else(|| ApiError::BadRequest("service is required".into()))?;
-    let wanted = param(&params, &["spanKind", "span_kind"]);
-    let operations = operations_of(state.store.as_ref(), &ctx.project, service).await?;
-    let data: Vec<Value> = operations
-        .iter()
-        .filter(|(_, kind)| kind_matches(wanted, kind))
-        .map(|(name, kind)| json!({"name": name, "spanKind": kind}))
-        .collect();
+    let data = operation_list(&state, &ctx, &params, &["service"], &["spanKind", "span_kind"]).await?;
     let total = data.len();
     Ok(Json(jaeger::envelope(Value::Array(data), total)))
 }
@@ -225,15 +237,9 @@ async fn operations_v3(
     Extension(ctx): Extension<RequestContext>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let service = param(&params, &["service", "query.service", "serviceName", "service_name"])
-        .ok_or_else(|| ApiError::BadRequest("service is required".into()))?;
-    let wanted = param(&params, &["span_kind", "spanKind", "query.span_kind"]);
-    let operations = operations_of(state.store.as_ref(), &ctx.project, service).await?;
-    let data: Vec<Value> = operations
-        .iter()
-        .filter(|(_, kind)| kind_matches(wanted, kind))
-        .map(|(name, kind)| json!({"name": name, "spanKind": kind}))
-        .collect();
+    let service_names = ["service", "query.service", "serviceName", "service_name"];
+    let data =
+        operation_list(&state, &ctx, &params, &service_names, &["span_kind", "spanKind", "query.span_kind"]).await?;
     Ok(Json(json!({"operations": data})))
 }
 
