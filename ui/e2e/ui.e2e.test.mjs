@@ -192,6 +192,17 @@ test('web UI end to end: list, session replay, timeline, waterfall, masked body'
     await traceItem.first().click();
     await waitFor(async () => (await page.locator('.wf-row').count()) === 4, 'backend-only session waterfall');
 
+    // 11. Every full page load renders, however fast /me answers: the app shell once missed an answer that
+    // came before its effects subscribed and stayed at "Loading…" (about one load in six in CI's demo
+    // test). Forty loads of three pages catch that with near certainty.
+    for (let i = 0; i < 40; i++) {
+      const [url, ready] = [[`/traces/${traceId}`, '.wf-row'], [`/sessions/${be.short_id}`, '[data-testid=replay-empty]'],
+        ['/', 'tr[data-session]']][i % 3];
+      await page.goto(base + url);
+      await page.locator(ready).first().waitFor({ timeout: 5000 })
+        .catch((e) => { throw new Error(`load ${i} of ${url} did not render: ${e.message}`); });
+    }
+
     assert.deepEqual(errors, [], 'no uncaught page errors');
   } catch (e) {
     // What the page showed when a step failed: its URL, visible text and a screenshot (failure.png).

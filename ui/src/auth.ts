@@ -1,7 +1,7 @@
 // Who is signed in and which project is shown: one small store the app shell subscribes to.
 // /me decides: auth off (no login, projects still switchable), on with a user, or the login page. Any
 // 401 from the API brings the login page back; after login the page that was open renders again.
-import { useEffect, useState } from 'preact/hooks';
+import { useSyncExternalStore } from 'preact/compat';
 import { api, ApiError, clientState, setUnauthorizedHandler, type Me } from './api';
 import { chooseProject, projectInUrl } from './lib/project';
 import { navigate, setStickyParam } from './router';
@@ -26,14 +26,15 @@ function set(next: Partial<AuthState>) {
   listeners.forEach((l) => l());
 }
 
+function subscribe(listener: () => void) {
+  listeners.add(listener);
+  return () => { listeners.delete(listener); };
+}
+
+/** The current state; re-renders on every change, including one made between the render and the
+ * subscription (a fast /me answering before the effects ran used to leave the app at "Loading…"). */
 export function useAuth(): AuthState {
-  const [, setTick] = useState(0);
-  useEffect(() => {
-    const l = () => setTick((t) => t + 1);
-    listeners.add(l);
-    return () => { listeners.delete(l); };
-  }, []);
-  return state;
+  return useSyncExternalStore(subscribe, () => state);
 }
 
 function storedProject(): string | null {

@@ -1,5 +1,5 @@
 // Tiny history router: real paths (/sessions/{id}, /traces/{trace_id}) that the server falls back to index.html for.
-import { useEffect, useState } from 'preact/hooks';
+import { useSyncExternalStore } from 'preact/compat';
 
 export { parseRoute, type Route } from './lib/route';
 
@@ -35,14 +35,16 @@ export function setQuery(params: Record<string, string | number | null | undefin
   navigate(u.pathname + u.search, !push);
 }
 
+function subscribe(listener: () => void) {
+  listeners.add(listener);
+  return () => { listeners.delete(listener); };
+}
+
+/** The current path and query; re-renders on every navigation, even one made before the first effects ran. */
 export function useLocation(): { pathname: string; search: URLSearchParams } {
-  const [, setTick] = useState(0);
-  useEffect(() => {
-    const l = () => setTick((t) => t + 1);
-    listeners.add(l);
-    return () => { listeners.delete(l); };
-  }, []);
-  return { pathname: location.pathname, search: new URLSearchParams(location.search) };
+  const href = useSyncExternalStore(subscribe, () => location.pathname + location.search);
+  const u = new URL(href, location.origin);
+  return { pathname: u.pathname, search: u.searchParams };
 }
 
 /** Intercept same-origin <a href> clicks so navigation stays client-side (modifier clicks open new tabs). */
