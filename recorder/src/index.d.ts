@@ -41,6 +41,24 @@ export interface StartOptions {
   retryBaseMs?: number;
   /** rrweb's `sampling` option. Default `{ mousemove: 50, scroll: 150, input: 'last' }`. */
   sampling?: Record<string, unknown>;
+  /** Record canvases (as images, `canvasFps` a second). Default false. */
+  recordCanvas?: boolean;
+  /** Canvas frames a second when `recordCanvas` is on. Default 2. */
+  canvasFps?: number;
+  /** The recorder's budget; over it, DOM recording pauses and says so. `false` turns it off. */
+  budget?: Budget | false;
+}
+
+/** Over any of these, DOM recording pauses for `pauseMs` (doubled on a new trip right after, up to `maxPauseMs`). */
+export interface Budget {
+  /** DOM mutation records (nodes added/removed, texts, attributes) a second. Default 10000. */
+  mutationsPerSecond?: number;
+  /** Main-thread milliseconds the recorder spends on DOM mutations and its events a second. Default 100. */
+  recorderMsPerSecond?: number;
+  /** Default 2000. */
+  pauseMs?: number;
+  /** Default 30000. */
+  maxPauseMs?: number;
 }
 
 /** A session as the server returns it (`POST /api/sessions`). */
@@ -59,7 +77,13 @@ export interface Stats {
   sent: number;
   retries: number;
   bytes: number;
+  /** Chunks gzipped in a Worker (the rest, on the main thread or not at all). */
+  gzipInWorker: number;
   pendingChunks: number;
+  /** Times the budget paused DOM recording. */
+  pauses: number;
+  /** Main-thread milliseconds of the last full snapshot (rrweb takes it in one task). */
+  snapshotMs: number;
 }
 
 /** Starts recording (or resolves with the session already recording); resolves with the server's session. */

@@ -6,11 +6,12 @@
 import { record } from '@rrweb/record';
 import { sessionPrefix } from './ids.js';
 import { compilePropagateTo, serializePropagateTo, deserializePropagateTo } from './propagate.js';
-import { Uploader } from './uploader.js';
+import { Uploader, workerGzip } from './uploader.js';
 import { makeFetchWrapper, patchXhr, xhrSpanHook } from './network.js';
 import { captureConsoleAndErrors } from './console.js';
 import { startTracing } from './tracing.js';
 import { authHeaders, attachWithoutRead } from './key.js';
+import { Guard, mutationClock } from './guard.js';
 
 const STATE_KEY = 'sessiontrace:state';
 const COOKIE = 'sessiontrace_session';
@@ -90,7 +91,8 @@ async function api(method, url, body, key) {
 function storableOptions(o) {
   const keep = {};
   for (const k of ['name', 'serviceName', 'maskAllInputs', 'maskTextClass', 'maskTextSelector', 'blockClass',
-    'blockSelector', 'maskHeaders', 'maskBodyKeys', 'flushIntervalMs', 'retryBaseMs', 'sampling', 'key']) {
+    'blockSelector', 'maskHeaders', 'maskBodyKeys', 'flushIntervalMs', 'retryBaseMs', 'sampling', 'key',
+    'recordCanvas', 'canvasFps', 'budget']) {
     if (o[k] !== undefined && !(o[k] instanceof RegExp)) keep[k] = o[k];
   }
   keep.propagateTo = serializePropagateTo(o.propagateTo);
@@ -103,7 +105,8 @@ function storableOptions(o) {
  * URL prefixes or RegExps that get traceparent besides same-origin), maskAllInputs (default true),
  * maskTextClass, maskTextSelector, blockClass, blockSelector, serviceName, sessionId (attach to a session
  * the server already has), key (an ingest key `st_ing_...`: sent as `Authorization: Bearer` on every request
- * the recorder makes; write-only, so with a key `sessionId` must be a short_id and attaching makes no read).
+ * the recorder makes; write-only, so with a key `sessionId` must be a short_id and attaching makes no read),
+ * recordCanvas (opt-in: canvases as images, canvasFps per second, default 2), budget (guard.js; false: off).
  * Returns a promise of the server's Session object.
  */
 export function start(options = {}) {
@@ -179,12 +182,17 @@ function activate(endpoint, session, opts, owned) {
     fallbackStorage: storage('localStorage'),
     storageKey: `sessiontrace:outbox:${session.id}`,
     retryBaseMs: opts.retryBaseMs,
+    gzipOffThread: workerGzip(),
     onDrop: (seq, status) => warn(`events chunk ${seq} rejected with ${status}`),
   });
   rec.uploader = uploader;
 
+  let stopDom = null; // stops rrweb; null while DOM recording is paused by the guard
   const emit = (tag, payload) => {
-    if (rec.recording) record.addCustomEvent(tag, payload);
+    if (!rec.recording) return;
+    // While the guard has paused rrweb, custom events (console, network, the guard's own) still go out.
+    if (stopDom) record.addCustomEvent(tag, payload);
+    else if (uploader.add({ type: 5, data: { tag, payload }, timestamp: Date.now() })) uploader.flush();
   };
 
   // Network capture wrappers go in first, so the OTel instrumentations wrap them.
@@ -216,21 +224,59 @@ function activate(endpoint, session, opts, owned) {
     window.fetch = pageFetch;
   });
 
-  const stopRecord = record({
-    emit(event) {
-      if (uploader.add(event)) uploader.flush();
+  // The budget (guard.js): over it, DOM recording pauses and says so, rather than slow the page.
+  const clock = mutationClock(document);
+  const guard = new Guard({
+    budget: opts.budget,
+    pause(info) {
+      queueMicrotask(() => { // not from inside rrweb's own callback
+        if (!stopDom) return;
+        emit('sessiontrace/recorder', { state: 'paused', ...info });
+        warn(`recording paused for ${info.pause_ms} ms: over the ${info.reason} budget`, info.observed, info.budget);
+        stopDom();
+        stopDom = null;
+        clock.stop();
+      });
     },
-    maskAllInputs: opts.maskAllInputs !== false,
-    maskTextClass: opts.maskTextClass || /^(st|rr)-mask$/,
-    maskTextSelector: opts.maskTextSelector,
-    blockClass: opts.blockClass || /^(st|rr)-block$/,
-    blockSelector: opts.blockSelector,
-    sampling: opts.sampling || { mousemove: 50, scroll: 150, input: 'last' },
+    resume() {
+      if (!rec.recording || stopDom) return;
+      startDom();
+      emit('sessiontrace/recorder', { state: 'resumed' });
+    },
   });
+  rec.guard = guard;
+  const onEvent = (event) => {
+    const t0 = performance.now();
+    const batchMs = event.type === 3 && event.data.source === 0 ? clock.take() : 0;
+    const due = uploader.add(event);
+    guard.observe(event, batchMs + performance.now() - t0);
+    if (due) uploader.flush();
+  };
+  const sampling = opts.sampling || { mousemove: 50, scroll: 150, input: 'last' };
+  const startDom = () => {
+    clock.start();
+    const t0 = performance.now();
+    stopDom = record({
+      emit: onEvent,
+      maskAllInputs: opts.maskAllInputs !== false,
+      maskTextClass: opts.maskTextClass || /^(st|rr)-mask$/,
+      maskTextSelector: opts.maskTextSelector,
+      blockClass: opts.blockClass || /^(st|rr)-block$/,
+      blockSelector: opts.blockSelector,
+      sampling: opts.recordCanvas ? { ...sampling, canvas: opts.canvasFps || 2 } : sampling,
+      recordCanvas: !!opts.recordCanvas,
+      dataURLOptions: { type: 'image/webp', quality: 0.6 },
+    }) || null;
+    rec.snapshotMs = performance.now() - t0; // rrweb's full snapshot, one synchronous task
+  };
+  startDom();
   rec.recording = true;
   teardown.push(() => {
     rec.recording = false;
-    if (stopRecord) stopRecord();
+    guard.cancel();
+    clock.stop();
+    if (stopDom) stopDom();
+    stopDom = null;
   });
 
   teardown.push(captureConsoleAndErrors(emit));
@@ -301,10 +347,14 @@ export function session() {
   return current ? current.session : null;
 }
 
-/** Upload statistics of the active session: {sent, retries, bytes, pendingChunks}. */
+/**
+ * Upload and guard statistics of the active session: {sent, retries, bytes, gzipInWorker, pendingChunks,
+ * pauses, snapshotMs (the last full snapshot's main-thread time)}.
+ */
 export function stats() {
   if (!current) return null;
-  return { ...current.uploader.stats, pendingChunks: current.uploader.outbox.length };
+  const { uploader, guard, snapshotMs } = current;
+  return { ...uploader.stats, pendingChunks: uploader.outbox.length, pauses: guard.trips, snapshotMs: Math.round(snapshotMs * 10) / 10 };
 }
 
 // A reload of a page that was recording: continue the same session right away.

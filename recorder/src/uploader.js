@@ -1,6 +1,7 @@
 // Replay event upload: events are cut into chunks numbered by `seq` (the server is idempotent on it),
 // kept in an outbox that is persisted to sessionStorage until the server acknowledges them, sent in
-// order, gzip-compressed when CompressionStream exists, retried with exponential backoff while the
+// order, gzip-compressed when CompressionStream exists (in a Worker when the page allows one, so the
+// compression never runs on the page's main thread; else on the main thread, else not at all), retried with exponential backoff while the
 // server is unreachable, and flushed on page hide with keepalive fetches within the browser's 64 KiB
 // budget. What does not fit stays in storage and is sent by the next page load of the session.
 
@@ -44,6 +45,62 @@ async function gzip(text) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+// The worker's whole source: gzip each text it is sent, answer with the bytes (transferred, not copied).
+const GZIP_WORKER = `onmessage=async(e)=>{try{const s=new Blob([e.data.text]).stream().pipeThrough(new CompressionStream('gzip'));` +
+  `const b=await new Response(s).arrayBuffer();postMessage({id:e.data.id,b},[b])}catch(x){postMessage({id:e.data.id,error:String(x)})}}`;
+const WORKER_TIMEOUT_MS = 10000;
+
+/**
+ * A gzip function that compresses in a Worker started from a blob: URL, or null when this browser has
+ * no Worker or CompressionStream. The function rejects when the worker cannot do it (a Content Security
+ * Policy without blob: in worker-src, a worker that does not answer): the caller then gzips on the main
+ * thread, and the worker is not asked again.
+ */
+export function workerGzip() {
+  if (typeof Worker !== 'function' || typeof CompressionStream !== 'function' || typeof URL.createObjectURL !== 'function') return null;
+  let worker = null;
+  let broken = false;
+  let nextId = 0;
+  const waiting = new Map(); // id -> {resolve, reject, timer}
+  const fail = (why) => {
+    broken = true;
+    for (const w of waiting.values()) { clearTimeout(w.timer); w.reject(new Error(why)); }
+    waiting.clear();
+    try { worker?.terminate(); } catch { /* ignore */ }
+    worker = null;
+  };
+  const start = () => {
+    const url = URL.createObjectURL(new Blob([GZIP_WORKER], { type: 'text/javascript' }));
+    try {
+      worker = new Worker(url);
+    } finally {
+      setTimeout(() => URL.revokeObjectURL(url), WORKER_TIMEOUT_MS);
+    }
+    worker.onmessage = (e) => {
+      const w = waiting.get(e.data.id);
+      if (!w) return;
+      waiting.delete(e.data.id);
+      clearTimeout(w.timer);
+      if (e.data.error) w.reject(new Error(e.data.error));
+      else w.resolve(new Uint8Array(e.data.b));
+    };
+    worker.onerror = (e) => { e.preventDefault?.(); fail('gzip worker failed'); };
+  };
+  return (text) => new Promise((resolve, reject) => {
+    if (broken) return reject(new Error('gzip worker unavailable'));
+    try {
+      if (!worker) start();
+    } catch (e) {
+      fail(String(e));
+      return reject(e);
+    }
+    const id = nextId++;
+    const timer = setTimeout(() => fail('gzip worker timed out'), WORKER_TIMEOUT_MS);
+    waiting.set(id, { resolve, reject, timer });
+    worker.postMessage({ id, text });
+  });
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Uploader {
@@ -55,6 +112,7 @@ export class Uploader {
    * @param {Storage} [o.storage]   where the outbox and next seq survive reloads
    * @param {string} o.storageKey
    * @param {boolean} [o.compress]  gzip bodies when CompressionStream exists (default true)
+   * @param {Function|null} [o.gzipOffThread] compresses a body elsewhere (workerGzip()); main thread if absent or failing
    * @param {number} [o.retryBaseMs] first backoff delay (doubles up to retryMaxMs)
    * @param {Function} [o.onDrop]   called with (seq, status) when the server rejects a chunk for good
    */
@@ -66,6 +124,7 @@ export class Uploader {
     this.fallbackStorage = o.fallbackStorage || null;
     this.storageKey = o.storageKey;
     this.compress = o.compress !== false && typeof CompressionStream === 'function';
+    this.gzipOffThread = this.compress ? o.gzipOffThread || null : null;
     this.retryBaseMs = o.retryBaseMs ?? 1000;
     this.retryMaxMs = o.retryMaxMs ?? 30000;
     this.maxBytes = o.maxBytes ?? CHUNK_MAX_BYTES;
@@ -76,7 +135,7 @@ export class Uploader {
     this.nextSeq = 0;
     this.draining = null;
     this.stopped = false;
-    this.stats = { sent: 0, retries: 0, bytes: 0 };
+    this.stats = { sent: 0, retries: 0, bytes: 0, gzipInWorker: 0 };
     this.keepalive = new Map(); // seq -> bytes of keepalive sends still in flight
     this.load();
   }
@@ -179,6 +238,19 @@ export class Uploader {
     this.save();
   }
 
+  async gzip(text) {
+    if (this.gzipOffThread) {
+      try {
+        const bytes = await this.gzipOffThread(text);
+        this.stats.gzipInWorker++;
+        return bytes;
+      } catch {
+        this.gzipOffThread = null; // it failed once: the main thread from now on
+      }
+    }
+    return gzip(text);
+  }
+
   /** Sends one chunk: 'ok', 'drop' (rejected for good) or 'retry'. */
   async send(chunk, keepalive) {
     try {
@@ -191,7 +263,7 @@ export class Uploader {
         init.body = chunk.body;
       } else if (this.compress) {
         init.headers = { ...this.headers, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' };
-        init.body = await gzip(chunk.body);
+        init.body = await this.gzip(chunk.body);
       } else {
         init.headers = { ...this.headers, 'Content-Type': 'application/json' };
         init.body = chunk.body;
