@@ -155,6 +155,11 @@ async function doStart(options) {
   return session;
 }
 
+/** A selector list of the non-empty ones, or undefined. */
+function selectors(...list) {
+  return list.filter(Boolean).join(', ') || undefined;
+}
+
 function deserialize(o) {
   return { ...o, propagateTo: deserializePropagateTo(o.propagateTo) };
 }
@@ -259,10 +264,12 @@ function activate(endpoint, session, opts, owned) {
     stopDom = record({
       emit: onEvent,
       maskAllInputs: opts.maskAllInputs !== false,
-      maskTextClass: opts.maskTextClass || /^(st|rr)-mask$/,
-      maskTextSelector: opts.maskTextSelector,
-      blockClass: opts.blockClass || /^(st|rr)-block$/,
-      blockSelector: opts.blockSelector,
+      // The default classes as a class and a selector, not a RegExp: rrweb then checks ancestors with
+      // the browser's closest() instead of walking them in JavaScript for every text mutation.
+      maskTextClass: opts.maskTextClass || 'st-mask',
+      maskTextSelector: selectors(opts.maskTextClass ? null : '.rr-mask', opts.maskTextSelector),
+      blockClass: opts.blockClass || 'st-block',
+      blockSelector: selectors(opts.blockClass ? null : '.rr-block', opts.blockSelector),
       sampling: opts.recordCanvas ? { ...sampling, canvas: opts.canvasFps || 2 } : sampling,
       recordCanvas: !!opts.recordCanvas,
       dataURLOptions: { type: 'image/webp', quality: 0.6 },
