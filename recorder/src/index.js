@@ -305,7 +305,9 @@ function activate(endpoint, session, opts, owned) {
   });
 
   rec.teardown = teardown;
-  uploader.flush(); // sends what an earlier load of this session left in storage
+  // Sends the first events and what an earlier load of this session left in storage: in a task of its own,
+  // so that persisting and compressing are not added to the full snapshot's task.
+  setTimeout(() => uploader.flush(), 0);
 }
 
 /** Uploads what is pending now; resolves when the server has it. */

@@ -129,7 +129,7 @@ export class Uploader {
     this.retryMaxMs = o.retryMaxMs ?? 30000;
     this.maxBytes = o.maxBytes ?? CHUNK_MAX_BYTES;
     this.onDrop = o.onDrop || (() => {});
-    this.pending = []; // serialized events not yet in a chunk
+    this.pending = []; // events not yet in a chunk: serialized, or a full snapshot still an object
     this.pendingBytes = 0;
     this.outbox = []; // [{seq, body}] not yet acknowledged, in seq order
     this.nextSeq = 0;
@@ -184,8 +184,16 @@ export class Uploader {
     }
   }
 
-  /** Queues one rrweb event; returns true when enough is pending that a flush is due. */
+  /**
+   * Queues one rrweb event; returns true when enough is pending that a flush is due. A full snapshot
+   * (type 2) is serialized later, by cut(): rrweb takes it in one long task, and serializing it too
+   * there would make that task longer still.
+   */
   add(event) {
+    if (event && event.type === 2) {
+      this.pending.push(event);
+      return false;
+    }
     const s = JSON.stringify(event);
     this.pending.push(s);
     this.pendingBytes += s.length + 1;
@@ -195,7 +203,8 @@ export class Uploader {
   /** Moves pending events into numbered chunks of at most maxBytes, and persists them. */
   cut(maxBytes = this.maxBytes) {
     if (this.pending.length === 0) return;
-    for (const group of splitEvents(this.pending, maxBytes)) {
+    const serialized = this.pending.map((e) => (typeof e === 'string' ? e : JSON.stringify(e)));
+    for (const group of splitEvents(serialized, maxBytes)) {
       const seq = this.nextSeq++;
       this.outbox.push({ seq, body: chunkBody(seq, group) });
     }

@@ -114,3 +114,17 @@ test('uploader: a failing off-main-thread gzip falls back to the main thread, an
   assert.equal(worker.stats.gzipInWorker, 1);
   assert.equal(JSON.parse(bodies.at(-1)).events[0].data.w, 1);
 });
+
+test('uploader: a full snapshot is serialized when the chunk is cut, not when rrweb emits it', async () => {
+  let serialized = 0;
+  const snapshot = { type: 2, timestamp: 1, data: { node: {} }, toJSON() { serialized++; return { type: 2, timestamp: 1, data: { node: {} } }; } };
+  const bodies = [];
+  const up = new Uploader({ url: 'http://127.0.0.1:1/e', fetch: async (u, init) => { bodies.push(init.body); return { ok: true, status: 200 }; }, storageKey: 'k', compress: false });
+  up.add({ type: 4, timestamp: 0, data: {} });
+  assert.equal(up.add(snapshot), false);
+  up.add({ type: 3, timestamp: 2, data: { source: 0 } });
+  assert.equal(serialized, 0);
+  await up.flush();
+  assert.equal(serialized, 1);
+  assert.deepEqual(JSON.parse(bodies[0]).events.map((e) => e.type), [4, 2, 3]);
+});
