@@ -18,7 +18,7 @@ use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 
 /// What went wrong in a store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// What is being created exists already: a session id or short id (in its project), a project.
     #[error("already exists (a session id or short id, or a project name)")]
@@ -36,12 +36,16 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        if let rusqlite::Error::SqliteFailure(code, _) = &error
-            && code.code == rusqlite::ErrorCode::ConstraintViolation
-        {
-            return StoreError::Conflict;
+        match &error {
+            rusqlite::Error::SqliteFailure(code, _) => match code.code {
+                rusqlite::ErrorCode::ConstraintViolation => StoreError::Conflict,
+                // Retryable: the write is refused (never half done) until space frees or the device recovers.
+                rusqlite::ErrorCode::DiskFull => StoreError::Unavailable(format!("the disk is full: {error}")),
+                rusqlite::ErrorCode::SystemIoFailure => StoreError::Unavailable(format!("storage I/O error: {error}")),
+                _ => StoreError::Internal(error.to_string()),
+            },
+            _ => StoreError::Internal(error.to_string()),
         }
-        StoreError::Internal(error.to_string())
     }
 }
 
@@ -273,6 +277,15 @@ pub struct MetricFilter {
     pub limit: Option<u32>,
 }
 
+/// The fill of a store's bounded write queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteQueue {
+    /// Writes submitted and not yet answered.
+    pub queued: u64,
+    /// Most writes that may wait; the next one is refused with [`StoreError::Unavailable`].
+    pub capacity: u64,
+}
+
 /// How much a store holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
@@ -363,6 +376,11 @@ pub trait Store: Send + Sync + 'static {
     /// same where it can; a server calls this at shutdown so that nothing is left half done.
     async fn close(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// Writes waiting for or being done by the store's writer, and how many may wait before a write is
+    /// refused as unavailable (`/metrics`); `None` for a store without such a queue.
+    fn write_queue(&self) -> Option<WriteQueue> {
+        None
     }
     /// Retention, across all projects: deletes what is older than `cutoff_ms` (Unix milliseconds) and
     /// returns the totals of what went. A backend with retention of its own (ClickHouse drops daily

@@ -77,6 +77,12 @@ pub(crate) enum Job {
     FlushIndex {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// The blocks of one trace whose index entries are still pending, as `(project_id, block_id)`: how a
+    /// read by trace id finds the last seconds' traces while the index cannot be written (a full disk).
+    PendingBlocks {
+        trace_id: [u8; 16],
+        reply: oneshot::Sender<Result<Vec<(i64, i64)>, StoreError>>,
+    },
     /// Delete one slice of what is older than the cutoff (retention); the answer says whether more is left.
     Expire {
         cutoff_ms: i64,
@@ -198,6 +204,7 @@ impl Writer {
                 }
             };
             let mut flush_replies = Vec::new();
+            let mut pending_lookups = Vec::new();
             let mut expire_replies = Vec::new();
             let mut batch = Vec::new();
             let mut closing = false;
@@ -205,6 +212,7 @@ impl Writer {
             while let Some(job) = next.take() {
                 match job {
                     Job::FlushIndex { reply } => flush_replies.push(reply),
+                    Job::PendingBlocks { trace_id, reply } => pending_lookups.push((trace_id, reply)),
                     Job::Expire { cutoff_ms, reply } => expire_replies.push((cutoff_ms, reply)),
                     Job::Close => closing = true,
                     job => batch.push(job),
@@ -221,8 +229,12 @@ impl Writer {
             if due || !flush_replies.is_empty() {
                 let outcome = self.flush_index();
                 for reply in flush_replies {
-                    let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Internal(e.clone())));
+                    let _ = reply.send(outcome.clone());
                 }
+            }
+            for (trace_id, reply) in pending_lookups {
+                let blocks = self.pending.iter().filter(|indexed| indexed.entry.trace_id == trace_id);
+                let _ = reply.send(Ok(blocks.map(|indexed| (indexed.project_id, indexed.block_id)).collect()));
             }
             for (cutoff_ms, reply) in expire_replies {
                 let _ = reply.send(self.expire(cutoff_ms));
@@ -239,7 +251,7 @@ impl Writer {
     /// One retention slice in its own transaction, after the pending index is written (so no index entry
     /// of a deleted block arrives later).
     fn expire(&mut self, cutoff_ms: i64) -> Result<(crate::Totals, bool), StoreError> {
-        self.flush_index().map_err(StoreError::Internal)?;
+        self.flush_index()?;
         let transaction = self.connection.transaction()?;
         let outcome = super::retention::expire_slice(&transaction, cutoff_ms)?;
         transaction.commit()?;
@@ -247,13 +259,13 @@ impl Writer {
     }
 
     /// Writes every pending index entry, sorted by trace id, and records how far the index is complete.
-    pub(crate) fn flush_index(&mut self) -> Result<(), String> {
+    pub(crate) fn flush_index(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let mut entries = std::mem::take(&mut self.pending);
         entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
-        let outcome = insert_index_entries(&mut self.connection, &entries).map_err(|e| e.to_string());
+        let outcome = insert_index_entries(&mut self.connection, &entries).map_err(StoreError::from);
         match &outcome {
             Ok(()) => self.pending_since = None,
             Err(error) => {
@@ -276,7 +288,7 @@ impl Writer {
             }
             transaction.commit()
         })();
-        let commit_error = outcome.err().map(|e| e.to_string());
+        let commit_error = outcome.err().map(StoreError::from);
         if let Some(error) = &commit_error {
             self.projects.clear();
             tracing::error!(%error, jobs = done.len(), "sqlite commit failed");
@@ -286,8 +298,14 @@ impl Writer {
             self.pending_count.store(self.pending.len(), Ordering::Release);
         }
         for answer in done {
-            let failed =
-                || StoreError::Internal(format!("commit failed: {}", commit_error.clone().unwrap_or_default()));
+            // A full disk stays retryable (503); anything else is an internal error.
+            let failed = || match &commit_error {
+                Some(StoreError::Unavailable(why)) => StoreError::Unavailable(format!("commit failed: {why}")),
+                other => StoreError::Internal(format!(
+                    "commit failed: {}",
+                    other.as_ref().map(|e| e.to_string()).unwrap_or_default()
+                )),
+            };
             match answer {
                 Done::Unit(reply, result) => {
                     let _ = reply.send(if commit_error.is_some() { Err(failed()) } else { result });
@@ -334,7 +352,9 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
         }
         // Taken out of the batch by `run`; answered there after the flush.
         Job::FlushIndex { reply } => Done::Unit(reply, Ok(())),
-        Job::Expire { .. } | Job::Close => unreachable!("Writer::run takes retention and close jobs out of the batch"),
+        Job::Expire { .. } | Job::Close | Job::PendingBlocks { .. } => {
+            unreachable!("Writer::run takes retention, close and pending-block jobs out of the batch")
+        }
         Job::InsertSession { project, session, reply } => {
             let project_id = match projects.get_or_register(connection, &project) {
                 Ok(id) => id,

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceCatalog,
-    TraceSearch, TraceSummary,
+    TraceSearch, TraceSummary, WriteQueue,
 };
 use insert::{CredentialChange, Job, Writer};
 
@@ -42,8 +42,26 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Index entries the writer holds back (see `insert.rs`); reads of the index flush them first.
     pending_index: Arc<AtomicUsize>,
+    /// Jobs submitted to the writer and not yet answered (the `/metrics` queue gauge).
+    queued: AtomicUsize,
     /// The writer thread until the store is closed ([`SqliteStore::close`] or drop).
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// One job counted in [`SqliteStore::queued`] while it exists (a cancelled caller uncounts it too).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Queued(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl SqliteStore {
@@ -76,6 +94,7 @@ impl SqliteStore {
             jobs,
             readers: Arc::new(Mutex::new(Vec::new())),
             pending_index,
+            queued: AtomicUsize::new(0),
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -95,19 +114,32 @@ impl SqliteStore {
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let queued = Queued::enter(&self.queued);
         self.jobs.try_send(make(reply)).map_err(|error| match error {
             std::sync::mpsc::TrySendError::Full(_) => StoreError::Unavailable("write queue is full".into()),
             std::sync::mpsc::TrySendError::Disconnected(_) => StoreError::Internal("the writer has stopped".into()),
         })?;
-        answer.await.map_err(|_| StoreError::Internal("the writer dropped a job".into()))?
+        let answer = answer.await;
+        drop(queued);
+        answer.map_err(|_| StoreError::Internal("the writer dropped a job".into()))?
     }
 
-    /// Makes the trace index complete before a read that uses it.
-    async fn index_ready(&self) -> Result<(), StoreError> {
+    /// Makes the trace index complete before a read that uses it. `false` when the deferred entries could
+    /// not be written because the store cannot write now (a full disk): the read goes on with the index as
+    /// it is, which misses at most the traces of the last seconds (a read by trace id still finds them,
+    /// see `trace_blocks`), rather than failing every read while writes are refused.
+    async fn index_ready(&self) -> Result<bool, StoreError> {
         if self.pending_index.load(Ordering::Acquire) == 0 {
-            return Ok(());
+            return Ok(true);
         }
-        self.submit(|reply| Job::FlushIndex { reply }).await
+        match self.submit(|reply| Job::FlushIndex { reply }).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(%why, "the trace index cannot be written now; reading it as it is");
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Runs a read of one project's data: `T::default()` (nothing) when the project was never written to.
@@ -238,8 +270,18 @@ impl Store for SqliteStore {
     }
 
     async fn trace_blocks(&self, project: &Project, trace_id: [u8; 16]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.index_ready().await?;
-        self.read_project(project, move |c, p| query::trace_blocks(c, p, &trace_id)).await
+        // With the index behind (a full disk), the writer names the blocks it has not indexed yet.
+        let unindexed = if self.index_ready().await? {
+            Vec::new()
+        } else {
+            self.submit(|reply| Job::PendingBlocks { trace_id, reply }).await.unwrap_or_default()
+        };
+        self.read_project(project, move |c, p| {
+            let extra: Vec<i64> =
+                unindexed.iter().filter(|(project_id, _)| *project_id == p).map(|(_, b)| *b).collect();
+            query::trace_blocks(c, p, &trace_id, &extra)
+        })
+        .await
     }
 
     async fn search_traces(&self, project: &Project, search: &TraceSearch) -> Result<Vec<TraceSummary>, StoreError> {
@@ -336,6 +378,10 @@ impl Store for SqliteStore {
 
     async fn create_project(&self, info: &ProjectInfo) -> Result<(), StoreError> {
         self.change_credentials(CredentialChange::CreateProject(info.clone())).await.map(|_| ())
+    }
+
+    fn write_queue(&self) -> Option<WriteQueue> {
+        Some(WriteQueue { queued: self.queued.load(Ordering::Relaxed) as u64, capacity: QUEUE_DEPTH as u64 })
     }
 
     async fn projects(&self) -> Result<Vec<ProjectInfo>, StoreError> {

@@ -296,20 +296,32 @@ pub(crate) fn session_traces(
     Ok(summarize_traces(rows.into_iter().flatten()))
 }
 
+/// The blocks holding a trace: those its index entries name, plus `unindexed` block ids (entries the writer
+/// could not write yet), in block order.
 pub(crate) fn trace_blocks(
     connection: &Connection,
     project_id: i64,
     trace_id: &[u8; 16],
+    unindexed: &[i64],
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT b.data FROM span_blocks_v1 b
+        "SELECT b.id, b.data FROM span_blocks_v1 b
          WHERE b.id IN (SELECT block_id FROM trace_index_v1 WHERE trace_id = ?1 AND project_id = ?2)
          ORDER BY b.id",
     )?;
-    let compressed = statement
-        .query_map(params![&trace_id[..], project_id], |row| row.get::<_, Vec<u8>>(0))?
+    let mut compressed = statement
+        .query_map(params![&trace_id[..], project_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    compressed.iter().map(|data| decompress(data)).collect()
+    if !unindexed.is_empty() {
+        let mut block = connection.prepare_cached("SELECT data FROM span_blocks_v1 WHERE id = ?1")?;
+        for &id in unindexed {
+            if !compressed.iter().any(|(known, _)| *known == id) {
+                compressed.push((id, block.query_row(params![id], |row| row.get(0))?));
+            }
+        }
+        compressed.sort_unstable_by_key(|(id, _)| *id);
+    }
+    compressed.iter().map(|(_, data)| decompress(data)).collect()
 }
 
 fn index_row(row: &Row<'_>) -> rusqlite::Result<Option<TraceIndexRow>> {
