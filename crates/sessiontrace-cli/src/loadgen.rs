@@ -161,7 +161,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         println!("{summary}");
     } else {
         println!("spans sent      {}", report.spans_sent);
-        println!("spans accepted  {} ({} requests, {} errors)", report.spans_accepted, report.requests, report.errors);
+        println!(
+            "spans accepted  {} ({} requests, {} refused to retry later, {} errors)",
+            report.spans_accepted, report.requests, report.refused, report.errors
+        );
+        if let Some(refusal) = &report.first_refusal {
+            println!("first refusal   {refusal}");
+        }
         if let Some(error) = &report.first_error {
             println!("first error     {error}");
         }
@@ -171,7 +177,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             report.elapsed.as_secs_f64()
         );
         println!(
-            "latency         p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            "latency         p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms (accepted requests)",
             report.percentile_ms(0.5),
             report.percentile_ms(0.9),
             report.percentile_ms(0.99),

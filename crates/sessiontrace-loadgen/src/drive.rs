@@ -1,6 +1,8 @@
 //! The load driver: N connections send pre-encoded requests (trace ids patched per send) flat out or at a
 //! target rate, until a duration or a span count is reached, with a progress line every second and a
-//! summary of spans sent and accepted, spans/s, request latency percentiles and errors.
+//! summary of spans sent and accepted, spans/s, request latency percentiles, refusals (the server's
+//! retryable "not now": HTTP 429/503, gRPC `UNAVAILABLE`/`RESOURCE_EXHAUSTED`) and errors (everything
+//! else: other statuses, timeouts, resets).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -37,21 +39,37 @@ pub struct Report {
     pub requests: u64,
     pub spans_sent: u64,
     pub spans_accepted: u64,
+    /// Requests the server refused with a retryable status (429/503, `UNAVAILABLE`/`RESOURCE_EXHAUSTED`).
+    pub refused: u64,
+    /// Requests that failed otherwise: other statuses, timeouts, connection errors.
     pub errors: u64,
     pub first_error: Option<String>,
+    pub first_refusal: Option<String>,
     pub elapsed: Duration,
-    /// Request latencies in microseconds, sorted.
+    /// Latencies of the accepted requests in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// Latencies of the refused requests in microseconds, sorted.
+    pub refusal_latencies_us: Vec<u32>,
+}
+
+/// Percentile `p` of sorted microsecond latencies, in milliseconds.
+fn percentile(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted_us.len() - 1) as f64 * p).round() as usize;
+    sorted_us[index] as f64 / 1000.0
 }
 
 impl Report {
-    /// Latency percentile in milliseconds.
+    /// Latency percentile of the accepted requests, in milliseconds.
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let index = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
-        self.latencies_us[index] as f64 / 1000.0
+        percentile(&self.latencies_us, p)
+    }
+
+    /// Latency percentile of the refused requests, in milliseconds.
+    pub fn refusal_percentile_ms(&self, p: f64) -> f64 {
+        percentile(&self.refusal_latencies_us, p)
     }
 
     /// Accepted spans per wall-clock second.
@@ -65,8 +83,11 @@ impl Report {
             "requests": self.requests,
             "spans_sent": self.spans_sent,
             "spans_accepted": self.spans_accepted,
+            "refused": self.refused,
             "errors": self.errors,
             "first_error": self.first_error,
+            "first_refusal": self.first_refusal,
+            "refusal_latency_ms": {"p50": self.refusal_percentile_ms(0.5), "p99": self.refusal_percentile_ms(0.99), "max": self.refusal_percentile_ms(1.0)},
             "seconds": self.elapsed.as_secs_f64(),
             "accepted_spans_per_second": self.accepted_per_second(),
             "latency_ms": {"p50": self.percentile_ms(0.5), "p90": self.percentile_ms(0.9), "p99": self.percentile_ms(0.99), "max": self.percentile_ms(1.0)},
@@ -114,9 +135,11 @@ struct Shared {
     next_request: AtomicU64,
     spans_sent: AtomicU64,
     spans_accepted: AtomicU64,
+    refused: AtomicU64,
     errors: AtomicU64,
     stop: AtomicBool,
     first_error: std::sync::Mutex<Option<String>>,
+    first_refusal: std::sync::Mutex<Option<String>>,
     salt: u64,
 }
 
@@ -128,8 +151,16 @@ enum Client {
     ),
 }
 
+/// Why a request was not accepted.
+enum Failure {
+    /// The server said "not now" with a status an OTLP exporter retries.
+    Refused(String),
+    /// Anything else.
+    Error(String),
+}
+
 impl Client {
-    async fn send(&mut self, body: Vec<u8>, protocol: Protocol, gzip: bool) -> Result<(), String> {
+    async fn send(&mut self, body: Vec<u8>, protocol: Protocol, gzip: bool) -> Result<(), Failure> {
         match self {
             Client::Http(client, url, authorization) => {
                 let content_type =
@@ -144,20 +175,26 @@ impl Client {
                 } else {
                     body
                 };
-                let response = request.body(body).send().await.map_err(|e| format!("request failed: {e}"))?;
+                let response =
+                    request.body(body).send().await.map_err(|e| Failure::Error(format!("request failed: {e}")))?;
                 let status = response.status();
-                let text = response.bytes().await.map_err(|e| format!("reading the answer failed: {e}"))?;
+                let retry_after =
+                    response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let text =
+                    response.bytes().await.map_err(|e| Failure::Error(format!("reading the answer failed: {e}")))?;
                 if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "HTTP {status}: {}",
-                        String::from_utf8_lossy(&text).chars().take(200).collect::<String>()
-                    ))
+                    return Ok(());
                 }
+                let message = format!(
+                    "HTTP {status} (Retry-After: {}): {}",
+                    retry_after.as_deref().unwrap_or("none"),
+                    String::from_utf8_lossy(&text).chars().take(200).collect::<String>()
+                );
+                let retryable = matches!(status.as_u16(), 429 | 503) && retry_after.is_some();
+                Err(if retryable { Failure::Refused(message) } else { Failure::Error(message) })
             }
             Client::Grpc(grpc, authorization) => {
-                grpc.ready().await.map_err(|e| format!("gRPC channel not ready: {e}"))?;
+                grpc.ready().await.map_err(|e| Failure::Error(format!("gRPC channel not ready: {e}")))?;
                 let path = tonic::codegen::http::uri::PathAndQuery::from_static(
                     "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
                 );
@@ -165,10 +202,13 @@ impl Client {
                 if let Some(authorization) = authorization {
                     request.metadata_mut().insert("authorization", authorization.clone());
                 }
-                grpc.unary(request, path, RawCodec)
-                    .await
-                    .map(|_| ())
-                    .map_err(|status| format!("gRPC {:?}: {}", status.code(), status.message()))
+                grpc.unary(request, path, RawCodec).await.map(|_| ()).map_err(|status| {
+                    let message = format!("gRPC {:?}: {}", status.code(), status.message());
+                    match status.code() {
+                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => Failure::Refused(message),
+                        _ => Failure::Error(message),
+                    }
+                })
             }
         }
     }
@@ -182,9 +222,11 @@ fn flate2_gzip(body: &[u8]) -> Vec<u8> {
     encoder.finish().expect("in-memory gzip")
 }
 
-async fn connection(shared: Arc<Shared>, mut client: Client) -> Vec<u32> {
+/// One connection's loop; returns the latencies of its accepted and of its refused requests.
+async fn connection(shared: Arc<Shared>, mut client: Client) -> (Vec<u32>, Vec<u32>) {
     let spec = &shared.spec;
     let mut latencies = Vec::new();
+    let mut refusals = Vec::new();
     // Each connection sends its share of the target rate.
     let spans_per_request = shared.templates[0].span_count as f64;
     let interval = (spec.rate > 0)
@@ -210,18 +252,24 @@ async fn connection(shared: Arc<Shared>, mut client: Client) -> Vec<u32> {
         patch_trace_ids(template, &mut body, spec.protocol, number, shared.salt);
         let started = Instant::now();
         let outcome = client.send(body, spec.protocol, spec.gzip).await;
-        latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        let took = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
         match outcome {
             Ok(()) => {
+                latencies.push(took);
                 shared.spans_accepted.fetch_add(template.span_count as u64, Ordering::Relaxed);
             }
-            Err(message) => {
+            Err(Failure::Refused(message)) => {
+                refusals.push(took);
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+                shared.first_refusal.lock().expect("lock").get_or_insert(message);
+            }
+            Err(Failure::Error(message)) => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 shared.first_error.lock().expect("lock").get_or_insert(message);
             }
         }
     }
-    latencies
+    (latencies, refusals)
 }
 
 /// Drives the load and returns the report.
@@ -245,7 +293,9 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
             }
             _ => {
                 // One client per connection so each task keeps its own keep-alive connection.
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+                // A request that gets no answer in 30 s counts as an error (a timeout), not a hang.
+                let http =
+                    reqwest::Client::builder().pool_max_idle_per_host(1).timeout(Duration::from_secs(30)).build()?;
                 let url = format!("{}/v1/traces", spec.endpoint.trim_end_matches('/'));
                 Client::Http(http, url, spec.key.as_ref().map(|key| format!("Bearer {key}")))
             }
@@ -258,9 +308,11 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
         next_request: AtomicU64::new(0),
         spans_sent: AtomicU64::new(0),
         spans_accepted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         first_error: std::sync::Mutex::new(None),
+        first_refusal: std::sync::Mutex::new(None),
         salt,
     });
     let started = Instant::now();
@@ -283,11 +335,12 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
                 let accepted = shared.spans_accepted.load(Ordering::Relaxed);
                 if show {
                     let line = format!(
-                        "[{:>4.0}s] sent {:>11} spans  accepted {:>11}  {:>9}/s  errors {}",
+                        "[{:>4.0}s] sent {:>11} spans  accepted {:>11}  {:>9}/s  refused {}  errors {}",
                         elapsed.as_secs_f64(),
                         shared.spans_sent.load(Ordering::Relaxed),
                         accepted,
                         accepted - last,
+                        shared.refused.load(Ordering::Relaxed),
                         shared.errors.load(Ordering::Relaxed)
                     );
                     if terminal {
@@ -304,9 +357,11 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
             }
         })
     };
-    let mut latencies = Vec::new();
+    let (mut latencies, mut refusals) = (Vec::new(), Vec::new());
     for task in tasks {
-        latencies.extend(task.await?);
+        let (accepted, refused) = task.await?;
+        latencies.extend(accepted);
+        refusals.extend(refused);
     }
     let elapsed = started.elapsed();
     shared.stop.store(true, Ordering::Relaxed);
@@ -315,13 +370,18 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
         eprintln!();
     }
     latencies.sort_unstable();
+    refusals.sort_unstable();
+    let errors = shared.errors.load(Ordering::Relaxed);
     Ok(Report {
-        requests: latencies.len() as u64,
+        requests: latencies.len() as u64 + refusals.len() as u64 + errors,
         spans_sent: shared.spans_sent.load(Ordering::Relaxed),
         spans_accepted: shared.spans_accepted.load(Ordering::Relaxed),
-        errors: shared.errors.load(Ordering::Relaxed),
+        refused: shared.refused.load(Ordering::Relaxed),
+        errors,
         first_error: shared.first_error.lock().expect("lock").clone(),
+        first_refusal: shared.first_refusal.lock().expect("lock").clone(),
         elapsed,
         latencies_us: latencies,
+        refusal_latencies_us: refusals,
     })
 }

@@ -87,6 +87,10 @@ pub struct ServerConfig {
     pub body_read_timeout_ms: u64,
     /// Most connections open at once on each HTTP listener; more wait until one closes.
     pub max_connections: usize,
+    /// Admission control: most bytes of OTLP requests each receiver (HTTP, gRPC) holds at once, from body
+    /// read to answer; a request that does not fit is refused with 503 / `UNAVAILABLE` (retried by
+    /// exporters).
+    pub max_in_flight_bytes: usize,
 }
 
 /// When authentication applies (shared/DESIGN.md section 8).
@@ -174,6 +178,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 60_000,
             max_connections: 512,
+            max_in_flight_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -216,8 +221,14 @@ impl ServerConfig {
         if self.continuous_window_secs == 0 {
             anyhow::bail!("continuous_window_secs must be above 0");
         }
-        if self.header_read_timeout_ms == 0 || self.body_read_timeout_ms == 0 || self.max_connections == 0 {
-            anyhow::bail!("header_read_timeout_ms, body_read_timeout_ms and max_connections must be above 0");
+        if self.header_read_timeout_ms == 0
+            || self.body_read_timeout_ms == 0
+            || self.max_connections == 0
+            || self.max_in_flight_bytes == 0
+        {
+            anyhow::bail!(
+                "header_read_timeout_ms, body_read_timeout_ms, max_connections and max_in_flight_bytes must be above 0"
+            );
         }
         if self.max_body_bytes == 0 {
             anyhow::bail!("max_body_bytes must be above 0");

@@ -16,6 +16,7 @@
 //!    `sessiontrace_query`.
 
 pub mod access;
+pub mod admission;
 pub mod config;
 pub mod endpoints;
 pub mod error;
@@ -142,7 +143,8 @@ pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState
             tokio::spawn(retention(Arc::downgrade(&store), config.retention_days, counters.clone()));
         }
     }
-    AppState { store, pipeline, counters, config: Arc::new(config), auth, auth_counters: Default::default() }
+    let admission = Arc::new(admission::Admission::new(config.max_in_flight_bytes));
+    AppState { store, pipeline, counters, config: Arc::new(config), auth, auth_counters: Default::default(), admission }
 }
 
 /// The routing policy of a config: ratio, slow rule, and whether dropped traces are handed back (for the

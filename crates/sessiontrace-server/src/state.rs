@@ -9,6 +9,7 @@ use sessiontrace_pipeline::Pipeline;
 use sessiontrace_pipeline::telemetry::{Counters, ExpositionRow};
 use sessiontrace_store::Store;
 
+use crate::admission::Admission;
 use crate::config::ServerConfig;
 
 /// Shared state of all endpoints.
@@ -23,6 +24,8 @@ pub struct AppState {
     /// Keys, logins and rate limits.
     pub auth: Arc<Authenticator>,
     pub auth_counters: Arc<AuthCounters>,
+    /// The OTLP receivers' in-flight bytes budgets.
+    pub admission: Arc<Admission>,
 }
 
 /// Refusals by reason, for `/metrics`.

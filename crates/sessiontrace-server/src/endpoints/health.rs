@@ -14,5 +14,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.pipeline.metrics_text(state.auth_counters.rows()))
+    let mut rows = state.auth_counters.rows();
+    rows.extend(state.admission.rows(state.store.write_queue()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.pipeline.metrics_text(rows))
 }

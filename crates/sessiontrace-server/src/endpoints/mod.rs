@@ -42,3 +42,12 @@ pub async fn read_body(body: Body, limit: usize, deadline: std::time::Duration) 
         }
     }
 }
+
+/// Reads a request body to its end without keeping it (at most `deadline`), so that a refusal sent
+/// without reading the body does not reset the connection while the client is still writing.
+pub async fn discard_body(body: Body, deadline: std::time::Duration) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+    let _ = tokio::time::timeout(deadline, drain).await;
+}

@@ -17,6 +17,7 @@ use tonic::codegen::{BoxFuture, StdError};
 use tonic::{Status, server::UnaryService};
 
 use crate::access::{grpc_access, refusal_status, take_bytes};
+use crate::admission::Receiver;
 use crate::endpoints::export::export;
 use crate::error::ApiError;
 use sessiontrace_pipeline::signal::Signal;
@@ -88,6 +89,7 @@ impl UnaryService<Vec<u8>> for ExportMethod {
                 return Err(ApiError::TooLarge(message).grpc_status());
             }
             take_bytes(&state, &context, &caller, bytes.len()).map_err(|refusal| refusal_status(&state, &refusal))?;
+            let _admitted = state.admission.admit(Receiver::OtlpGrpc, bytes.len()).map_err(|e| e.grpc_status())?;
             let answer =
                 export(&state, &context, signal, Encoding::Protobuf, bytes).await.map_err(|e| e.grpc_status())?;
             Ok(tonic::Response::new(answer.to_protobuf()))

@@ -14,8 +14,9 @@ use sessiontrace_ingest::decode::{Encoding, decompress};
 use std::sync::Arc;
 
 use crate::access::{Caller, refusal_response, take_bytes};
+use crate::admission::Receiver;
 use crate::endpoints::export::{ExportAnswer, export};
-use crate::endpoints::read_body;
+use crate::endpoints::{discard_body, read_body};
 use crate::error::ApiError;
 use sessiontrace_pipeline::RequestContext;
 use sessiontrace_pipeline::signal::Signal;
@@ -53,7 +54,8 @@ fn error_response(encoding: Encoding, error: ApiError) -> Response {
     let status = error.status();
     let code = error.grpc_status().code() as i32;
     let message = error.message();
-    if status.is_server_error() {
+    // 503 is the retryable "at capacity" (counted on /metrics): under overload it is the normal answer.
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(%status, %message, "otlp export failed");
     } else {
         tracing::debug!(%status, %message, "otlp export refused");
@@ -93,6 +95,13 @@ async fn export_http(state: AppState, signal: Signal, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     let context = parts.extensions.get::<RequestContext>().cloned().unwrap_or_default();
     let caller = parts.extensions.get::<Arc<Caller>>().cloned().unwrap_or_else(|| Arc::new(Caller::Local));
+    // Refused without decoding when the budget is spent: the excess of an overload costs little. The body
+    // is still read (and dropped) so the client gets the 503 instead of a reset connection.
+    if let Err(error) = state.admission.check(Receiver::OtlpHttp) {
+        discard_body(body, state.config.body_read_timeout()).await;
+        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        return error_response(Encoding::from_content_type(content_type).unwrap_or(Encoding::Json), error);
+    }
     let (encoding, bytes) = match body_of(&state, &parts.headers, body).await {
         Ok(decoded) => decoded,
         Err((encoding, error)) => return error_response(encoding, error),
@@ -100,6 +109,10 @@ async fn export_http(state: AppState, signal: Signal, request: Request) -> Respo
     if let Err(refusal) = take_bytes(&state, &context, &caller, bytes.len()) {
         return refusal_response(&state, &refusal);
     }
+    let _admitted = match state.admission.admit(Receiver::OtlpHttp, bytes.len()) {
+        Ok(admitted) => admitted,
+        Err(error) => return error_response(encoding, error),
+    };
     match export(&state, &context, signal, encoding, bytes).await {
         Ok(answer) => encoded(encoding, &answer),
         Err(error) => error_response(encoding, error),
