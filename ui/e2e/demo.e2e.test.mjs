@@ -231,6 +231,19 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     assert.equal(error.span.service, 'gateway', 'a backend span, not the browser\'s own span of the call');
     const signalItems = (await getJson(`${base}/api/sessions/${sessionId}/timeline`)).items.filter((i) => i.kind === 'signal');
     assert.ok(signalItems.some((i) => i.trace_id === forecastTrace), 'the timeline marks the error click with its trace');
+    // The export carries them: a "Frustration signals" section and [signal] timeline lines in markdown, a
+    // `signals` array in JSON, each with its cause trace and a link to that moment.
+    const signalMd = await (await fetch(`${base}/api/sessions/${sessionId}/export?format=md&max_tokens=32000`)).text();
+    const mdSection = signalMd.split('## Frustration signals\n')[1]?.split('\n## ')[0] ?? '';
+    assert.match(mdSection, new RegExp(`\\*\\*error click\\*\\* on \`button#forecast\`.*GET /api/forecast → 503.*trace \`${forecastTrace}\``), mdSection);
+    assert.match(mdSection, /\*\*dead click\*\* on `button#wishlist`/, mdSection);
+    assert.match(mdSection, /\*\*rage click ×\d\*\* on `button#products`/, mdSection);
+    assert.match(signalMd, /\[signal\] error click button#forecast/);
+    const exportedSignals = (await getJson(`${base}/api/sessions/${sessionId}/export?format=json`)).signals;
+    const exportedError = exportedSignals.find((x) => x.kind === 'error' && x.element.selector.includes('#forecast'));
+    assert.equal(exportedError.cause.trace_id, forecastTrace);
+    assert.equal(exportedError.span.reason, 'error');
+    assert.match(exportedError.link, new RegExp(`/sessions/${sessionId}\\?t=\\d+&trace=${forecastTrace}$`));
     // Filtered: each kind's filter lists the session.
     for (const kind of ['rage', 'dead', 'error']) {
       const listed = await getJson(`${base}/api/sessions?signal=${kind}&limit=100`);
