@@ -123,7 +123,7 @@ run cargo cargo cargo test --workspace --quiet
 if ! opted_out SESSIONTRACE_SKIP_CLICKHOUSE; then
   echo "== cargo test, end-to-end tests on the ClickHouse store"
   run cargo-clickhouse cargo env SESSIONTRACE_TEST_STORE=clickhouse \
-    cargo test --quiet -p sessiontrace-cli --test real_clients --test crash --test auth --test grafana
+    cargo test --quiet -p sessiontrace-cli --test real_clients --test crash --test auth --test grafana --test signals
 fi
 
 export SESSIONTRACE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/sessiontrace"

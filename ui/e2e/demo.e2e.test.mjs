@@ -3,7 +3,8 @@
 // a session the way a person would on the shop's own page (start recording, type a user and a password, log
 // in, load products, buy tea), then opens the sessiontrace UI: sessions list -> that session -> the replay
 // iframe shows the shop page, the timeline lists the checkout call, selecting it shows a waterfall across
-// the services, and the login's password is shown as ***MASKED*** (the real one never appears).
+// the services, and the login's password is shown as ***MASKED*** (the real one never appears); each
+// frustration signal is found, filtered (API and list) and linked to its backend span.
 // Screenshots go to ui/test-artifacts/ and are copied to docs/screenshots/ (the README's pictures).
 // Skips (passing) when the server binary or /usr/bin/chromium is missing, unless SESSIONTRACE_E2E_REQUIRED.
 import { test } from 'node:test';
@@ -151,6 +152,27 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     const declinedTrace = await clickAndWait('#declined', '/api/checkout', 'checkout → 502'); // the declined card: payment says no, orders answers 502
     await shop.waitForTimeout(300);
     const untracedTrace = await clickAndWait('#recommend', '/api/recommendations', 'recommendations → 200'); // not instrumented
+    // Frustration: "Add to wishlist" does nothing (a dead click), five quick clicks on "Load products" (a
+    // rage click), "Stock forecast" fails after ~1.6 s (an error click). Each waits out the rules' 3 s
+    // follow window, so one click's consequences never count for the next.
+    await shop.click('#wishlist');
+    await shop.waitForTimeout(3500);
+    const rageCalls = [];
+    const onProducts = (r) => { if (new URL(r.url()).pathname === '/api/products') rageCalls.push(r); };
+    shop.on('response', onProducts);
+    // Straight mouse clicks (no actionability waits), so the burst stays well within 1.5 s on a busy machine.
+    const box = await shop.locator('#products').boundingBox();
+    const burstStart = Date.now();
+    for (let i = 0; i < 5; i++) {
+      await shop.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await shop.waitForTimeout(100);
+    }
+    const burstMs = Date.now() - burstStart;
+    assert.ok(burstMs < 1200, `the five clicks took ${burstMs} ms`);
+    await waitFor(() => rageCalls.length === 5, 'the five product calls of the rage click');
+    shop.off('response', onProducts);
+    await shop.waitForTimeout(3500);
+    const forecastTrace = await clickAndWait('#forecast', '/api/forecast', 'forecast → 503');
     const session = await getJson(`${base}/api/sessions/${sessionId}`);
     assert.ok(checkoutTrace.startsWith(session.trace_id_prefix), `trace ${checkoutTrace} belongs to the session (${session.trace_id_prefix})`);
     await shop.waitForTimeout(500);
@@ -186,6 +208,48 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     assert.equal(exported.schema, 'sessiontrace.export/v1');
     assert.ok(JSON.stringify(exported).includes(checkoutTrace));
 
+    // The frustration signals, found (counts and list in the session JSON, timeline items) and linked to
+    // the backend: the error click's cause is the forecast call, its trace and that trace's failing span.
+    const signalOf = (list, kind, selector) => list.find((x) => x.kind === kind && x.selector.includes(selector));
+    const { counts, rage, dead, error } = await waitFor(async () => {
+      const s = await getJson(`${base}/api/sessions/${sessionId}`);
+      const list = s?.signal_list ?? [];
+      const found = { counts: s?.signals, rage: signalOf(list, 'rage', '#products'), dead: signalOf(list, 'dead', '#wishlist'),
+        error: signalOf(list, 'error', '#forecast') };
+      if (!found.rage || !found.dead || !found.error?.span) throw new Error(`signals so far: ${JSON.stringify(list)}`);
+      return found;
+    }, 'the rage, dead and error signals with the forecast span', 30000);
+    for (const kind of ['rage', 'dead', 'error']) assert.ok(counts[kind] >= 1, `${kind} counted: ${JSON.stringify(counts)}`);
+    assert.ok(rage.clicks >= 4, `the rage click covers the burst: ${rage.clicks}`);
+    assert.equal(dead.cause, null, 'a dead click has no cause');
+    assert.equal(error.cause.status, 503);
+    assert.match(error.cause.url, /\/api\/forecast$/);
+    assert.ok(error.cause.duration_ms >= 1500, `the forecast call was slow: ${error.cause.duration_ms} ms`);
+    assert.equal(error.cause.trace_id, forecastTrace, 'the error signal names the forecast call\'s trace');
+    assert.equal(error.span.trace_id, forecastTrace);
+    assert.equal(error.span.reason, 'error', `the trace's failing span: ${JSON.stringify(error.span)}`);
+    assert.equal(error.span.service, 'gateway', 'a backend span, not the browser\'s own span of the call');
+    const signalItems = (await getJson(`${base}/api/sessions/${sessionId}/timeline`)).items.filter((i) => i.kind === 'signal');
+    assert.ok(signalItems.some((i) => i.trace_id === forecastTrace), 'the timeline marks the error click with its trace');
+    // The export carries them: a "Frustration signals" section and [signal] timeline lines in markdown, a
+    // `signals` array in JSON, each with its cause trace and a link to that moment.
+    const signalMd = await (await fetch(`${base}/api/sessions/${sessionId}/export?format=md&max_tokens=32000`)).text();
+    const mdSection = signalMd.split('## Frustration signals\n')[1]?.split('\n## ')[0] ?? '';
+    assert.match(mdSection, new RegExp(`\\*\\*error click\\*\\* on \`button#forecast\`.*GET /api/forecast → 503.*trace \`${forecastTrace}\``), mdSection);
+    assert.match(mdSection, /\*\*dead click\*\* on `button#wishlist`/, mdSection);
+    assert.match(mdSection, /\*\*rage click ×\d\*\* on `button#products`/, mdSection);
+    assert.match(signalMd, /\[signal\] error click button#forecast/);
+    const exportedSignals = (await getJson(`${base}/api/sessions/${sessionId}/export?format=json`)).signals;
+    const exportedError = exportedSignals.find((x) => x.kind === 'error' && x.element.selector.includes('#forecast'));
+    assert.equal(exportedError.cause.trace_id, forecastTrace);
+    assert.equal(exportedError.span.reason, 'error');
+    assert.match(exportedError.link, new RegExp(`/sessions/${sessionId}\\?t=\\d+&trace=${forecastTrace}$`));
+    // Filtered: each kind's filter lists the session.
+    for (const kind of ['rage', 'dead', 'error']) {
+      const listed = await getJson(`${base}/api/sessions?signal=${kind}&limit=100`);
+      assert.ok(listed.sessions.some((x) => x.id === sessionId), `signal=${kind} lists the session`);
+    }
+
     // 2. The sessions list: the recorded visit (and the demo's scripted session).
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = [];
@@ -202,6 +266,15 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
       shots.push(file);
     };
     await shot(page, 'list');
+    for (const k of ['rage', 'dead', 'error']) assert.match(await row.locator('[data-testid=signals]').innerText(), new RegExp(`${k} \\d`));
+    // The list's signal filter: each kind keeps the session.
+    for (const kind of ['rage', 'dead', 'error']) {
+      await page.locator('select[aria-label=Signal]').selectOption(kind);
+      await page.waitForURL(new RegExp(`signal=${kind}`));
+      await row.waitFor({ timeout: 15000 });
+    }
+    await page.goto(base + '/');
+    await row.waitFor({ timeout: 15000 });
 
     // 3. The session page: the replay iframe renders the recorded shop page.
     await row.locator('a.sess-name').click();
@@ -246,6 +319,14 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     await page.locator('.tl-row.selected').waitFor();
     await page.waitForTimeout(500);
     await shot(page, 'session');
+
+    // 6b. The error click's timeline mark (the list is virtualized: show the signals only) opens the
+    // forecast trace's waterfall.
+    await page.locator('button.chip', { hasText: 'signal' }).click();
+    await page.locator(`.tl-row[data-kind=signal][data-trace="${forecastTrace}"]`).first().click();
+    await page.waitForURL(new RegExp(`trace=${forecastTrace}`));
+    await waitFor(async () => (await page.locator('.wf-row[data-service=inventory]').count()) > 0, 'the forecast waterfall');
+    await page.locator('button.chip', { hasText: 'signal' }).click(); // back to the whole timeline
 
     // 7. The real password appears nowhere: not in the UI's DOM, not in the replayed page.
     for (const f of page.frames()) assert.ok(!(await f.content()).includes(password), `password not in frame ${f.url()}`);

@@ -19,7 +19,7 @@ export interface Session {
   live: boolean;
   counts?: Partial<Counts>;
   services?: string[];
-  /** Frustration signals per kind; null from a store that keeps none (ClickHouse). */
+  /** Frustration signals per kind; null from a server that keeps none (older versions). */
   signals?: SignalCounts | null;
 }
 

@@ -4,6 +4,7 @@ use serde_json::Value;
 use sessiontrace_model::Session;
 use sessiontrace_model::project::Project;
 use sessiontrace_model::records::LogRecord;
+use sessiontrace_query::signals::{SignalView, session_signals};
 use sessiontrace_query::spans::{SpanView, trace_spans};
 use sessiontrace_query::timeline::{TimelineItem, replay_events, session_timeline};
 use sessiontrace_store::{LogFilter, SessionStats, Store, StoreError, TraceSummary};
@@ -26,6 +27,8 @@ pub struct ExportData {
     pub detailed: Vec<(TraceSummary, Vec<SpanView>)>,
     /// The session's logs, oldest first.
     pub logs: Vec<LogRecord>,
+    /// The frustration signals, oldest first, each with its cause trace's error or slowest span.
+    pub signals: Vec<SignalView>,
     /// The replay events, when asked for.
     pub replay: Option<Vec<Value>>,
 }
@@ -76,6 +79,7 @@ pub async fn gather(
         ..Default::default()
     };
     let logs = store.logs(project, &filter).await?;
+    let signals = session_signals(store, project, &session).await?;
     let replay = if options.include_replay { Some(replay_events(store, project, &session).await?) } else { None };
-    Ok(ExportData { session, stats, timeline, traces, detailed, logs, replay })
+    Ok(ExportData { session, stats, timeline, traces, detailed, logs, signals, replay })
 }

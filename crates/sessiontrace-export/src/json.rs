@@ -1,5 +1,5 @@
-//! The JSON export, schema `sessiontrace.export/v1`: the session, summary, steps, timeline, failing
-//! requests, the failing and slowest traces with their spans (OpenTelemetry field names, captured
+//! The JSON export, schema `sessiontrace.export/v1`: the session, summary, steps, frustration signals,
+//! timeline, failing requests, the failing and slowest traces with their spans (OpenTelemetry field names, captured
 //! headers and bodies masked and capped), warn/error logs, and what was left out with the follow-up.
 //! The token budget sets how many spans (budget / 100), timeline items (budget / 20) and logs
 //! (budget / 40) are kept; replay events only when asked.
@@ -127,6 +127,16 @@ pub fn json(data: &ExportData, options: &Options) -> Value {
         })
         .collect();
 
+    let signals: Vec<Value> = crate::signals::entries(data, options)
+        .iter()
+        .take(max_items)
+        .map(|entry| crate::signals::json_value(entry, start))
+        .collect();
+    if data.signals.len() > max_items {
+        truncated.push(json!({"section": "signals", "shown": max_items, "total": data.signals.len(),
+            "more": format!("GET /api/sessions/{short}")}));
+    }
+
     let slowest = data.slowest_trace().map(trace_summary_json);
     let mut export = json!({
         "schema": SCHEMA,
@@ -140,6 +150,7 @@ pub fn json(data: &ExportData, options: &Options) -> Value {
         "steps_source": if from_actions { "actions" } else { "requests" },
         "steps": steps.iter().map(|step| json!({"time_ms": step.time_ms,
             "offset_s": ((step.time_ms - start) / 100.0).round() / 10.0, "text": step.text})).collect::<Vec<_>>(),
+        "signals": signals,
         "timeline": timeline.into_iter().map(|(_, value)| value).collect::<Vec<_>>(),
         "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
         "traces": traces,

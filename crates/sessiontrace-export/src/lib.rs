@@ -2,7 +2,8 @@
 //! the MCP server's `get_session` (shared/DESIGN.md section 9). No HTTP here.
 //!
 //! [`gather`] reads what a session holds through the [`Store`] trait (the session, its timeline, its
-//! traces, the spans of the failing and slowest ones, its logs); [`markdown`] and [`json`] shape it.
+//! traces, the spans of the failing and slowest ones, its logs, its frustration signals); [`markdown`] and
+//! [`json`] shape it.
 //! Both keep to stated caps — a token budget (≈ characters / 4), a body cap, spans chosen by score
 //! (errors, then duration) — and say "showing N of M" with the exact follow-up that gets the rest.
 //! Everything shown goes through the masking rules again on the way out, so nothing unmasked is ever
@@ -12,6 +13,7 @@ mod data;
 mod json;
 mod markdown;
 mod requests;
+pub mod signals;
 
 pub use data::{ExportData, gather};
 pub use json::{SCHEMA, json};

@@ -1,6 +1,6 @@
-//! The markdown export: header, summary, steps to reproduce, timeline, failing requests, trace trees and
-//! warn/error logs, within the token budget. Sections are filled in priority order (failing requests,
-//! trace trees, steps, logs, timeline), each with a share of the budget and what the one before left;
+//! The markdown export: header, summary, steps to reproduce, frustration signals, timeline, failing
+//! requests, trace trees and warn/error logs, within the token budget. Sections are filled in priority
+//! order (frustration signals, failing requests, trace trees, steps, logs, timeline), each with a share of the budget and what the one before left;
 //! they are printed in reading order. Whatever a section leaves out it says, with the follow-up.
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +26,7 @@ pub fn tag(kind: &str) -> &'static str {
         "log" => "log",
         "console" => "console",
         "error" => "error",
+        "signal" => "signal",
         _ => "other",
     }
 }
@@ -238,7 +239,7 @@ fn timeline_line(item: &TimelineItem, start_ms: f64) -> String {
 fn timeline_rank(item: &TimelineItem) -> u8 {
     match (item.status, tag(item.kind)) {
         (Some("error"), _) | (_, "error") => 0,
-        (_, "action") => 1,
+        (_, "action" | "signal") => 1,
         (_, "request" | "trace") => 2,
         _ => 3,
     }
@@ -340,6 +341,20 @@ pub fn markdown(data: &ExportData, options: &Options) -> String {
     let footer_room = 200;
     let mut remaining = budget.saturating_sub(header.len() + footer_room);
 
+    // Frustration signals first: few lines, each naming its cause; up to a quarter of the budget.
+    let signal_entries: Vec<(f64, String)> = crate::signals::entries(data, options)
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| (i as f64, crate::signals::markdown_line(entry)))
+        .collect();
+    let (signals_text, _, _) = fill(
+        signal_entries,
+        remaining / 4,
+        "frustration signals",
+        &format!("all: `signal_list` of `GET /api/sessions/{short}`"),
+    );
+    remaining = remaining.saturating_sub(signals_text.len());
+
     let step_entries: Vec<(f64, String)> = steps
         .iter()
         .enumerate()
@@ -435,6 +450,7 @@ pub fn markdown(data: &ExportData, options: &Options) -> String {
             },
             steps_text,
         ),
+        ("## Frustration signals", signals_text),
         ("## Timeline", timeline_text),
         ("## Failing requests", requests_text),
         ("## Traces (failing and slowest; errors and longest spans first)", traces_text),
@@ -590,6 +606,32 @@ mod tests {
         network.detail = json!({"method": "POST", "url": "/api/checkout", "status": 402,
             "request": {"headers": {"Authorization": "Bearer s3cr3t"}, "body": "{\"password\":\"hunter2\"}"}});
         click.time_ms = start + 50.0;
+        let signal = sessiontrace_query::signals::SignalView {
+            signal: sessiontrace_model::signals::Signal {
+                kind: sessiontrace_model::signals::SignalKind::Error,
+                time_ms: start + 50.0,
+                end_ms: start + 50.0,
+                clicks: 1,
+                node_id: Some(4),
+                selector: "button#pay".into(),
+                text: "Pay now".into(),
+                cause: Some(sessiontrace_model::signals::SignalCause {
+                    kind: "network".into(),
+                    label: "POST /api/checkout → 402".into(),
+                    status: Some(402),
+                    failed: true,
+                    duration_ms: Some(900.0),
+                    trace_id: Some(trace.into()),
+                    ..Default::default()
+                }),
+            },
+            span: None,
+        };
+        let mut signal_item = click.clone();
+        signal_item.kind = "signal";
+        signal_item.label = "error click button#pay \"Pay now\" → POST /api/checkout → 402".into();
+        signal_item.status = Some("error");
+        signal_item.trace_id = Some(trace.into());
         ExportData {
             session: Session {
                 id: "5f0c".repeat(8),
@@ -605,10 +647,11 @@ mod tests {
                 saved_at_ms: None,
             },
             stats: SessionStats { traces: 1, spans: spans as u64, errors: 1, ..Default::default() },
-            timeline: vec![input, click, network],
+            timeline: vec![input, click, signal_item, network],
             traces: vec![summary.clone()],
             detailed: vec![(summary, all)],
             logs: vec![],
+            signals: vec![signal],
             replay: None,
         }
     }
@@ -633,6 +676,33 @@ mod tests {
         for secret in ["s3cr3t", "hunter2", "4000-0000"] {
             assert!(!all.contains(secret), "{secret} in {all}");
         }
+    }
+
+    #[test]
+    fn carries_the_frustration_signals_with_their_cause_and_moment() {
+        let options = Options { ui_base: Some("http://ui".into()), ..Options::default() };
+        let text = markdown(&data(5), &options);
+        let section =
+            text.split("## Frustration signals\n\n").nth(1).expect("the section").split("\n## ").next().unwrap();
+        let trace = "debdeb1a2b3c4d000000000000000001";
+        let moment = format!("http://ui/sessions/{}?t={}&trace={trace}", "5f0c".repeat(8), T0 + 50);
+        assert_eq!(
+            section.trim_end(),
+            format!(
+                "- +0.1s **error click** on `button#pay` \"Pay now\" → POST /api/checkout → 402 (900.0ms), trace \
+                 `{trace}` · [open at this moment]({moment})"
+            )
+        );
+        assert!(text.contains("+0.1s [signal] error click button#pay"), "{text}");
+        assert!(text.find("## Steps to reproduce") < text.find("## Frustration signals"), "{text}");
+        let value = crate::json(&data(5), &options);
+        let signals = value["signals"].as_array().unwrap();
+        assert_eq!(signals.len(), 1);
+        assert_eq!(signals[0]["kind"], "error");
+        assert_eq!(signals[0]["offset"], "+0.1s");
+        assert_eq!(signals[0]["cause"]["trace_id"], trace);
+        assert_eq!(signals[0]["link"], moment);
+        assert_eq!(value["timeline"][2]["tag"], "signal");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   navigation or network call started, and no error (that is an error click); clicks on form fields
 //!   (input, textarea, select, option) never count, as focusing a field changes nothing visible;
 //! - error: within that window an uncaught error or rejection, a `console.error`, or a network call that
-//!   failed (status ≥ 400, or no answer).
+//!   failed (status ≥ 400, or no answer), started before the next click on any element: what follows
+//!   the next click is that click's consequence (a request failing 2 s after a click is not the fault of
+//!   the field clicked 2 s before it).
 //!
 //! A rage-clicked group also gives its dead or error signal. Each signal carries its cause: the failure
 //! for an error click, else the first network call the clicks started, with the call's trace id, so the
@@ -223,12 +225,14 @@ fn signals_of(clicks: &[Click], reactions: &[f64], networks: &[Network], failure
         let first = group[0];
         let last = group[group.len() - 1];
         let window = |t: f64| t >= first.time_ms && t <= last.time_ms + FOLLOW_WINDOW_MS;
+        let next_click = clicks.iter().map(|c| c.time_ms).find(|&t| t > last.time_ms).unwrap_or(f64::INFINITY);
+        let own = |t: f64| window(t) && t < next_click;
         let started: Vec<&Network> = networks.iter().filter(|n| window(n.start_ms)).collect();
         let failure = started
             .iter()
-            .find(|n| n.cause.failed)
+            .find(|n| n.cause.failed && own(n.start_ms))
             .map(|n| n.cause.clone())
-            .or_else(|| failures.iter().find(|f| window(f.time_ms)).map(|f| f.cause.clone()));
+            .or_else(|| failures.iter().find(|f| own(f.time_ms)).map(|f| f.cause.clone()));
         let reacted = !started.is_empty() || reactions.iter().any(|&t| window(t));
         let first_call = started.first().map(|n| n.cause.clone());
         let signal = |kind, cause| Signal {
@@ -373,6 +377,14 @@ mod tests {
         assert_eq!(check(vec![click(100.0, 7), late])[0].0, SignalKind::Dead);
         // A request that succeeded is no error.
         assert_eq!(check(vec![click(100.0, 5), network(150.0, 10.0, 201)]), vec![]);
+        // What starts after the next click is that click's: the field clicked first is no error click.
+        let fields = check(vec![click(100.0, 9), click(900.0, 5), network(950.0, 10.0, 502)]);
+        assert_eq!(fields, vec![(SignalKind::Error, 900.0, 1, "button#pay.btn".into())]);
+        let later = json!({"type": 5, "timestamp": T0 + 1_000.0, "data": {"tag": "sessiontrace/error", "payload": {"message": "boom"}}});
+        assert_eq!(
+            check(vec![click(100.0, 7), click(600.0, 5), later]).iter().filter(|s| s.0 == SignalKind::Error).count(),
+            1
+        );
     }
 
     #[test]

@@ -45,14 +45,15 @@ fn text_of(value: &Value) -> String {
 pub fn sessions(page: &Value, offset: usize) -> String {
     let sessions = page["sessions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let total = page["total"].as_u64().unwrap_or(sessions.len() as u64);
-    let mut out = String::from("| short id | name | user | started | state | traces | spans | errors | services |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| short id | name | user | started | state | traces | spans | errors | signals | services |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for session in sessions {
         let counts = &session["counts"];
         let services: Vec<String> = session["services"].as_array().into_iter().flatten().map(text_of).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             text_of(&session["short_id"]),
             truncate(&text_of(&session["name"]), 60).replace('|', "/"),
             truncate(&text_of(&session["user"]), 40).replace('|', "/"),
@@ -61,6 +62,7 @@ pub fn sessions(page: &Value, offset: usize) -> String {
             counts["traces"],
             counts["spans"],
             counts["errors"],
+            signal_counts(&session["signals"]),
             truncate(&services.join(", "), 80),
         );
     }
@@ -71,6 +73,18 @@ pub fn sessions(page: &Value, offset: usize) -> String {
     }
     out.push('\n');
     out
+}
+
+/// `rage 1, error 2` (kinds with none left out), `0` for none, `-` from a store that keeps none.
+fn signal_counts(signals: &Value) -> String {
+    if !signals.is_object() {
+        return "-".into();
+    }
+    let kinds: Vec<String> = ["rage", "dead", "error"]
+        .into_iter()
+        .filter_map(|kind| signals[kind].as_u64().filter(|&n| n > 0).map(|n| format!("{kind} {n}")))
+        .collect();
+    if kinds.is_empty() { "0".into() } else { kinds.join(", ") }
 }
 
 fn is_error(span: &Value) -> bool {
@@ -254,6 +268,17 @@ mod tests {
         assert!(cut.chars().count() <= 400, "{}", cut.len());
         assert!(cut.ends_with("_cut at the 100-token budget; more: ask with max_tokens 1000_\n"));
         assert_eq!(fit("short".into(), 100, ""), "short");
+    }
+
+    #[test]
+    fn sessions_show_their_signal_counts() {
+        let page = json!({"total": 3, "sessions": [
+            {"short_id": "1a2b3c4d", "signals": {"rage": 1, "dead": 0, "error": 2}, "counts": {}},
+            {"short_id": "2b3c4d5e", "signals": {"rage": 0, "dead": 0, "error": 0}, "counts": {}},
+            {"short_id": "3c4d5e6f", "signals": null, "counts": {}}]});
+        let table = sessions(&page, 0);
+        let cells: Vec<&str> = table.lines().skip(2).take(3).map(|row| row.split(" | ").nth(8).unwrap()).collect();
+        assert_eq!(cells, ["rage 1, error 2", "0", "-"], "{table}");
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub struct ListSessionsParams {
     pub service: Option<String>,
     /// true: only sessions with errors; false: only sessions without.
     pub has_errors: Option<bool>,
+    /// Only sessions with a frustration signal of this kind: rage, dead or error (clicks).
+    pub signal: Option<String>,
     /// Sessions that overlap this window: start (RFC 3339 or Unix milliseconds).
     pub since: Option<String>,
     /// End of the window (RFC 3339 or Unix milliseconds).
@@ -108,7 +110,7 @@ pub struct ListSessionsParams {
 pub struct GetSessionParams {
     /// Session id or short id (8 hex characters).
     pub session: String,
-    /// Sections to keep: summary, steps, timeline, requests, traces, logs (default: all).
+    /// Sections to keep: summary, steps, signals, timeline, requests, traces, logs (default: all).
     pub sections: Option<Vec<String>>,
     /// Token budget of the answer (default 8000).
     pub max_tokens: Option<usize>,
@@ -248,11 +250,10 @@ impl SessionTools {
         SessionTools { api, tool_router: Self::tool_router() }
     }
 
-    #[tool(
-        description = "List recorded sessions, newest first, with counts of traces, spans and errors and the services \
-                       they touched. Use it to find the session a user reported (by user, text, time window or \
-                       has_errors); then call get_session with its short id. Pages with `cursor`."
-    )]
+    #[tool(description = "List recorded sessions, newest first, with counts of traces, spans, errors and frustration \
+                       signals (rage/dead/error clicks) and the services they touched. Use it to find the session a \
+                       user reported (by user, text, time window, has_errors or signal); then call get_session with \
+                       its short id. Pages with `cursor`.")]
     async fn list_sessions(
         &self,
         Parameters(params): Parameters<ListSessionsParams>,
@@ -267,7 +268,9 @@ impl SessionTools {
             ),
         };
         let mut pairs = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-        for (key, value) in [("q", params.query), ("user", params.user), ("service", params.service)] {
+        for (key, value) in
+            [("q", params.query), ("user", params.user), ("service", params.service), ("signal", params.signal)]
+        {
             if let Some(value) = value {
                 pairs.push((key, value));
             }
@@ -297,7 +300,8 @@ impl SessionTools {
 
     #[tool(
         description = "The whole session as text for debugging: header, summary, steps to reproduce (clicks, inputs with \
-                       masked values, navigations), a merged timeline (+seconds), failing requests with masked headers \
+                       masked values, navigations), frustration signals (rage/dead/error clicks with the request, trace \
+                       and span behind each and a link to that moment), a merged timeline (+seconds), failing requests with masked headers \
                        and bodies, trace trees of failing and slow requests, warn/error logs. Start here once you know \
                        the session; it states what it left out and which call gets the rest. Secrets stay masked."
     )]
@@ -317,10 +321,10 @@ impl SessionTools {
         let path = format!("/api/sessions/{session}/export?{}", query(&pairs));
         let text = try_sentence!(self.get_text(&caller(&context), &path).await);
         let sections = params.sections.unwrap_or_default();
-        const KNOWN: &[&str] = &["summary", "steps", "timeline", "requests", "traces", "logs"];
+        const KNOWN: &[&str] = &["summary", "steps", "signals", "timeline", "requests", "traces", "logs"];
         if let Some(unknown) = sections.iter().find(|s| !KNOWN.contains(&s.as_str())) {
             return refuse(format!(
-                "Unknown section {unknown:?}: use summary, steps, timeline, requests, traces or logs."
+                "Unknown section {unknown:?}: use summary, steps, signals, timeline, requests, traces or logs."
             ));
         }
         if sections.is_empty() {
@@ -633,6 +637,8 @@ fn markdown_sections(text: &str, sections: &[String]) -> String {
         let title = line.strip_prefix("## ")?;
         Some(if title.starts_with("Steps") {
             "steps"
+        } else if title.starts_with("Frustration") {
+            "signals"
         } else if title.starts_with("Timeline") {
             "timeline"
         } else if title.starts_with("Failing") {
@@ -700,5 +706,9 @@ mod tests {
         assert!(!kept.contains("+0.0s"));
         assert!(!kept.contains("Summary"));
         assert!(kept.contains("_export_"));
+        let text =
+            text.replace("## Timeline", "## Frustration signals\n\n- +1.0s **dead click** on `b`\n\n## Timeline");
+        let kept = markdown_sections(&text, &["signals".into()]);
+        assert!(kept.contains("**dead click**") && !kept.contains("1. a") && !kept.contains("+0.0s"), "{kept}");
     }
 }

@@ -58,7 +58,7 @@ pub async fn session_analysis(
 }
 
 /// A span the browser's OpenTelemetry SDK made (the recorder's fetch/XHR spans), not a backend's.
-fn is_browser(span: &SpanView) -> bool {
+pub(crate) fn is_browser(span: &SpanView) -> bool {
     span.resource.get("telemetry.sdk.language").and_then(serde_json::Value::as_str) == Some("webjs")
 }
 
@@ -280,11 +280,19 @@ pub fn service_map(spans: &[SpanView], network: &[&TimelineItem]) -> ServiceMap 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spans::StatusView;
 
-    fn span(trace: &str, id: &str, parent: Option<&str>, service: &str, start: f64, end: f64, error: bool) -> SpanView {
+    pub(crate) fn span(
+        trace: &str,
+        id: &str,
+        parent: Option<&str>,
+        service: &str,
+        start: f64,
+        end: f64,
+        error: bool,
+    ) -> SpanView {
         SpanView {
             trace_id: trace.into(),
             span_id: id.into(),

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk, WriteBatch};
-use sessiontrace_model::signals::SessionInsights;
+use sessiontrace_model::signals::{SessionInsights, SignalCounts};
 use sessiontrace_model::{ApiKey, LoginSession, Project, ProjectInfo, Session, User};
 use sessiontrace_store::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, Store, StoreError, Totals, TraceCatalog,
@@ -392,14 +392,6 @@ impl Store for ClickHouseStore {
     }
 
     async fn list_sessions(&self, project: &Project, filter: &SessionFilter) -> Result<SessionPage, StoreError> {
-        // Signals and replay facts are kept by the SQLite store only (yet): refuse rather than answer wrong.
-        let unsupported = filter.insight_filters();
-        if !unsupported.is_empty() {
-            return Err(StoreError::Unsupported(format!(
-                "the ClickHouse store keeps no frustration signals or replay facts yet; filters {} need the SQLite store",
-                unsupported.join(", ")
-            )));
-        }
         query::list_sessions(&self.client, project, filter).await
     }
 
@@ -458,22 +450,45 @@ impl Store for ClickHouseStore {
         outcome
     }
 
-    /// Not kept yet (the sessions list refuses the filters that would read it, and counts read `null`).
+    /// A new version of the session's row of `session_insights_v1`, inserted at once (not batched), so
+    /// the next read of the list sees it.
     async fn put_session_insights(
         &self,
-        _project: &Project,
-        _session_id: &str,
-        _insights: &SessionInsights,
+        project: &Project,
+        session_id: &str,
+        insights: &SessionInsights,
     ) -> Result<(), StoreError> {
-        Ok(())
+        let counts = SignalCounts::of(&insights.signals);
+        let json = serde_json::to_string(insights).map_err(|error| StoreError::Internal(error.to_string()))?;
+        let (selectors, texts): (Vec<String>, Vec<String>) =
+            insights.clicked.iter().map(|c| (c.selector.clone(), c.text.clone())).unzip();
+        let paths: Vec<String> = insights.failed_requests.iter().map(|f| f.path.clone()).collect();
+        let statuses: Vec<u32> =
+            insights.failed_requests.iter().map(|f| u32::try_from(f.status).unwrap_or(u32::MAX)).collect();
+        let mut row = RowWriter::default();
+        row.date(day_of_ns(now_ns() as i64));
+        row.string(project.as_str().as_bytes());
+        row.string(session_id.as_bytes());
+        row.u64(self.row_versions.next());
+        for count in [counts.rage, counts.dead, counts.error] {
+            row.u32(u32::try_from(count).unwrap_or(u32::MAX));
+        }
+        row.u8(u8::from(insights.console_errors));
+        row.strings(&insights.urls);
+        row.strings(&selectors);
+        row.strings(&texts);
+        row.strings(&paths);
+        row.u32s(&statuses);
+        row.string(json.as_bytes());
+        self.insert_rows(schema::SESSION_INSIGHTS, row).await
     }
 
     async fn session_insights(
         &self,
-        _project: &Project,
-        _session_id: &str,
+        project: &Project,
+        session_id: &str,
     ) -> Result<Option<SessionInsights>, StoreError> {
-        Ok(None)
+        query::session_insights(&self.client, project, session_id).await
     }
 
     async fn replay_chunks(&self, project: &Project, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {

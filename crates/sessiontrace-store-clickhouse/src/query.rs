@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use sessiontrace_model::ids::ShortId;
 use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
+use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 use sessiontrace_store::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
@@ -39,6 +40,80 @@ fn latest_sessions(project: &Project, condition: Option<&str>) -> String {
            argMax(deleted, version) AS s_deleted, min(created_ns) AS s_created_ns
          FROM sessions_v1 {inner_where} GROUP BY id)"
     )
+}
+
+/// The latest derivation of every session of a project that has one (`argMax` over `version`), columns
+/// prefixed `i_`.
+fn latest_insights(project: &Project, condition: Option<&str>) -> String {
+    let condition = condition.map(|c| format!(" AND ({c})")).unwrap_or_default();
+    format!(
+        "(SELECT session_id AS i_id, argMax(rage, version) AS i_rage, argMax(dead, version) AS i_dead,
+           argMax(error, version) AS i_error, argMax(console_errors, version) AS i_console_errors,
+           argMax(urls, version) AS i_urls, argMax(clicked_selectors, version) AS i_clicked_selectors,
+           argMax(clicked_texts, version) AS i_clicked_texts, argMax(failed_paths, version) AS i_failed_paths,
+           argMax(failed_statuses, version) AS i_failed_statuses, argMax(insights_json, version) AS i_json
+         FROM session_insights_v1 WHERE {}{condition} GROUP BY session_id)",
+        in_project(project)
+    )
+}
+
+/// `LIKE` pattern of a `*` wildcard pattern, `%` and `_` taken literally.
+fn wildcard_like(pattern: &str) -> String {
+    let mut like = String::with_capacity(pattern.len());
+    for character in pattern.chars() {
+        match character {
+            '*' => like.push('%'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(character);
+            }
+            other => like.push(other),
+        }
+    }
+    like
+}
+
+/// Conditions on `i_` columns for the sessions list's signal and replay-fact filters; each is true of a
+/// session whose latest derivation matches, the flags' `false` of one without (or with no derivation).
+fn insight_conditions(filter: &SessionFilter) -> (Vec<String>, Vec<String>) {
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    if let Some(kind) = filter.signal {
+        with.push(format!(
+            "i_{} > 0",
+            match kind {
+                SignalKind::Rage => "rage",
+                SignalKind::Dead => "dead",
+                SignalKind::Error => "error",
+            }
+        ));
+    }
+    for (flag, condition) in
+        [(filter.console_errors, "i_console_errors = 1"), (filter.failed_requests, "notEmpty(i_failed_paths)")]
+    {
+        match flag {
+            Some(true) => with.push(condition.to_string()),
+            Some(false) => without.push(condition.to_string()),
+            None => {}
+        }
+    }
+    if let Some(url) = filter.url.as_deref() {
+        with.push(format!("arrayExists(u -> lower(u) LIKE lower({}), i_urls)", quote(&wildcard_like(url))));
+    }
+    if let Some(clicked) = filter.clicked.as_deref() {
+        let needle = quote(clicked);
+        with.push(format!(
+            "(arrayExists(c -> positionCaseInsensitive(c, {needle}) > 0, i_clicked_selectors)
+              OR arrayExists(c -> positionCaseInsensitive(c, {needle}) > 0, i_clicked_texts))"
+        ));
+    }
+    let path = filter.failed_path.as_deref().map(|p| format!("p = {}", quote(p)));
+    let status = filter.failed_status.map(|s| format!("s = {s}"));
+    let failed: Vec<String> = path.into_iter().chain(status).collect();
+    if !failed.is_empty() {
+        with.push(format!("arrayExists((p, s) -> {}, i_failed_paths, i_failed_statuses)", failed.join(" AND ")));
+    }
+    (with, without)
 }
 
 const SESSION_COLUMNS: &str = "s_id, s_short_id, s_kind, s_name, s_user_json, s_attributes_json, s_tags_json, \
@@ -172,9 +247,20 @@ pub(crate) async fn sessions_stats(
             stats[slot].events += events;
         }
     }
+    let sql = format!(
+        "SELECT i_id, i_rage, i_dead, i_error FROM {} FORMAT RowBinary",
+        latest_insights(project, Some(&format!("session_id IN ({ids})")))
+    );
+    let counts = read_all(&client.execute(&sql).await?, |r| Ok((r.string()?, r.u32()?, r.u32()?, r.u32()?)))?;
+    for (id, rage, dead, error) in counts {
+        if let Some(&slot) = owner.get(&id) {
+            stats[slot].signals = Some(SignalCounts { rage: rage.into(), dead: dead.into(), error: error.into() });
+        }
+    }
     for (slot, entry) in stats.iter_mut().enumerate() {
         entry.traces = traces[slot].len() as u64;
         entry.services.sort();
+        entry.signals.get_or_insert_default();
     }
     Ok(stats)
 }
@@ -215,6 +301,14 @@ pub(crate) async fn list_sessions(
     }
     if let Some(to) = filter.to_ms {
         conditions.push(format!("s_started_ms <= {to}"));
+    }
+    let (with, without) = insight_conditions(filter);
+    for (conditions_of, negate) in [(with, false), (without, true)] {
+        for condition in conditions_of {
+            let matching =
+                format!("s_id GLOBAL IN (SELECT i_id FROM {} WHERE {condition})", latest_insights(project, None));
+            conditions.push(if negate { format!("NOT ({matching})") } else { matching });
+        }
     }
     let where_clause = conditions.join(" AND ");
     let source = latest_sessions(project, None);
@@ -489,6 +583,22 @@ pub(crate) async fn metric_points(
     })
 }
 
+/// The latest derivation of a session's replay, if any.
+pub(crate) async fn session_insights(
+    client: &Client,
+    project: &Project,
+    session_id: &str,
+) -> Result<Option<SessionInsights>, StoreError> {
+    let sql = format!(
+        "SELECT i_json FROM {} FORMAT RowBinary",
+        latest_insights(project, Some(&format!("session_id = {}", quote(session_id))))
+    );
+    let Some(json) = read_all(&client.execute(&sql).await?, |r| r.string())?.into_iter().next() else {
+        return Ok(None);
+    };
+    serde_json::from_str(&json).map(Some).map_err(|error| StoreError::Internal(format!("stored insights: {error}")))
+}
+
 pub(crate) async fn replay_chunk_exists(
     client: &Client,
     project: &Project,
@@ -729,4 +839,32 @@ pub(crate) async fn has_credentials(client: &Client) -> Result<bool, StoreError>
     let answer = client.execute(sql).await?;
     let mut reader = RowReader::new(&answer);
     Ok(reader.u64()? + reader.u64()? > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insight_filters_become_conditions_on_the_latest_derivation() {
+        assert_eq!(wildcard_like("*://shop.test/50%_off*"), "%://shop.test/50\\%\\_off%");
+        let filter = SessionFilter {
+            signal: Some(SignalKind::Dead),
+            url: Some("/a*".into()),
+            clicked: Some("it's".into()),
+            console_errors: Some(false),
+            failed_requests: Some(true),
+            failed_path: Some("/api/pay".into()),
+            failed_status: Some(502),
+            ..Default::default()
+        };
+        let (with, without) = insight_conditions(&filter);
+        assert_eq!(with[0], "i_dead > 0");
+        assert_eq!(with[1], "notEmpty(i_failed_paths)");
+        assert_eq!(with[2], "arrayExists(u -> lower(u) LIKE lower('/a%'), i_urls)");
+        assert!(with[3].contains("positionCaseInsensitive(c, 'it\\'s')"), "{}", with[3]);
+        assert_eq!(with[4], "arrayExists((p, s) -> p = '/api/pay' AND s = 502, i_failed_paths, i_failed_statuses)");
+        assert_eq!(without, vec!["i_console_errors = 1"]);
+        assert_eq!(insight_conditions(&SessionFilter::default()), (vec![], vec![]));
+    }
 }

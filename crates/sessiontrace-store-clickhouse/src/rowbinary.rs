@@ -56,6 +56,12 @@ impl RowWriter {
             self.string(value.as_bytes());
         }
     }
+    pub(crate) fn u32s(&mut self, values: &[u32]) {
+        self.varint(values.len() as u64);
+        for value in values {
+            self.u32(*value);
+        }
+    }
     pub(crate) fn nullable<T>(&mut self, value: Option<T>, write: impl FnOnce(&mut Self, T)) {
         match value {
             None => self.u8(1),

@@ -4,6 +4,12 @@
 //! are dropped (the `retention` module). Sort keys follow the two hot reads: by trace id (`trace_index_v1`)
 //! and by project, session and time (`session_traces_v1`, `logs_v1`).
 //!
+//! What a session's replay tells (frustration signals and the facts the sessions list searches, which
+//! SQLite keeps in two tables) is one row per derivation in `session_insights_v1`: counts, flags, the
+//! facts as arrays and the whole as JSON. Each derivation replaces the last, which in ClickHouse is a
+//! newer `version` of the one row (reads take `argMax`, merges keep the latest), never a set of rows to
+//! delete.
+//!
 //! Projects: every data table has a `project` column and every read filters by it. Tables created before
 //! projects get the column from [`add_project_column`] (`DEFAULT 'default'`: their rows read as project
 //! `default`) and keep their old sort keys (ClickHouse cannot change those in place), which only costs
@@ -83,6 +89,7 @@ pub const LOGS: &str = "logs_v1";
 pub const METRIC_POINTS: &str = "metric_points_v1";
 pub const REPLAY_CHUNKS: &str = "replay_chunks_v1";
 pub const SESSIONS: &str = "sessions_v1";
+pub const SESSION_INSIGHTS: &str = "session_insights_v1";
 pub const PROJECTS: &str = "projects_v1";
 pub const API_KEYS: &str = "api_keys_v1";
 pub const API_KEY_USAGE: &str = "api_key_usage_v1";
@@ -167,6 +174,21 @@ pub const TABLES: &[Table] = &[
         engine: Engine::Replacing("version"),
         order_by: "(project, id)",
         shard_key: "cityHash64(id)",
+        holds: Holds::Data,
+    },
+    // What was derived from a session's replay, one row per derivation (`version` grows): signal counts,
+    // console errors, the facts the sessions list searches (urls, clicked selectors and texts, failed
+    // requests as parallel path/status arrays) and the whole `SessionInsights` as JSON. `day` is the
+    // derivation's, so retention drops it with the replay it came from.
+    Table {
+        name: SESSION_INSIGHTS,
+        columns: "day Date, project {lc}, session_id String, version UInt64, rage UInt32, dead UInt32, \
+            error UInt32, console_errors UInt8, urls Array(String), clicked_selectors Array(String), \
+            clicked_texts Array(String), failed_paths Array(String), failed_statuses Array(UInt32), \
+            insights_json String",
+        engine: Engine::Replacing("version"),
+        order_by: "(project, session_id)",
+        shard_key: "cityHash64(session_id)",
         holds: Holds::Data,
     },
     // Credentials. Projects: created_ms of the first row is kept by min().

@@ -221,8 +221,7 @@ async fn session_list_filters(store: &dyn Store, project: &Project) {
     assert_eq!((paged.total, names(paged)), (2, vec![failing.id]));
 }
 
-/// Signals and replay facts filter the list and count per session; a backend that keeps none refuses
-/// those filters with [`StoreError::Unsupported`] rather than answering wrong.
+/// Signals and replay facts filter the list and count per session (every backend keeps them).
 async fn session_insights_filter_the_list(store: &dyn Store, project: &Project) {
     let marker = format!("insights-{}", TraceId::random());
     let angry = new_session(&format!("{marker} angry"));
@@ -259,15 +258,8 @@ async fn session_insights_filter_the_list(store: &dyn Store, project: &Project) 
 
     let base = SessionFilter { text: Some(marker.clone()), ..Default::default() };
     let listed = |filter: SessionFilter| async move { store.list_sessions(project, &filter).await };
-    match listed(SessionFilter { signal: Some(SignalKind::Rage), ..base.clone() }).await {
-        Err(StoreError::Unsupported(message)) => {
-            assert!(message.contains("signal"), "{message}");
-            assert_eq!(store.session_insights(project, &angry.id).await.unwrap(), None);
-            return;
-        }
-        Err(error) => panic!("signal filter: {error}"),
-        Ok(page) => assert_eq!(page.sessions.iter().map(|(s, _)| &s.id).collect::<Vec<_>>(), vec![&angry.id]),
-    }
+    let page = listed(SessionFilter { signal: Some(SignalKind::Rage), ..base.clone() }).await.unwrap();
+    assert_eq!(page.sessions.iter().map(|(s, _)| &s.id).collect::<Vec<_>>(), vec![&angry.id]);
     assert_eq!(store.session_insights(project, &angry.id).await.unwrap(), Some(angry_insights.clone()));
     assert_eq!(store.session_insights(project, &new_session("never").id).await.unwrap(), None);
     let stats = store.session_stats(project, &angry).await.unwrap();
@@ -490,6 +482,23 @@ pub async fn projects_are_isolated(store: &dyn Store) {
             events_json: format!(r#"[{{"project":{number}}}]"#).into_bytes(),
         };
         assert!(store.put_replay_chunk(project, chunk.clone()).await.unwrap());
+        // Project n's session has n + 1 rage signals and visited /iso-n.
+        let rage = Signal {
+            kind: SignalKind::Rage,
+            time_ms: 1.0,
+            end_ms: 2.0,
+            clicks: 4,
+            node_id: None,
+            selector: "button".into(),
+            text: String::new(),
+            cause: None,
+        };
+        let insights = SessionInsights {
+            signals: vec![rage; number + 1],
+            urls: vec![format!("/iso-{number}")],
+            ..Default::default()
+        };
+        store.put_session_insights(project, &session.id, &insights).await.unwrap();
         sessions.push(session);
         blocks.push(block);
         logs.push(log);
@@ -514,8 +523,7 @@ pub async fn projects_are_isolated(store: &dyn Store) {
             events: number as u64 + 1,
             errors: number as u64,
             services: vec![format!("api-{number}")],
-            // Nothing derived: zero counts, or `None` from a backend that keeps no signals.
-            signals: stats.signals.filter(|counts| *counts == SignalCounts::default()),
+            signals: Some(SignalCounts { rage: number as u64 + 1, ..Default::default() }),
         };
         assert_eq!(stats, expected);
         // The other project's session shares the short id, so through this project it names this
@@ -532,6 +540,16 @@ pub async fn projects_are_isolated(store: &dyn Store) {
         assert_eq!(store.metric_points(project, &metric_filter).await.unwrap(), vec![points[number].clone()]);
         assert_eq!(store.replay_chunks(project, &own.id).await.unwrap().len(), 1);
         assert!(store.replay_chunks(project, &other.id).await.unwrap().is_empty(), "another project's replay");
+        assert_eq!(store.session_insights(project, &other.id).await.unwrap(), None, "another project's signals");
+        assert_eq!(store.session_insights(project, &own.id).await.unwrap().map(|i| i.signals.len()), Some(number + 1));
+        for (url, expected) in [(format!("/iso-{number}"), 1), (format!("/iso-{}", 1 - number), 0)] {
+            let filter = SessionFilter { url: Some(url), signal: Some(SignalKind::Rage), ..Default::default() };
+            assert_eq!(
+                store.list_sessions(project, &filter).await.unwrap().total,
+                expected,
+                "facts stay in their project"
+            );
+        }
         let listed = store.list_sessions(project, &SessionFilter::default()).await.unwrap();
         assert_eq!(listed.total, 1);
         assert_eq!(listed.sessions[0].0, *own);
@@ -556,7 +574,11 @@ pub async fn projects_are_isolated(store: &dyn Store) {
     assert!(store.trace_blocks(&unknown, shared_trace.0).await.unwrap().is_empty());
     assert_eq!(store.trace_session_key(&unknown, shared_trace.0).await.unwrap(), None);
     assert_eq!(store.list_sessions(&unknown, &SessionFilter::default()).await.unwrap().total, 0);
-    assert_eq!(store.session_stats(&unknown, &sessions[0]).await.unwrap(), crate::SessionStats::default());
+    // Zero counts, or `None` from a backend that knows the project holds nothing.
+    let stats = store.session_stats(&unknown, &sessions[0]).await.unwrap();
+    assert_eq!(stats.signals.unwrap_or_default(), SignalCounts::default());
+    assert_eq!(crate::SessionStats { signals: None, ..stats }, crate::SessionStats::default());
+    assert_eq!(store.session_insights(&unknown, &sessions[0].id).await.unwrap(), None);
     assert!(
         store
             .logs(&unknown, &LogFilter { trace_id: Some(shared_trace.0), ..Default::default() })

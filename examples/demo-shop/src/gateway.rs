@@ -1,6 +1,7 @@
 //! The gateway: serves the shop's page and its public API. `POST /api/login` checks a password sent in a
 //! JSON body (stored masked by the SDK and by the server), `GET /api/products` asks inventory,
-//! `POST /api/checkout` hands the order to orders with the caller's `Authorization` header.
+//! `POST /api/checkout` hands the order to orders with the caller's `Authorization` header,
+//! `GET /api/forecast` asks inventory for a stock forecast that fails slowly.
 //! HTML responses get `<meta name="traceparent">` so the page's browser spans join the server's trace.
 
 use axum::extract::State;
@@ -33,6 +34,7 @@ pub fn router(topology: &crate::Topology) -> Router {
         .route("/api/login", post(login))
         .route("/api/products", get(products))
         .route("/api/checkout", post(checkout))
+        .route("/api/forecast", get(forecast))
         .with_state(gateway)
         .layer(sessiontrace_sdk::SessionTraceLayer::new().with_html_meta(true))
         .merge(crate::health_routes())
@@ -95,4 +97,9 @@ async fn checkout(State(gateway): State<Gateway>, headers: HeaderMap, Json(order
         request = request.header("authorization", authorization.clone());
     }
     relay(gateway.client.send_named("POST /orders", request).await, "orders").await
+}
+
+async fn forecast(State(gateway): State<Gateway>) -> Response {
+    let url = format!("{}/forecast", gateway.inventory);
+    relay(gateway.client.send_named("GET /forecast", gateway.client.get(url)).await, "inventory").await
 }

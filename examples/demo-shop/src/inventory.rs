@@ -1,6 +1,7 @@
 //! The inventory service: products in an in-memory SQLite database. `GET /stock` lists them,
-//! `POST /reserve {sku, qty}` takes stock (409 when there is not enough). Each query runs in a `client`
-//! span with the database semantic-convention attributes.
+//! `POST /reserve {sku, qty}` takes stock (409 when there is not enough), `GET /forecast` waits
+//! [`FORECAST_DELAY`] and answers 503 (the slow failure behind the page's "Stock forecast" button). Each
+//! query runs in a `client` span with the database semantic-convention attributes.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,9 @@ use serde_json::{Value, json};
 
 type Db = Arc<Mutex<Connection>>;
 
+/// How long `GET /forecast` works before it fails.
+pub const FORECAST_DELAY: std::time::Duration = std::time::Duration::from_millis(1_600);
+
 const SCHEMA: &str = "
 CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL, stock INTEGER NOT NULL);
 INSERT INTO products VALUES ('tea', 'Green tea', 4.5, 40), ('mug', 'Blue mug', 9.0, 12), ('pot', 'Tea pot', 25.0, 3);
@@ -30,6 +34,7 @@ pub fn router() -> anyhow::Result<Router> {
     Ok(Router::new()
         .route("/stock", get(stock))
         .route("/reserve", post(reserve))
+        .route("/forecast", get(forecast))
         .with_state(db)
         .layer(sessiontrace_sdk::SessionTraceLayer::new())
         .merge(crate::health_routes()))
@@ -105,4 +110,11 @@ async fn reserve(State(db): State<Db>, Json(reservation): Json<Reservation>) -> 
         }
         Err(error) => crate::error_json(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     }
+}
+
+/// Always fails, slowly: the forecast model "times out" after [`FORECAST_DELAY`].
+async fn forecast() -> Response {
+    tokio::time::sleep(FORECAST_DELAY).await;
+    tracing::error!(waited_ms = FORECAST_DELAY.as_millis() as u64, "stock forecast timed out");
+    crate::error_json(StatusCode::SERVICE_UNAVAILABLE, "stock forecast timed out")
 }

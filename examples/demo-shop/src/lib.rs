@@ -7,10 +7,10 @@
 //!                              └──────────────────────────────► inventory (product list)
 //! ```
 //! - [`gateway`]: the page (with the browser recorder), `POST /api/login` (a password in its JSON body),
-//!   `GET /api/products`, `POST /api/checkout`.
+//!   `GET /api/products`, `POST /api/checkout`, `GET /api/forecast` (fails slowly, via inventory).
 //! - [`orders`]: `POST /orders` (reserve stock, then pay) and the W3C Trace Context test harness endpoint
 //!   `POST /test`.
-//! - [`inventory`]: products in SQLite; each query is a `db` client span.
+//! - [`inventory`]: products in SQLite; each query is a `db` client span; a forecast that fails slowly.
 //! - [`payment`]: declines card numbers ending in `0002`, and fails at random at a configurable rate.
 //!
 //! Every service exports spans and `tracing` logs over OTLP ([`telemetry`]); run one with

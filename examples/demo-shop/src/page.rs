@@ -1,5 +1,8 @@
 //! The shop's page: the sessiontrace browser recorder (`<script src="{api}/recorder.js">`) and buttons that
 //! call the gateway's API with `fetch`, so a recorded visit shows the replay beside the backend traces.
+//! Two buttons are there for the frustration signals: "Add to wishlist" does nothing at all (a dead
+//! click) and "Stock forecast" calls `GET /api/forecast`, which fails after about 1.6 s (an error click
+//! whose backend trace holds the failing span).
 
 /// The page's HTML, loading the recorder from the sessiontrace API at `api`.
 pub fn render(api: &str) -> String {
@@ -42,6 +45,10 @@ then open it in <a href="{API}/">sessiontrace</a>.</p>
 <p>
   <button id="recommend">Recommendations (not instrumented)</button>
 </p>
+<p>
+  <button id="wishlist">Add to wishlist</button>
+  <button id="forecast">Stock forecast (slow, fails)</button>
+</p>
 <pre id="out"></pre>
 <script>
   const out = document.getElementById('out');
@@ -68,6 +75,8 @@ then open it in <a href="{API}/">sessiontrace</a>.</p>
   document.getElementById('declined').onclick = () =>
     call('checkout', '/api/checkout', json({sku: 'pot', qty: 1, card_number: '4000-0000-0000-0002'}));
   document.getElementById('recommend').onclick = () => call('recommendations', '/api/recommendations');
+  // #wishlist has no handler on purpose: clicking it does nothing (a dead click).
+  document.getElementById('forecast').onclick = () => call('forecast', '/api/forecast');
   const record = document.getElementById('record'), stop = document.getElementById('stop');
   const label = document.getElementById('session');
   record.onclick = async () => {
