@@ -111,7 +111,7 @@ pub async fn search(
 ) -> Result<SearchOutcome, StoreError> {
     let hints = request.query.index_hints();
     let limit = (if request.limit == 0 { TraceSearch::DEFAULT_LIMIT } else { request.limit.min(DECODE_CAP) }) as usize;
-    let index_search = TraceSearch {
+    let mut index_search = TraceSearch {
         from_unix_nano: request.from_unix_nano,
         to_unix_nano: request.to_unix_nano,
         service: hints.service,
@@ -120,32 +120,63 @@ pub async fn search(
         has_error: hints.has_error.then_some(true),
         min_duration_nanos: hints.min_trace_duration_nanos,
         max_duration_nanos: hints.max_trace_duration_nanos,
-        // Every span condition is checked on decoded spans: ask for more candidates than the limit
-        // unless there is no condition at all.
-        limit: if request.query.filter.is_none() { limit as u32 } else { DECODE_CAP },
+        // Without a span condition every candidate matches: ask for the limit. With one, candidates are
+        // asked for a page at a time, newest first, until enough match or DECODE_CAP were decoded.
+        limit: if request.query.filter.is_none() { limit as u32 } else { (limit as u32 * 4).clamp(50, DECODE_CAP) },
     };
-    let candidates = store.search_traces(project, &index_search).await?;
-    let mut outcome = SearchOutcome { capped: candidates.len() as u32 >= DECODE_CAP, ..Default::default() };
-    for summary in candidates {
-        if outcome.traces.len() >= limit {
-            outcome.capped = false;
+    let mut outcome = SearchOutcome::default();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let candidates = store.search_traces(project, &index_search).await?;
+        let page_was_full = candidates.len() as u32 >= index_search.limit;
+        let earliest_end = candidates.iter().map(|summary| summary.end_unix_nano).min();
+        let mut new_candidates = 0;
+        for summary in candidates {
+            if outcome.traces.len() >= limit || outcome.inspected_traces >= DECODE_CAP {
+                break;
+            }
+            if !seen.insert(summary.trace_id) {
+                continue;
+            }
+            new_candidates += 1;
+            let trace = load_trace(store, project, summary.trace_id).await?;
+            outcome.inspected_traces += 1;
+            outcome.inspected_bytes += trace.bytes as u64;
+            let facts = trace_facts(&summary);
+            let matched: Vec<usize> = trace
+                .spans()
+                .enumerate()
+                .filter(|(_, (resource_spans, span))| {
+                    let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
+                    request.query.matches_span(SpanContext { span, resource, trace: &facts })
+                })
+                .map(|(position, _)| position)
+                .collect();
+            if !matched.is_empty() {
+                outcome.traces.push(FoundTrace { summary, trace, matched });
+            }
+        }
+        if outcome.traces.len() >= limit || request.query.filter.is_none() {
             break;
         }
-        let trace = load_trace(store, project, summary.trace_id).await?;
-        outcome.inspected_traces += 1;
-        outcome.inspected_bytes += trace.bytes as u64;
-        let facts = trace_facts(&summary);
-        let matched: Vec<usize> = trace
-            .spans()
-            .enumerate()
-            .filter(|(_, (resource_spans, span))| {
-                let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
-                request.query.matches_span(SpanContext { span, resource, trace: &facts })
-            })
-            .map(|(position, _)| position)
-            .collect();
-        if !matched.is_empty() {
-            outcome.traces.push(FoundTrace { summary, trace, matched });
+        if outcome.inspected_traces >= DECODE_CAP {
+            outcome.capped = true;
+            break;
+        }
+        if !page_was_full {
+            break;
+        }
+        // The next page ends where this one's scan could have stopped: every candidate here ends no
+        // earlier than that point, so the earliest end skips nothing (what is seen again is skipped). A
+        // page of nothing new is asked again twice as large.
+        if new_candidates == 0 {
+            if index_search.limit >= TraceSearch::SCAN_CAP {
+                outcome.capped = true;
+                break;
+            }
+            index_search.limit = (index_search.limit * 2).min(TraceSearch::SCAN_CAP);
+        } else if let Some(earliest_end) = earliest_end {
+            index_search.to_unix_nano = Some(earliest_end);
         }
     }
     Ok(outcome)
