@@ -370,6 +370,10 @@ test('demo end to end: record the shop in Chromium, then list -> session -> repl
     await page.keyboard.press('Enter');
     await page.waitForURL(new RegExp(`/traces/${declinedTrace}`));
     await page.locator('.wf-row').first().waitFor({ timeout: 15000 });
+    // The trace page maps the trace's calls: the declined checkout went gateway -> orders -> payment.
+    await page.locator('[data-testid=service-map] [data-edge="orders->payment"]').waitFor({ timeout: 15000 });
+    const traceNodes = await page.locator('[data-testid=service-map] .map-node').evaluateAll((els) => els.map((e) => e.getAttribute('data-service')));
+    for (const s of ['gateway', 'orders', 'payment']) assert.ok(traceNodes.includes(s), `the trace map shows ${s}: ${traceNodes}`);
     // The same as a TraceQL expression, with the service that failed.
     await page.goto(`${base}/traces?q=${encodeURIComponent('{ resource.service.name = "orders" && status = error }')}&range=60`);
     await found.waitFor({ timeout: 15000 });

@@ -233,6 +233,7 @@ export const api = {
   /** Services with stored traces (for the search's service box). */
   traceServices: (signal?: AbortSignal) => get<{ services: string[] }>('/jaeger/api/v3/services', signal),
   trace: (traceId: string, signal?: AbortSignal) => get<Trace>(`/api/traces/${enc(traceId)}`, signal),
+  traceMap: (traceId: string, signal?: AbortSignal) => get<{ map: ServiceMap }>(`/api/traces/${enc(traceId)}/map`, signal),
   logs: (f: { trace_id?: string; service?: string; q?: string; limit?: number }, signal?: AbortSignal) =>
     get<{ logs: LogRecord[] }>(`/api/logs${qs(f)}`, signal),
   me: async (): Promise<Me> => {

@@ -125,6 +125,15 @@ fn completeness_and_the_service_map_of_a_session() {
         [edge("browser", "gateway", 1, 1), edge("gateway", "orders", 1, 1), edge("orders", "payment", 1, 1)]
     );
 
+    // One trace's map: its own calls only (no browser node: the replay is the session's).
+    let trace_map = &get(&client, format!("{}/api/traces/{t1}/map", server.api))["map"];
+    let nodes: Vec<&str> =
+        trace_map["nodes"].as_array().unwrap().iter().map(|n| n["service"].as_str().unwrap()).collect();
+    assert_eq!(nodes, ["gateway", "orders", "payment"], "{trace_map:#}");
+    assert_eq!(trace_map["edges"].as_array().unwrap().len(), 2, "{trace_map:#}");
+    let unknown = client.get(format!("{}/api/traces/{}/map", server.api, "f".repeat(32))).send().unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // The same facts in the session JSON when asked for, and in `sessiontrace show`.
     let with = get(&client, format!("{}/api/sessions/{id}?include=completeness", server.api));
     assert_eq!(with["completeness"], *facts);

@@ -1,7 +1,10 @@
 // Trace page: /traces/{trace_id}, with a box to paste a trace id (from a log line or an x-trace-id header);
-// /traces alone is the trace search.
+// /traces alone is the trace search. Below the waterfall, the map of the trace's calls between services.
 import { useState } from 'preact/hooks';
+import { api, type MapEdge } from '../api';
+import { useLoad } from '../hooks';
 import { navigate, setQuery } from '../router';
+import { ServiceMapPanel } from '../components/SessionInsights';
 import { TraceView } from '../components/TraceView';
 import { normalizeTraceId } from '../lib/route';
 import { TraceSearch } from './TraceSearch';
@@ -18,13 +21,24 @@ export function TraceIdForm({ initial = '', compact = false }: { initial?: strin
   );
 }
 
+/** The trace's service map (`GET /api/traces/{id}/map`); selecting an edge highlights it. */
+function TraceMap({ traceId }: { traceId: string }) {
+  const map = useLoad((sig) => api.traceMap(traceId, sig), [traceId]);
+  const [edge, setEdge] = useState<MapEdge | null>(null);
+  if (!map.data) return null;
+  return <div class="insights"><ServiceMapPanel map={map.data.map} selected={edge} onSelect={setEdge} /></div>;
+}
+
 export function TracePage({ traceId, search }: { traceId: string; search: URLSearchParams }) {
   return (
     <main class="page trace-page">
       <TraceIdForm key={traceId} initial={traceId} />
       {traceId ? (
-        <TraceView key={traceId} traceId={traceId} spanId={search.get('span')} showSessionLink
-          onSelectSpan={(s) => setQuery({ span: s })} />
+        <>
+          <TraceView key={traceId} traceId={traceId} spanId={search.get('span')} showSessionLink
+            onSelectSpan={(s) => setQuery({ span: s })} />
+          <TraceMap key={`map-${traceId}`} traceId={traceId} />
+        </>
       ) : <TraceSearch search={search} />}
     </main>
   );

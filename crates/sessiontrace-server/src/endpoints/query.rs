@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sessiontrace_model::TraceId;
 use sessiontrace_pipeline::RequestContext;
-use sessiontrace_query::analysis::session_analysis;
+use sessiontrace_query::analysis::{service_map, session_analysis};
 use sessiontrace_query::sessions::session_json;
 use sessiontrace_query::spans::{logs_json, trace_spans, trace_summary_json};
 use sessiontrace_query::timeline::session_timeline;
@@ -25,6 +25,7 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/traces/{trace_id}", get(show_trace))
+        .route("/api/traces/{trace_id}/map", get(trace_map))
         .route("/api/sessions/{id}/traces", get(session_traces))
         .route("/api/sessions/{id}/timeline", get(timeline))
         .route("/api/sessions/{id}/analysis", get(analysis))
@@ -64,6 +65,21 @@ async fn show_trace(
     }
     let session_id = session.map(|s| s.id).or(session_key);
     Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "session_id": session_id, "spans": spans})))
+}
+
+/// `GET /api/traces/{trace_id}/map`: the map of one trace's calls between services (the same edges as a
+/// session's map: a span whose parent is on another service).
+async fn trace_map(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(trace_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let trace_id = parse_trace_id(&trace_id)?;
+    let spans = trace_spans(state.store.as_ref(), &ctx.project, trace_id.0).await?;
+    if spans.is_empty() {
+        return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
+    }
+    Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "map": service_map(&spans, &[])})))
 }
 
 /// `GET /api/sessions/{id}/analysis`: what the session's backend picture is missing (`completeness`) and
