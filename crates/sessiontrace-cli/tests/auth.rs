@@ -20,11 +20,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Kind};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -61,19 +57,7 @@ fn spans(trace_id: [u8; 16], service: &str, count: usize) -> Vec<u8> {
             ..Default::default()
         })
         .collect();
-    let service = KeyValue {
-        key: "service.name".into(),
-        value: Some(AnyValue { value: Some(Kind::StringValue(service.into())) }),
-        ..Default::default()
-    };
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![service], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    support::export_body(service, spans)
 }
 
 /// A project's data, written with its ingest key: a session with a session trace, a log and replay.

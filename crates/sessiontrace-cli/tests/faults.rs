@@ -13,11 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Kind};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use reqwest::blocking::Client;
 use serde_json::Value;
 use support::RunningServer;
@@ -66,19 +63,7 @@ fn trace_body(trace_id: [u8; 16]) -> Vec<u8> {
             ..Default::default()
         })
         .collect();
-    let service = KeyValue {
-        key: "service.name".into(),
-        value: Some(AnyValue { value: Some(Kind::StringValue("filler".into())) }),
-        ..Default::default()
-    };
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![service], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    support::export_body("filler", spans)
 }
 
 fn post(client: &Client, server: &RunningServer, trace_id: [u8; 16]) -> reqwest::blocking::Response {

@@ -12,7 +12,7 @@ use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 use sessiontrace_store::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
-    TraceSearch, TraceSummary, summarize_traces,
+    TraceSearch, TraceSummary, summarize_traces, wildcard_like,
 };
 
 use crate::client::Client;
@@ -55,22 +55,6 @@ fn latest_insights(project: &Project, condition: Option<&str>) -> String {
          FROM session_insights_v1 WHERE {}{condition} GROUP BY session_id)",
         in_project(project)
     )
-}
-
-/// `LIKE` pattern of a `*` wildcard pattern, `%` and `_` taken literally.
-fn wildcard_like(pattern: &str) -> String {
-    let mut like = String::with_capacity(pattern.len());
-    for character in pattern.chars() {
-        match character {
-            '*' => like.push('%'),
-            '%' | '_' | '\\' => {
-                like.push('\\');
-                like.push(character);
-            }
-            other => like.push(other),
-        }
-    }
-    like
 }
 
 /// Conditions on `i_` columns for the sessions list's signal and replay-fact filters; each is true of a

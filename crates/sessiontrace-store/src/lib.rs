@@ -34,6 +34,23 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// A `LIKE` pattern from a pattern where `*` stands for any characters (`%`, `_` and `\` taken literally,
+/// escaped with `\`): the sessions list's `url=` filter, in both stores.
+pub fn wildcard_like(pattern: &str) -> String {
+    let mut like = String::with_capacity(pattern.len());
+    for character in pattern.chars() {
+        match character {
+            '*' => like.push('%'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(character);
+            }
+            other => like.push(other),
+        }
+    }
+    like
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         match &error {

@@ -8,6 +8,12 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Kind};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +24,30 @@ pub struct RunningServer {
     pub api: String,
     pub otlp_http: String,
     pub otlp_grpc: String,
+}
+
+/// A string attribute.
+pub fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(Kind::StringValue(value.into())) }),
+        ..Default::default()
+    }
+}
+
+/// An OTLP protobuf export body (`/v1/traces`): `spans` of one service.
+pub fn export_body(service: &str, spans: Vec<Span>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_attribute("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
 }
 
 /// The Python of the virtual environment `.ci/run` builds (`SESSIONTRACE_PYTHON`: opentelemetry-sdk and

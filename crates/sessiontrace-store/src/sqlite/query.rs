@@ -12,7 +12,7 @@ use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Ro
 use super::decompress;
 use crate::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
-    TraceSearch, TraceSummary, summarize_traces,
+    TraceSearch, TraceSummary, summarize_traces, wildcard_like,
 };
 
 const SESSION_COLUMNS: &str = "id, short_id, kind, name, user_json, attributes_json, tags_json, capture_json, \
@@ -113,22 +113,6 @@ pub(crate) fn session_insights(
         .optional()?;
     json.map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored insights: {e}"))))
         .transpose()
-}
-
-/// A `LIKE` pattern from a pattern where `*` stands for any characters (`%`, `_` and `\` taken literally).
-fn wildcard_like(pattern: &str) -> String {
-    let mut like = String::with_capacity(pattern.len());
-    for character in pattern.chars() {
-        match character {
-            '*' => like.push('%'),
-            '%' | '_' | '\\' => {
-                like.push('\\');
-                like.push(character);
-            }
-            other => like.push(other),
-        }
-    }
-    like
 }
 
 pub(crate) fn list_sessions(
