@@ -57,11 +57,6 @@ pub async fn session_analysis(
     Ok((completeness(&spans, &network, session.stopped_at_ms, truncated), service_map(&spans, &network)))
 }
 
-/// A span the browser's OpenTelemetry SDK made (the recorder's fetch/XHR spans), not a backend's.
-pub(crate) fn is_browser(span: &SpanView) -> bool {
-    span.resource.get("telemetry.sdk.language").and_then(serde_json::Value::as_str) == Some("webjs")
-}
-
 /// A span the completeness facts point at.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SpanRef {
@@ -138,7 +133,7 @@ pub fn completeness(
     let browser: HashSet<(&str, &str)> =
         network.iter().filter_map(|item| Some((item.trace_id.as_deref()?, item.span_id.as_deref()?))).collect();
     // A trace with a backend span: the browser's own spans (the recorder exports them) do not count.
-    let traced: HashSet<&str> = spans.iter().filter(|s| !is_browser(s)).map(|s| s.trace_id.as_str()).collect();
+    let traced: HashSet<&str> = spans.iter().filter(|s| !s.is_browser()).map(|s| s.trace_id.as_str()).collect();
     let mut facts = Completeness { spans_read: spans.len(), truncated, ..Completeness::default() };
     let mut skew: BTreeMap<(String, String), Skew> = BTreeMap::new();
     for span in spans {
@@ -282,38 +277,7 @@ pub fn service_map(spans: &[SpanView], network: &[&TimelineItem]) -> ServiceMap 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::spans::StatusView;
-
-    pub(crate) fn span(
-        trace: &str,
-        id: &str,
-        parent: Option<&str>,
-        service: &str,
-        start: f64,
-        end: f64,
-        error: bool,
-    ) -> SpanView {
-        SpanView {
-            trace_id: trace.into(),
-            span_id: id.into(),
-            parent_span_id: parent.map(str::to_string),
-            name: format!("{service} op"),
-            kind: "server",
-            service: service.into(),
-            start_time_unix_nano: String::new(),
-            end_time_unix_nano: String::new(),
-            start_ms: start,
-            end_ms: end,
-            duration_ms: end - start,
-            status: StatusView { code: if error { "error" } else { "ok" }, message: String::new() },
-            attributes: Default::default(),
-            events: vec![],
-            links: vec![],
-            resource: Default::default(),
-            scope: serde_json::Value::Null,
-            session_id: None,
-        }
-    }
+    use crate::spans::tests::span;
 
     fn call(trace: &str, span_id: &str, time: f64, status: &'static str) -> TimelineItem {
         let mut item = TimelineItem::new(time, "network", format!("POST /api {trace}"));

@@ -79,7 +79,7 @@ async fn cause_span(store: &dyn Store, project: &Project, trace_hex: &str) -> Re
 
 /// The span a cause points at and why (`error` or `slowest`), from a trace's spans by start time.
 fn choose(spans: &[SpanView]) -> Option<(&SpanView, &'static str)> {
-    let backend: Vec<&SpanView> = spans.iter().filter(|s| !crate::analysis::is_browser(s)).collect();
+    let backend: Vec<&SpanView> = spans.iter().filter(|s| !s.is_browser()).collect();
     let candidates = if backend.is_empty() { spans.iter().collect() } else { backend };
     if let Some(error) = candidates.iter().find(|s| s.status.code == "error") {
         return Some((error, "error"));
@@ -90,7 +90,7 @@ fn choose(spans: &[SpanView]) -> Option<(&SpanView, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::choose;
-    use crate::analysis::tests::span;
+    use crate::spans::tests::span;
 
     #[test]
     fn the_backend_error_span_else_the_slowest_and_the_browser_only_alone() {

@@ -37,6 +37,13 @@ pub struct SpanView {
     pub session_id: Option<String>,
 }
 
+impl SpanView {
+    /// A span the browser's OpenTelemetry SDK made (the recorder's fetch/XHR spans), not a backend's.
+    pub fn is_browser(&self) -> bool {
+        self.resource.get("telemetry.sdk.language").and_then(serde_json::Value::as_str) == Some("webjs")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StatusView {
     pub code: &'static str,
@@ -181,4 +188,41 @@ pub async fn logs_json(store: &dyn Store, project: &Project, filter: &LogFilter)
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A span for the analysis and signals tests.
+    pub(crate) fn span(
+        trace: &str,
+        id: &str,
+        parent: Option<&str>,
+        service: &str,
+        start: f64,
+        end: f64,
+        error: bool,
+    ) -> SpanView {
+        SpanView {
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(str::to_string),
+            name: format!("{service} op"),
+            kind: "server",
+            service: service.into(),
+            start_time_unix_nano: String::new(),
+            end_time_unix_nano: String::new(),
+            start_ms: start,
+            end_ms: end,
+            duration_ms: end - start,
+            status: StatusView { code: if error { "error" } else { "ok" }, message: String::new() },
+            attributes: Default::default(),
+            events: vec![],
+            links: vec![],
+            resource: Default::default(),
+            scope: serde_json::Value::Null,
+            session_id: None,
+        }
+    }
 }
