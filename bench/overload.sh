@@ -7,24 +7,31 @@
 # peak RSS against its idle RSS, /healthz and the UI's sessions list answering during the overload (p99,
 # max, failures), and whether every acknowledged span is stored (`--verify`).
 #
-#   bench/overload.sh [--duration S] [--connections N] [--factor F]
+#   bench/overload.sh [--duration S] [--connections N] [--factor F] [--budget-mib M]
 #
 # The generator offers what one core can send: if that is less than F× capacity the script says so.
+# --budget-mib sets the server's max_in_flight_bytes (default: the server's own, 64 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=60 CONNECTIONS=128 FACTOR=3
+DURATION=60 CONNECTIONS=128 FACTOR=3 BUDGET_MIB=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --factor) FACTOR=$2; shift 2 ;;
+    --budget-mib) BUDGET_MIB=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 . bench/lib.sh
 DATA=$(mktemp -d)
-trap 'kill ${SERVER:-} ${PROBE:-} 2>/dev/null || true; rm -rf "$DATA"' EXIT
-SERVER_PREFIX="taskset -c 0" start_server "$DATA"
+trap 'kill ${SERVER:-} ${PROBE:-} 2>/dev/null || true; rm -rf "$DATA" "$DATA.toml"' EXIT
+CONFIG=()
+if [ -n "$BUDGET_MIB" ]; then
+  echo "max_in_flight_bytes = $((BUDGET_MIB * 1024 * 1024))" > "$DATA.toml"
+  CONFIG=(--config "$DATA.toml")
+fi
+SERVER_PREFIX="taskset -c 0" start_server "$DATA" "${CONFIG[@]}"
 API="http://127.0.0.1:$HTTP"
 
 echo "capacity: flat out, 16 connections, 15 s"
@@ -54,9 +61,9 @@ wait "$PROBE" 2>/dev/null || true
 peak_rss=$(rss_kib "$SERVER" VmHWM)
 metrics=$(curl -s "$API/metrics" | grep -E '^sessiontrace_(admission|store_write)' || true)
 
-python3 - "$out" "$capacity" "$rate" "$idle_rss" "$peak_rss" "$DATA/probe.log" "$DURATION" "$CONNECTIONS" <<'PY'
+python3 - "$out" "$capacity" "$rate" "$idle_rss" "$peak_rss" "$DATA/probe.log" "$DURATION" "$CONNECTIONS" "$BUDGET_MIB" <<'PY'
 import json, sys
-out, capacity, rate, idle, peak, probe_log, duration, connections = sys.argv[1:]
+out, capacity, rate, idle, peak, probe_log, duration, connections, budget = sys.argv[1:]
 r = json.loads(out)
 capacity, rate, idle, peak = int(capacity), int(rate), int(idle), int(peak)
 offered = r["spans_sent"] / r["seconds"]
@@ -77,6 +84,6 @@ for path in ["/healthz", "/api/sessions?limit=50"]:
         print(f"{path:<22}  {len(rows)} probes, {failed} failed, p99 {p99:.0f} ms, max {times[-1]:.0f} ms")
 print(f"acknowledged      {r['spans_accepted']:,} spans, stored {r.get('spans_stored', 0):,}: "
       + ("every acknowledged span is stored" if r.get("verified") else "MISMATCH"))
-print(f"reproduce: bench/overload.sh --duration {duration} --connections {connections}")
+print(f"reproduce: bench/overload.sh --duration {duration} --connections {connections}" + (f" --budget-mib {budget}" if budget else ""))
 PY
 echo "$metrics"
