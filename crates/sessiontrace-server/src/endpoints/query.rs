@@ -40,16 +40,26 @@ pub fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id {text:?}: {e}")))
 }
 
+/// The spans of the trace named by `text` in the caller's project: 400 for a bad id, 404 when it has none.
+async fn stored_trace(
+    state: &AppState,
+    ctx: &RequestContext,
+    text: &str,
+) -> Result<(TraceId, Vec<sessiontrace_query::spans::SpanView>), ApiError> {
+    let trace_id = parse_trace_id(text)?;
+    let spans = trace_spans(state.store.as_ref(), &ctx.project, trace_id.0).await?;
+    if spans.is_empty() {
+        return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
+    }
+    Ok((trace_id, spans))
+}
+
 async fn show_trace(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(trace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let trace_id = parse_trace_id(&trace_id)?;
-    let mut spans = trace_spans(state.store.as_ref(), &ctx.project, trace_id.0).await?;
-    if spans.is_empty() {
-        return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
-    }
+    let (trace_id, mut spans) = stored_trace(&state, &ctx, &trace_id).await?;
     let session_key = state.store.trace_session_key(&ctx.project, trace_id.0).await?;
     let session = match &session_key {
         Some(key) => state.store.session(&ctx.project, key).await?,
@@ -74,11 +84,7 @@ async fn trace_map(
     Extension(ctx): Extension<RequestContext>,
     Path(trace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let trace_id = parse_trace_id(&trace_id)?;
-    let spans = trace_spans(state.store.as_ref(), &ctx.project, trace_id.0).await?;
-    if spans.is_empty() {
-        return Err(ApiError::NotFound(format!("no spans of trace {trace_id}")));
-    }
+    let (trace_id, spans) = stored_trace(&state, &ctx, &trace_id).await?;
     Ok(Json(serde_json::json!({"trace_id": trace_id.to_hex(), "map": service_map(&spans, &[])})))
 }
 
