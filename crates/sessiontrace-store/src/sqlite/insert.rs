@@ -34,6 +34,8 @@ use crate::StoreError;
 const MAX_JOBS_PER_COMMIT: usize = 512;
 /// Longest time index entries wait before they are written to the index tables.
 pub(crate) const INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// The longest wait between two tries of a failing index write.
+const MAX_INDEX_BACKOFF: Duration = Duration::from_secs(5);
 /// Most index entries held before they are written.
 pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
 
@@ -151,6 +153,9 @@ pub(crate) struct Writer {
     /// Index entries of committed blocks not yet in the index tables.
     pending: Vec<IndexedEntry>,
     pending_since: Option<Instant>,
+    /// After a failed index write (a full disk): when to try again, and the back-off that set it (250 ms,
+    /// doubling up to 5 s), so that a failing flush is neither retried in a busy loop nor logged per try.
+    index_retry: Option<(Instant, Duration)>,
     /// `pending.len()`, for readers deciding whether to ask for a flush.
     pending_count: Arc<AtomicUsize>,
     projects: ProjectIds,
@@ -183,19 +188,39 @@ pub(crate) fn session_params(session: &Session, project_id: i64) -> [rusqlite::t
 
 impl Writer {
     pub(crate) fn new(connection: Connection, pending_count: Arc<AtomicUsize>) -> Self {
-        Writer { connection, pending: Vec::new(), pending_since: None, pending_count, projects: ProjectIds::default() }
+        Writer {
+            connection,
+            pending: Vec::new(),
+            pending_since: None,
+            index_retry: None,
+            pending_count,
+            projects: ProjectIds::default(),
+        }
+    }
+
+    /// Whether the pending index entries are due to be written: enough of them or old enough, and not
+    /// waiting out the back-off of a failed write.
+    fn index_due(&self) -> bool {
+        let due = self.pending.len() >= INDEX_FLUSH_ENTRIES
+            || self.pending_since.is_some_and(|since| since.elapsed() >= INDEX_FLUSH_INTERVAL);
+        due && self.index_retry.is_none_or(|(at, _)| Instant::now() >= at)
     }
 
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         loop {
-            let wait = self
-                .pending_since
-                .map_or(Duration::from_secs(3600), |since| INDEX_FLUSH_INTERVAL.saturating_sub(since.elapsed()));
+            let wait = match self.index_retry {
+                Some((at, _)) => at.saturating_duration_since(Instant::now()),
+                None => self
+                    .pending_since
+                    .map_or(Duration::from_secs(3600), |since| INDEX_FLUSH_INTERVAL.saturating_sub(since.elapsed())),
+            };
             let first = match jobs.recv_timeout(wait) {
                 Ok(job) => job,
                 // A failed flush is logged and its entries kept for the next one.
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.flush_index();
+                    if self.index_due() {
+                        let _ = self.flush_index();
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -224,9 +249,7 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            let due = self.pending.len() >= INDEX_FLUSH_ENTRIES
-                || self.pending_since.is_some_and(|since| since.elapsed() >= INDEX_FLUSH_INTERVAL);
-            if due || !flush_replies.is_empty() {
+            if self.index_due() || !flush_replies.is_empty() {
                 let outcome = self.flush_index();
                 for reply in flush_replies {
                     let _ = reply.send(outcome.clone());
@@ -267,9 +290,21 @@ impl Writer {
         entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
         let outcome = insert_index_entries(&mut self.connection, &entries).map_err(StoreError::from);
         match &outcome {
-            Ok(()) => self.pending_since = None,
+            Ok(()) => {
+                self.pending_since = None;
+                if self.index_retry.take().is_some() {
+                    tracing::info!(entries = entries.len(), "the trace index is written again");
+                }
+            }
             Err(error) => {
-                tracing::error!(%error, entries = entries.len(), "writing the trace index failed; will retry");
+                let backoff =
+                    self.index_retry.map_or(Duration::from_millis(250), |(_, last)| (last * 2).min(MAX_INDEX_BACKOFF));
+                if self.index_retry.is_none() {
+                    tracing::error!(%error, entries = entries.len(), "writing the trace index failed; will retry with back-off");
+                } else {
+                    tracing::debug!(%error, entries = entries.len(), ?backoff, "writing the trace index failed again");
+                }
+                self.index_retry = Some((Instant::now() + backoff, backoff));
                 self.pending = entries;
             }
         }
