@@ -4,7 +4,9 @@
 //! - a second `serve` on a data directory refuses to start, naming it; a SIGKILL releases the lock;
 //! - slow clients cannot hold the server: headers sent a byte at a time are cut at the header read
 //!   timeout, a body that stops or trickles gets 408 at the body timeout, idle connections beyond the
-//!   connection limit wait only until the timeout frees a slot, and other requests are served meanwhile.
+//!   connection limit wait only until the timeout frees a slot, and other requests are served meanwhile;
+//! - the gRPC listener has the same bounds: silent connections are closed at the header timeout, and
+//!   beyond `max_connections` open gRPC channels the next one waits until a slot frees.
 
 mod support;
 
@@ -244,4 +246,59 @@ fn slow_clients_cannot_hold_the_server() {
         assert!(after < Duration::from_secs(2), "a silent connection stayed open");
     }
     eprintln!("with 8 silent connections open (limit 8) a new client was served after {waited:?}");
+}
+
+#[test]
+fn grpc_connections_are_bounded() {
+    let data = tempfile::tempdir().unwrap();
+    let server = bounded_server(data.path());
+    let address = server.otlp_grpc.trim_start_matches("http://").to_string();
+
+    // Connections that send nothing are closed at the 1 s header read timeout, before tonic sees them.
+    let silent: Vec<_> = (0..3)
+        .map(|_| {
+            let stream = std::net::TcpStream::connect(&address).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            stream
+        })
+        .collect();
+    for mut connection in silent {
+        let (_, after) = wait_for_close(&mut connection);
+        assert!(after < Duration::from_millis(2500), "a silent gRPC connection stayed open {after:?}");
+    }
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let endpoint = tonic::transport::Endpoint::from_shared(server.otlp_grpc.clone()).unwrap();
+        let export = |channel: tonic::transport::Channel| async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export".parse().unwrap();
+            grpc.unary(tonic::Request::new(Vec::new()), path, sessiontrace_pipeline::codec::PassThrough).await
+        };
+        // Eight channels (the limit) each hold a connection, answered.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let channel = endpoint.connect().await.unwrap();
+            export(channel.clone()).await.unwrap();
+            held.push(channel);
+        }
+        // A ninth waits in the listen backlog, unanswered, while they are open (and answering pings)...
+        let ninth = tokio::spawn(export(endpoint.connect_lazy()));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!ninth.is_finished(), "a ninth connection was served beyond max_connections = 8");
+        // ...and is served once one of them closes.
+        let started = Instant::now();
+        drop(held.pop());
+        let answer = tokio::time::timeout(Duration::from_secs(10), ninth).await.expect("served after a slot freed");
+        answer.unwrap().expect("the ninth export succeeded");
+        eprintln!(
+            "gRPC: 8 channels open (limit 8), a ninth waited 2.5 s unanswered, served {:?} after one closed",
+            started.elapsed()
+        );
+        // The others still work.
+        for channel in held {
+            export(channel).await.unwrap();
+        }
+    });
 }

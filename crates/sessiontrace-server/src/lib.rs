@@ -335,7 +335,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     let api = serve_http(http_listener, api_router(state.clone()))?;
     let otlp_http = serve_http(otlp_http_listener, otlp_http_router(state.clone()))?;
-    let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc_incoming = serve::grpc_incoming(grpc_listener, limits);
     // A gRPC request (its body included) gets the body deadline; silent HTTP/2 connections are pinged.
     let mut grpc_server = tonic::transport::Server::builder()
         .timeout(config.body_read_timeout())

@@ -7,10 +7,17 @@
 //! tower-http's `RequestBodyTimeoutLayer` (no frame for `body_read_timeout_ms`) and a total deadline in
 //! `endpoints::read_body`. Connections then go to the router, with the client's address as
 //! `ConnectInfo<ClientAddr>`.
+//!
+//! The gRPC listener gets the same bounds through [`grpc_incoming`], the stream of connections tonic
+//! serves: at most `max_connections` open (a connection's slot is given back when tonic drops it), and a
+//! connection whose first bytes do not arrive within `header_read_timeout_ms` is closed before tonic sees
+//! it. HTTP/2 keep-alive pings (set on tonic's builder) then close connections whose peer went silent.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +28,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{Notify, Semaphore};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tower::ServiceExt;
 
 use crate::tls::ClientAddr;
@@ -100,4 +109,93 @@ where
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// A gRPC connection holding one of its listener's `max_connections` slots until tonic drops it.
+pub struct LimitedConnection {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The connections `listener` accepts, for tonic's `serve_with_incoming`, within `limits`: at most
+/// `max_connections` at once (the listener stops accepting while all are taken), each only once its
+/// first bytes arrived within `header_read_timeout`. Accepting stops when tonic drops the stream.
+pub fn grpc_incoming(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<LimitedConnection>> {
+    let (sender, receiver) = mpsc::channel(limits.max_connections.max(1));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = sender.closed() => return,
+                accepted = async {
+                    let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                    (slot, listener.accept().await)
+                } => accepted,
+            };
+            let (slot, stream, peer) = match accepted {
+                (slot, Ok((stream, peer))) => (slot, stream, peer),
+                (_, Err(error)) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(%error, "accepting a gRPC connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                // `peek` waits for a byte that is really there (`readable` may wake spuriously).
+                match tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut [0u8; 1])).await {
+                    Ok(Ok(1..)) => {
+                        let _ = sender.send(Ok(LimitedConnection { stream, _slot: slot })).await;
+                    }
+                    _ => tracing::debug!(%peer, "no gRPC bytes within the header read timeout: connection closed"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+impl tonic::transport::server::Connected for LimitedConnection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        tonic::transport::server::Connected::connect_info(&self.stream)
+    }
+}
+
+impl AsyncRead for LimitedConnection {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedConnection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
