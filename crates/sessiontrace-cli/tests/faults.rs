@@ -2,7 +2,9 @@
 //! - a full disk: the data directory is a small tmpfs holding a ballast file; spans are sent until the
 //!   store refuses. The refusal is a retryable 503 with `Retry-After` (never a 500, never a crash), reads
 //!   keep answering, and once the ballast is deleted ingest resumes by itself (no restart); every
-//!   acknowledged span is then stored, and the store opens cleanly after a restart. Needs root (mount);
+//!   acknowledged span is then stored, and the store opens cleanly after a restart. The real Python
+//!   OpenTelemetry SDK (OTLP/HTTP, then gRPC), exporting while the disk is full, is refused (503 /
+//!   `UNAVAILABLE`), retries on its own and delivers every span once space frees. Needs root (mount);
 //!   skipped, saying so, elsewhere and on the ClickHouse pass;
 //! - a forwarding upstream that accepts connections and never answers: ingest is neither slowed nor
 //!   blocked, every request is acknowledged and stored, and what could not be forwarded is counted.
@@ -81,6 +83,77 @@ fn spans_of(client: &Client, server: &RunningServer, trace_id: [u8; 16]) -> usiz
     response.json::<Value>().unwrap()["spans"].as_array().unwrap().len()
 }
 
+fn store_failures(client: &Client, server: &RunningServer) -> u64 {
+    let text = client.get(format!("{}/metrics", server.api)).send().unwrap().text().unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("sessiontrace_store_failures_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("sessiontrace_store_failures_total in /metrics")
+}
+
+/// The real Python SDK (`tests/python/keyed_export.py`, 3 spans, one export each, OTLP_TIMEOUT 30 s)
+/// exports while the disk is full: the server refuses (its store failure counter moves), `reserve` is
+/// deleted, and every export ends in success with its span stored: the SDK retried the 503 /
+/// `UNAVAILABLE` on its own. A full SQLite may still fit a small write in WAL space it already has, so an
+/// export that met no refusal proves nothing: the disk is filled again (spans until a 503) and the export
+/// repeated, at most 5 times. Nothing without SESSIONTRACE_PYTHON.
+fn sdk_retries_through_a_full_disk(
+    client: &Client,
+    server: &RunningServer,
+    protocol: &str,
+    endpoint: &str,
+    reserve: &Path,
+) {
+    let Some(python) = support::python() else { return };
+    for attempt in 1..=5 {
+        let started = Instant::now();
+        while post(client, server, rand::random()).status() != 503 {
+            assert!(started.elapsed() < Duration::from_secs(30), "the disk did not fill again");
+        }
+        let before = store_failures(client, server);
+        let mut exporter = Command::new(&python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/keyed_export.py"))
+            .args(["--spans", "3", "--service", "py-disk-full"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_INSECURE", "true")
+            // Long enough for the SDK's back-off to wait for the space.
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "30")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the python exporter");
+        let refused = loop {
+            if store_failures(client, server) > before {
+                break true;
+            }
+            if exporter.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{protocol}: the SDK's export never ended");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if refused {
+            std::fs::remove_file(reserve).unwrap();
+        }
+        let output = exporter.wait_with_output().unwrap();
+        assert!(output.status.success(), "{protocol}: the python exporter failed");
+        let sent: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(sent["exported"].as_array().unwrap().iter().all(|ok| ok == true), "{protocol}: {sent}");
+        for trace in sent["trace_ids"].as_array().unwrap() {
+            let url = format!("{}/api/traces/{}", server.api, trace.as_str().unwrap());
+            let body: Value = client.get(url).send().unwrap().json().unwrap();
+            assert_eq!(body["spans"].as_array().map(Vec::len), Some(1), "{protocol}: the SDK's span of {trace}");
+        }
+        if refused {
+            eprintln!(
+                "{protocol}: the Python SDK was refused on a full disk, retried, and delivered (attempt {attempt})"
+            );
+            return;
+        }
+    }
+    panic!("{protocol}: the SDK's exports fitted in the full store 5 times: no refusal to retry");
+}
+
 #[test]
 fn a_full_disk_refuses_writes_retryably_and_ingest_resumes_when_space_frees() {
     if support::uses_clickhouse() {
@@ -91,6 +164,11 @@ fn a_full_disk_refuses_writes_retryably_and_ingest_resumes_when_space_frees() {
     let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("fs"), 24) else { return };
     let ballast = dir.path().join("fs/ballast");
     std::fs::write(&ballast, vec![0u8; 6 << 20]).unwrap();
+    // Space freed for the Python SDK's retries, one reserve per protocol.
+    let reserves = ["http", "grpc"].map(|protocol| dir.path().join(format!("fs/reserve-{protocol}")));
+    for reserve in &reserves {
+        std::fs::write(reserve, vec![0u8; 3 << 20]).unwrap();
+    }
     let data = dir.path().join("fs/data");
     let mut server = RunningServer::start(&data);
     let client = Client::new();
@@ -123,6 +201,13 @@ fn a_full_disk_refuses_writes_retryably_and_ingest_resumes_when_space_frees() {
     let sessions = client.get(format!("{}/api/sessions", server.api)).send().unwrap();
     assert_eq!(sessions.status(), 200);
     assert_eq!(client.get(format!("{}/healthz", server.api)).send().unwrap().status(), 200);
+
+    // The real Python SDK, exporting while the disk is full, is refused and delivers once space frees.
+    for ((protocol, endpoint), reserve) in
+        [("http/protobuf", &server.otlp_http), ("grpc", &server.otlp_grpc)].into_iter().zip(&reserves)
+    {
+        sdk_retries_through_a_full_disk(&client, &server, protocol, endpoint, reserve);
+    }
 
     // Space frees: the refused request, retried as an exporter would, goes through without a restart.
     std::fs::remove_file(&ballast).unwrap();
