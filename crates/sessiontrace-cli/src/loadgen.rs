@@ -74,6 +74,13 @@ pub struct LoadgenArgs {
     /// An ingest key, sent on every request (a server with authentication on).
     #[arg(long, env = "SESSIONTRACE_INGEST_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// Append one JSON line per --interval seconds to this file: accepted spans/s, refusals, errors and
+    /// latency percentiles of that interval (for soaks).
+    #[arg(long)]
+    interval_log: Option<PathBuf>,
+    /// Seconds per --interval-log line.
+    #[arg(long, default_value_t = 60.0)]
+    interval: f64,
     /// A read key for --verify's counts (a server with authentication on).
     #[arg(long, env = "SESSIONTRACE_READ_KEY", hide_env_values = true)]
     read_key: Option<String>,
@@ -147,6 +154,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         gzip: args.gzip,
         progress: !args.quiet,
         key: args.key.clone(),
+        interval_log: args
+            .interval_log
+            .clone()
+            .map(|path| drive::IntervalLog { path, every: Duration::from_secs_f64(args.interval.max(1.0)) }),
     };
     let report = drive::run(templates, drive_spec).await?;
     let mut summary = report.to_json();

@@ -2,7 +2,8 @@
 //! target rate, until a duration or a span count is reached, with a progress line every second and a
 //! summary of spans sent and accepted, spans/s, request latency percentiles, refusals (the server's
 //! retryable "not now": HTTP 429/503, gRPC `UNAVAILABLE`/`RESOURCE_EXHAUSTED`) and errors (everything
-//! else: other statuses, timeouts, resets).
+//! else: other statuses, timeouts, resets). For long runs (a soak) it can also append one JSON line per
+//! interval to a file: that interval's accepted spans/s, refusals, errors and latency percentiles.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -31,6 +32,17 @@ pub struct DriveSpec {
     pub progress: bool,
     /// An ingest key sent on every request (`Authorization: Bearer`, or gRPC metadata).
     pub key: Option<String>,
+    /// Append one JSON line per interval to this file (see [`IntervalLog`]).
+    pub interval_log: Option<IntervalLog>,
+}
+
+/// Per-interval figures of a long run, one JSON object per line: `t` (seconds since the start, at the end
+/// of the interval), `spans_per_second` accepted, `requests`, `refused`, `errors` and the accepted
+/// requests' `p50_ms`, `p99_ms` and `max_ms` within the interval.
+#[derive(Debug, Clone)]
+pub struct IntervalLog {
+    pub path: std::path::PathBuf,
+    pub every: Duration,
 }
 
 /// What happened.
@@ -141,6 +153,8 @@ struct Shared {
     first_error: std::sync::Mutex<Option<String>>,
     first_refusal: std::sync::Mutex<Option<String>>,
     salt: u64,
+    /// The accepted requests' latencies since the last interval line (only with an interval log).
+    window: Option<std::sync::Mutex<Vec<u32>>>,
 }
 
 enum Client {
@@ -256,6 +270,9 @@ async fn connection(shared: Arc<Shared>, mut client: Client) -> (Vec<u32>, Vec<u
         match outcome {
             Ok(()) => {
                 latencies.push(took);
+                if let Some(window) = &shared.window {
+                    window.lock().expect("lock").push(took);
+                }
                 shared.spans_accepted.fetch_add(template.span_count as u64, Ordering::Relaxed);
             }
             Err(Failure::Refused(message)) => {
@@ -270,6 +287,41 @@ async fn connection(shared: Arc<Shared>, mut client: Client) -> (Vec<u32>, Vec<u
         }
     }
     (latencies, refusals)
+}
+
+/// Counters at an interval's edge, for the interval log.
+struct IntervalCounts {
+    accepted: u64,
+    refused: u64,
+    errors: u64,
+}
+
+impl IntervalCounts {
+    fn take(shared: &Shared) -> Self {
+        IntervalCounts {
+            accepted: shared.spans_accepted.load(Ordering::Relaxed),
+            refused: shared.refused.load(Ordering::Relaxed),
+            errors: shared.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The interval's JSON line: what changed since `start`, and the latencies gathered meanwhile.
+    fn line(&self, start: &IntervalCounts, shared: &Shared, elapsed: Duration, every: Duration) -> String {
+        let mut window =
+            shared.window.as_ref().map(|w| std::mem::take(&mut *w.lock().expect("lock"))).unwrap_or_default();
+        window.sort_unstable();
+        serde_json::json!({
+            "t": elapsed.as_secs_f64().round(),
+            "spans_per_second": (self.accepted - start.accepted) as f64 / every.as_secs_f64(),
+            "requests": window.len() as u64 + (self.refused - start.refused) + (self.errors - start.errors),
+            "refused": self.refused - start.refused,
+            "errors": self.errors - start.errors,
+            "p50_ms": percentile(&window, 0.5),
+            "p99_ms": percentile(&window, 0.99),
+            "max_ms": percentile(&window, 1.0),
+        })
+        .to_string()
+    }
 }
 
 /// Drives the load and returns the report.
@@ -314,7 +366,19 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
         first_error: std::sync::Mutex::new(None),
         first_refusal: std::sync::Mutex::new(None),
         salt,
+        window: spec.interval_log.as_ref().map(|_| std::sync::Mutex::new(Vec::new())),
     });
+    let mut interval_file = match &spec.interval_log {
+        Some(log) => Some((
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log.path)
+                .map_err(|e| anyhow::anyhow!("cannot open the interval log {}: {e}", log.path.display()))?,
+            log.every,
+        )),
+        None => None,
+    };
     let started = Instant::now();
     let tasks: Vec<_> = clients.into_iter().map(|client| tokio::spawn(connection(shared.clone(), client))).collect();
     let progress = {
@@ -324,6 +388,8 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
         tokio::spawn(async move {
             let terminal = std::io::stderr().is_terminal();
             let mut last = 0u64;
+            let mut interval_start = IntervalCounts::take(&shared);
+            let mut next_line = interval_file.as_ref().map(|(_, every)| *every);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
             loop {
@@ -351,6 +417,15 @@ pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Re
                     let _ = std::io::stderr().flush();
                 }
                 last = accepted;
+                if let (Some(due), Some((file, every))) = (next_line, interval_file.as_mut())
+                    && elapsed >= due
+                {
+                    let now = IntervalCounts::take(&shared);
+                    let line = now.line(&interval_start, &shared, elapsed, *every);
+                    let _ = writeln!(file, "{line}");
+                    interval_start = now;
+                    next_line = Some(due + *every);
+                }
                 if shared.stop.load(Ordering::Relaxed) {
                     break;
                 }
