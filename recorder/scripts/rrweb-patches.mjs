@@ -4,7 +4,7 @@
 //
 // 1. A sliced full snapshot (the record option `snapshotSlicing: {budgetMs, onDone}`): rrweb serializes the
 //    whole page in one task (~250 ms for 5,000 elements on our benchmark page). Sliced, the walk serializes
-//    nodes for at most budgetMs per task and yields (setTimeout) between slices. So that the replay stays
+//    nodes for at most budgetMs per task and yields between slices (to the end of the next frame). So that the replay stays
 //    consistent with a page that changes meanwhile:
 //    - the observers start before the walk, and the mutation buffers stay locked during it: mutations are
 //      collected and emitted once, right after the full snapshot, as with rrweb's own snapshot;
@@ -15,7 +15,11 @@
 //    - every event rrweb emits during the walk (input, scroll, mouse, custom events) is held back and
 //      emitted after the Meta and FullSnapshot events, which carry the walk's start time, so that the
 //      stream stays in time order and no event refers to a node the replay has not built yet.
-// 2. Per-node costs of the snapshot that change nothing in its output:
+// 2. Forced layouts: reading scroll offsets (every element's, in the snapshot) or the selection makes the
+//    browser lay out the page first when the page has changed since the last frame (24-56 ms for the
+//    benchmark page's table, with the machine loaded), in the recorder's task. The slices run right after
+//    a frame (afterNextFrame), and so does rrweb's first read of the selection, which was in the start task.
+// 3. Per-node costs of the snapshot that change nothing in its output:
 //    - rrweb lists the methods querySelector/querySelectorAll as accessors of Element, so its check that
 //      Element is untainted always fails and it creates (and removes) a hidden iframe in the page during
 //      the first snapshot to fetch a clean prototype;
@@ -30,8 +34,8 @@ const SLICED_SNAPSHOT = `
     const budgetMs = snapshotSlicing.budgetMs || 10;
     const startedAt = nowTimestamp();
     const walkStart = performance.now();
-    const meta = { href: window.location.href, width: getWindowWidth(), height: getWindowHeight() };
-    const initialOffset = getWindowScroll(window);
+    let meta = null;
+    let initialOffset = null;
     stylesheetManager.reset();
     shadowDomManager.init();
     const lockAll = () => mutationBuffers.forEach((buf) => buf.lock());
@@ -69,6 +73,8 @@ const SLICED_SNAPSHOT = `
       if (cancelled) return;
       const t0 = performance.now();
       if (!root) {
+        meta = { href: window.location.href, width: getWindowWidth(), height: getWindowHeight() };
+        initialOffset = getWindowScroll(window);
         root = snapshot(document, {
           mirror, blockClass, blockSelector, maskTextClass, maskTextSelector, inlineStylesheet,
           maskAllInputs: maskInputOptions, maskTextFn, maskInputFn, slimDOM: slimDOMOptions, dataURLOptions,
@@ -105,15 +111,31 @@ const SLICED_SNAPSHOT = `
       longestSliceMs = Math.max(longestSliceMs, performance.now() - t0);
       if (head < queue.length) {
         lockAll(); // buffers made meanwhile (a shadow root's) too
-        setTimeout(step, 0);
+        afterNextFrame(step);
       } else {
         finish();
       }
     };
     // Not in the task that started the observers (which is the page's or the recorder's start): that one
     // is long enough already.
-    setTimeout(step, 0);
+    afterNextFrame(step);
   };
+`;
+
+// Runs fn in a task right after the next frame is rendered, when the page's layout is clean unless a task
+// of the page changed it meanwhile, and leaves the rest of each frame to the page. Hidden pages render no
+// frames, and a frame may be late: a timer runs fn then.
+const AFTER_NEXT_FRAME = `function afterNextFrame(fn) {
+  if (typeof requestAnimationFrame !== "function" || document.visibilityState === "hidden") return void setTimeout(fn, 0);
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+  requestAnimationFrame(() => setTimeout(run, 0));
+  setTimeout(run, 100);
+}
 `;
 
 export const PATCHES = [
@@ -144,9 +166,9 @@ export const PATCHES = [
     replace: '    keepIframeSrcFn,\n    defer: options.defer,\n    newlyAddedElement: false\n  });\n}',
   },
   {
-    what: 'events held back during a sliced snapshot',
+    what: 'events held back during a sliced snapshot; afterNextFrame',
     find: 'let recording = false;\n',
-    replace: 'let recording = false;\nlet heldEvents = null;\n',
+    replace: 'let recording = false;\nlet heldEvents = null;\n' + AFTER_NEXT_FRAME,
   },
   {
     what: 'the record option',
@@ -174,7 +196,13 @@ export const PATCHES = [
     find: '    return () => {\n      handlers.forEach((handler) => {',
     replace: '    return () => {\n      if (cancelSlicedSnapshot) cancelSlicedSnapshot();\n      handlers.forEach((handler) => {',
   },
-  // 2. Per-node costs.
+  // 2. Forced layouts.
+  {
+    what: 'the first selection read after the next frame',
+    find: '  updateSelection();\n  return on("selectionchange", updateSelection);',
+    replace: '  afterNextFrame(updateSelection);\n  return on("selectionchange", updateSelection);',
+  },
+  // 3. Per-node costs.
   {
     what: 'querySelector(All) are methods, not accessors',
     find: '  Element: ["shadowRoot", "querySelector", "querySelectorAll"],',

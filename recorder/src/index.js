@@ -283,12 +283,18 @@ function activate(endpoint, session, opts, owned) {
         onDone: (s) => { rec.snapshot = s; },
       },
     }) || null;
-    rec.snapshotMs = performance.now() - t0; // record()'s one task: the whole snapshot when not sliced, else its first slice
+    rec.snapshotMs = performance.now() - t0; // record()'s task: the whole snapshot when not sliced, else the observers' start
   };
-  startDom();
+  // DOM recording starts in a task of its own: setting up tracing and the rest made this one long enough.
+  // Until then, custom events (console, network) go straight to the uploader, as during a pause.
+  let domTimer = setTimeout(() => {
+    domTimer = null;
+    if (rec.recording) startDom();
+  }, 0);
   rec.recording = true;
   teardown.push(() => {
     rec.recording = false;
+    clearTimeout(domTimer);
     guard.cancel();
     clock.stop();
     if (stopDom) stopDom();
@@ -367,8 +373,8 @@ export function session() {
 
 /**
  * Upload and guard statistics of the active session: {sent, retries, bytes, gzipInWorker, pendingChunks,
- * pauses, snapshotMs (the task that started DOM recording: the whole full snapshot when it is not sliced, its
- * first slice when it is), snapshot (the last sliced full snapshot: {slices, longestSliceMs, totalMs, nodes}, totalMs
+ * pauses, snapshotMs (the task that started DOM recording: the whole full snapshot when it is not sliced, the
+ * observers' start when it is), snapshot (the last sliced full snapshot: {slices, longestSliceMs, totalMs, nodes}, totalMs
  * from its start to its end, yields included; null while it runs or when not sliced)}.
  */
 export function stats() {

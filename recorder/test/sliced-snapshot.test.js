@@ -178,10 +178,8 @@ describe('the sliced full snapshot, in Chromium', { skip: reason || false }, () 
     const ctx = await browser.newContext();
     const tab = await ctx.newPage();
     await tab.goto(`${site.origin}/?seed=3`);
-    const stats = await tab.evaluate(async (api) => {
-      await sessiontrace.start({ endpoint: api, name: 'one task', snapshotSliceMs: false });
-      return sessiontrace.stats();
-    }, st.api);
+    await tab.evaluate((api) => sessiontrace.start({ endpoint: api, name: 'one task', snapshotSliceMs: false }), st.api);
+    const stats = await waitFor(() => tab.evaluate(() => sessiontrace.stats().snapshotMs && sessiontrace.stats()), { what: 'the start of DOM recording' });
     await sleep(100);
     await tab.evaluate(() => sessiontrace.stop());
     await ctx.close();
