@@ -4,8 +4,8 @@
 //
 // 1. A sliced full snapshot (the record option `snapshotSlicing: {budgetMs, onDone}`): rrweb serializes the
 //    whole page in one task (~250 ms for 5,000 elements on our benchmark page). Sliced, the walk serializes
-//    nodes for at most budgetMs per task and yields between slices (to the end of the next frame). So that the replay stays
-//    consistent with a page that changes meanwhile:
+//    nodes for at most budgetMs per task and yields between slices (to the next frame's layout). So that
+//    the replay stays consistent with a page that changes meanwhile:
 //    - the observers start before the walk, and the mutation buffers stay locked during it: mutations are
 //      collected and emitted once, right after the full snapshot, as with rrweb's own snapshot;
 //    - a node is serialized only if it is still a child of the parent it was queued under, was not
@@ -16,9 +16,11 @@
 //      emitted after the Meta and FullSnapshot events, which carry the walk's start time, so that the
 //      stream stays in time order and no event refers to a node the replay has not built yet.
 // 2. Forced layouts: reading scroll offsets (every element's, in the snapshot) or the selection makes the
-//    browser lay out the page first when the page has changed since the last frame (24-56 ms for the
+//    browser lay out the page first when the page has changed since its last layout (24-56 ms for the
 //    benchmark page's table, with the machine loaded), in the recorder's task. The slices run right after
-//    a frame (afterNextFrame), and so does rrweb's first read of the selection, which was in the start task.
+//    the page's layout in a frame (afterNextFrame), and so do rrweb's reads of the selection (at the start,
+//    and on every selectionchange: typing) and of scroll offsets on scroll events (its throttle still sets
+//    the pace; the offset is the one after the frame).
 // 3. Per-node costs of the snapshot that change nothing in its output:
 //    - rrweb lists the methods querySelector/querySelectorAll as accessors of Element, so its check that
 //      Element is untainted always fails and it creates (and removes) a hidden iframe in the page during
@@ -122,21 +124,44 @@ const SLICED_SNAPSHOT = `
   };
 `;
 
-// Runs fn in a task right after the next frame is rendered, when the page's layout is clean unless a task
-// of the page changed it meanwhile, and leaves the rest of each frame to the page. Hidden pages render no
-// frames, and a frame may be late: a timer runs fn then.
+// Runs fn right after the page's next layout: in a ResizeObserver callback, which the browser calls in the
+// rendering of a frame after style and layout, so reading layout (scroll offsets, every element's, in the
+// snapshot; the selection) does not lay the page out again in the recorder's task. After a timer, a task
+// of the page could have changed the DOM first: with the benchmark page's table that forced layout was
+// 15-40 ms in most slices (machine loaded). The observer is made in a task of its own (made inside another
+// ResizeObserver callback, its first notification would be an undelivered loop error on the page). Hidden
+// pages render no frames, and a frame may be late: a timer runs fn then.
 const AFTER_NEXT_FRAME = `function afterNextFrame(fn) {
-  if (typeof requestAnimationFrame !== "function" || document.visibilityState === "hidden") return void setTimeout(fn, 0);
   let done = false;
   const run = () => {
     if (done) return;
     done = true;
     fn();
   };
-  requestAnimationFrame(() => setTimeout(run, 0));
-  setTimeout(run, 100);
+  if (typeof ResizeObserver !== "function" || document.visibilityState === "hidden") return void setTimeout(run, 0);
+  setTimeout(() => {
+    if (done) return;
+    const observer = new ResizeObserver(() => {
+      observer.disconnect();
+      run();
+    });
+    observer.observe(document.documentElement);
+  }, 0);
+  setTimeout(run, 200);
 }
 `;
+
+const SCROLL_FIND = `      callbackWrapper((evt) => {
+        const target = getEventTarget(evt);
+        if (!target || isBlocked(target, blockClass, blockSelector, true)) {
+          return;
+        }`;
+const SCROLL_REPLACE = `      callbackWrapper((evt) => {
+        const target = getEventTarget(evt);
+        afterNextFrame(callbackWrapper(() => {
+        if (!target || isBlocked(target, blockClass, blockSelector, true)) {
+          return;
+        }`;
 
 export const PATCHES = [
   // 1. The sliced snapshot.
@@ -198,9 +223,21 @@ export const PATCHES = [
   },
   // 2. Forced layouts.
   {
-    what: 'the first selection read after the next frame',
+    what: 'the selection read after the next layout, at the start and on selectionchange (typing is one)',
     find: '  updateSelection();\n  return on("selectionchange", updateSelection);',
-    replace: '  afterNextFrame(updateSelection);\n  return on("selectionchange", updateSelection);',
+    replace: '  let selectionPending = false;\n  const updateSelectionSoon = () => {\n    if (selectionPending) return;\n' +
+      '    selectionPending = true;\n    afterNextFrame(() => {\n      selectionPending = false;\n      updateSelection();\n    });\n  };\n' +
+      '  updateSelectionSoon();\n  return on("selectionchange", updateSelectionSoon);',
+  },
+  {
+    what: 'scroll offsets read after the next layout (the target now, from the event)',
+    find: SCROLL_FIND,
+    replace: SCROLL_REPLACE,
+  },
+  {
+    what: '(its end)',
+    find: '            x: target.scrollLeft,\n            y: target.scrollTop\n          });\n        }\n      }),\n      sampling.scroll || 100',
+    replace: '            x: target.scrollLeft,\n            y: target.scrollTop\n          });\n        }\n        }));\n      }),\n      sampling.scroll || 100',
   },
   // 3. Per-node costs.
   {
