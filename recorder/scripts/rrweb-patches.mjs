@@ -100,6 +100,9 @@ const SLICED_SNAPSHOT = `
           return console.warn("Failed to snapshot the document");
         }
       }
+      // A hidden page has no one to keep waiting, and its timers are throttled (to one a minute, after a
+      // while): the walk ends in this slice.
+      const budget = document.visibilityState === "hidden" ? Infinity : budgetMs;
       let count = 0;
       while (head < queue.length) {
         const [n, childOptions, parentSn, parentN] = queue[head];
@@ -107,7 +110,7 @@ const SLICED_SNAPSHOT = `
         if (index.parentNode(n) !== parentN || mirror.hasNode(n) || inBuffers(n)) continue;
         const sn = serializeNodeWithId(n, childOptions);
         if (sn) parentSn.childNodes.push(sn);
-        if ((++count & 15) === 0 && performance.now() - t0 >= budgetMs) break;
+        if ((++count & 15) === 0 && performance.now() - t0 >= budget) break;
       }
       slices++;
       longestSliceMs = Math.max(longestSliceMs, performance.now() - t0);
@@ -138,7 +141,8 @@ const AFTER_NEXT_FRAME = `function afterNextFrame(fn) {
     done = true;
     fn();
   };
-  if (typeof ResizeObserver !== "function" || document.visibilityState === "hidden") return void setTimeout(run, 0);
+  if (typeof ResizeObserver !== "function" || document.visibilityState === "hidden" || !document.documentElement)
+    return void setTimeout(run, 0);
   setTimeout(() => {
     if (done) return;
     const observer = new ResizeObserver(() => {

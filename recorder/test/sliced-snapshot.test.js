@@ -174,6 +174,20 @@ describe('the sliced full snapshot, in Chromium', { skip: reason || false }, () 
     });
   }
 
+  test('a hidden page takes the snapshot in one slice (its timers are throttled, no one waits)', async () => {
+    const ctx = await browser.newContext();
+    const tab = await ctx.newPage();
+    await tab.goto(`${site.origin}/?seed=4`);
+    await tab.evaluate((api) => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      return sessiontrace.start({ endpoint: api, name: 'hidden', snapshotSliceMs: 2 });
+    }, st.api);
+    const snap = await waitFor(() => tab.evaluate(() => sessiontrace.stats().snapshot), { what: 'the snapshot' });
+    await tab.evaluate(() => sessiontrace.stop());
+    await ctx.close();
+    assert.equal(snap.slices, 1, JSON.stringify(snap));
+  });
+
   test('snapshotSliceMs: false takes the snapshot in one task, as rrweb does', async () => {
     const ctx = await browser.newContext();
     const tab = await ctx.newPage();
