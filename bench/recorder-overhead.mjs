@@ -9,7 +9,8 @@
 //
 // 1. Added main-thread time: Chromium's own count of the renderer main thread's busy time, CDP
 //    `Performance.getMetrics` TaskDuration (in thread CPU time: `timeDomain: 'threadTicks'`), read when the
-//    recorder has started (the page and its full snapshot are done) and at the end of the interaction.
+//    recorder has started (the page and its full snapshot are done, the sliced one too) and at the end of
+//    the interaction.
 //    overhead = (median on − median off) / median off. On a machine shared with other work this moves by
 //    ±10% from run to run, hence figure 2's share too.
 // 2. The longest task the recorder causes, and its share: one more run of each mode under a CDP trace
@@ -17,9 +18,11 @@
 //    recorder's start (its full snapshot of the page) is in it. Each main-thread task (RunTask) gets the
 //    profiler samples that fall in it; a sample is the recorder's when any frame of its stack comes from
 //    recorder.js (layout forced by the recorder included). Printed: the task with the most recorder time
-//    (its start), the largest recorder time in any other task, and after the start the recorder's share
-//    of busy (non-idle) main-thread samples. The profiler slows JavaScript, the page's and the recorder's
-//    alike, so these times are upper bounds.
+//    (with a one-task full snapshot, its start), the largest recorder time in any other task, and after
+//    that task the recorder's share of busy (non-idle) main-thread samples; then the share from the
+//    recorder's first task on (its start included, sliced or not) and the longest tasks with recorder
+//    time in them. The profiler slows JavaScript, the page's and the recorder's alike, so these times
+//    are upper bounds.
 // Also printed: long tasks (> 50 ms, PerformanceObserver 'longtask') per run, and the recorder's stats.
 //
 // Needs the sessiontrace server binary (SESSIONTRACE_BIN, default target/debug/sessiontrace: the server's
@@ -132,6 +135,8 @@ async function measuredRun(mode) {
   await cdp.send('Performance.enable', { timeDomain: 'threadTicks' });
   await tab.goto(`${site.origin}/?mode=${mode}`);
   await tab.evaluate(() => window.stReady);
+  // A sliced full snapshot goes on after start() resolved: measure from its end, as with a one-task one.
+  await tab.waitForFunction(() => !window.sessiontrace || sessiontrace.stats()?.snapshot !== null, null, { timeout: 30000 });
   await sleep(500);
   const before = await taskSeconds(cdp);
   const longBefore = await tab.evaluate(() => longTasks.length);
@@ -225,12 +230,24 @@ function analyze(events, mode) {
     if (x[5]) busy++;
     if (x[4]) mine++;
   }
+  // The same from the recorder's first task on, its start (the full snapshot, sliced or not) included.
+  const firstTask = list.find((x) => x.recorder > 0) || list[0];
+  let busyAll = 0;
+  let mineAll = 0;
+  for (const x of samples) {
+    if (x.length < 6 || x[3].start < firstTask.start) continue;
+    if (x[5]) busyAll++;
+    if (x[4]) mineAll++;
+  }
   const byRecorder = [...list].sort((a, b) => b.recorder - a.recorder);
   const longest = [...list].sort((a, b) => b.dur - a.dur);
   return {
     mode,
     samples: samples.length,
     share: busy ? mine / busy : 0,
+    shareAll: busyAll ? mineAll / busyAll : 0,
+    longestWithRecorder: [...list].filter((x) => x.recorder > 0).sort((a, b) => b.dur - a.dur).slice(0, 3)
+      .map((x) => ({ task_ms: +x.dur.toFixed(1), recorder_ms: +x.recorder.toFixed(1) })),
     otherTasks: list.filter((x) => x !== startTask).map((x) => x.recorder),
     startTask: { task_ms: +startTask.dur.toFixed(1), recorder_ms: +startTask.recorder.toFixed(1) },
     recorderMs: list.reduce((s, x) => s + x.recorder, 0),
@@ -251,7 +268,8 @@ for (let r = 0; r < RUNS; r++) {
     results[mode].push(run);
     console.log(`run ${r + 1}/${RUNS} ${mode.padEnd(6)} main thread ${run.ms.toFixed(0)} ms in ${DURATION_S} s (${run.actions} action rounds, ` +
       `${run.elements} elements), long tasks ${JSON.stringify(run.longTasks.map(Math.round))}` +
-      (run.stats ? `, full snapshot ${run.stats.snapshotMs} ms, pauses ${run.stats.pauses}, chunks ${run.stats.sent} (${run.stats.gzipInWorker} gzipped in the worker)` : ''));
+      (run.stats ? `, start task ${run.stats.snapshotMs} ms` + (run.stats.snapshot ? ` + full snapshot in ${run.stats.snapshot.slices} slices ` +
+        `(longest ${run.stats.snapshot.longestSliceMs} ms, done in ${run.stats.snapshot.totalMs} ms)` : ' (the whole full snapshot)') + `, pauses ${run.stats.pauses}, chunks ${run.stats.sent} (${run.stats.gzipInWorker} gzipped in the worker)` : ''));
     for (const w of run.warnings) console.log('    ' + w);
   }
 }
@@ -275,7 +293,13 @@ if (RUNS > 0) {
     const long = results[mode].flatMap((x) => x.longTasks);
     const longOff = results.off.flatMap((x) => x.longTasks);
     console.log(`    long tasks (>50 ms) during the interaction, all runs: ${long.length} (max ${Math.round(Math.max(0, ...long))} ms); without the recorder: ${longOff.length} (max ${Math.round(Math.max(0, ...longOff))} ms)`);
-    console.log(`    the recorder's full snapshot at start (one task): median ${median(snapshots).toFixed(0)} ms (${snapshots.join(', ')})`);
+    console.log(`    the task that starts DOM recording: median ${median(snapshots).toFixed(0)} ms (${snapshots.join(', ')})`);
+    const sliced = results[mode].map((x) => x.stats.snapshot).filter(Boolean);
+    if (sliced.length) {
+      const longestSlices = sliced.map((x) => x.longestSliceMs);
+      console.log(`    the full snapshot after it, sliced: longest slice median ${median(longestSlices).toFixed(0)} ms (${longestSlices.join(', ')}), ` +
+        `${median(sliced.map((x) => x.slices))} slices, done in ${median(sliced.map((x) => x.totalMs)).toFixed(0)} ms (medians)`);
+    }
   }
 }
 console.log('Traced runs (CDP Tracing + V8 sampling profiler, from the navigation on; recorder_ms = sampled time in recorder.js frames):');
@@ -286,6 +310,8 @@ for (const t of traced) {
     console.log(`         after the start task ${JSON.stringify(t.startTask)}: the recorder's share of busy main-thread samples ` +
       `${(t.share * 100).toFixed(1)}%, i.e. ${(t.share / (1 - t.share) * 100).toFixed(1)}% added to the page's own time; ` +
       `largest recorder time in any other task ${Math.max(0, ...t.otherTasks).toFixed(1)} ms`);
+    console.log(`         from the recorder's first task on (its start included): share ${(t.shareAll * 100).toFixed(1)}%, ` +
+      `i.e. ${(t.shareAll / (1 - t.shareAll) * 100).toFixed(1)}% added; longest tasks with recorder time ${JSON.stringify(t.longestWithRecorder)}`);
   }
 }
 const gz = (p) => gzipSync(readFileSync(p)).length;

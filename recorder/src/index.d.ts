@@ -47,6 +47,11 @@ export interface StartOptions {
   canvasFps?: number;
   /** The recorder's budget; over it, DOM recording pauses and says so. `false` turns it off. */
   budget?: Budget | false;
+  /**
+   * The full snapshot in slices of at most this many milliseconds, one task each (the bundled /recorder.js;
+   * an unpatched rrweb from the app's bundler takes it in one task). Default 10; `false`: one task.
+   */
+  snapshotSliceMs?: number | false;
 }
 
 /** Over any of these, DOM recording pauses for `pauseMs` (doubled on a new trip right after, up to `maxPauseMs`). */
@@ -82,8 +87,18 @@ export interface Stats {
   pendingChunks: number;
   /** Times the budget paused DOM recording. */
   pauses: number;
-  /** Main-thread milliseconds of the last full snapshot (rrweb takes it in one task). */
+  /** Milliseconds of the task that started DOM recording: the whole full snapshot unless it is sliced. */
   snapshotMs: number;
+  /** The last sliced full snapshot, once done; null while it runs or when it was not sliced. */
+  snapshot: SnapshotStats | null;
+}
+
+export interface SnapshotStats {
+  slices: number;
+  longestSliceMs: number;
+  /** From its start to its end, the waits between slices included. */
+  totalMs: number;
+  nodes: number;
 }
 
 /** Starts recording (or resolves with the session already recording); resolves with the server's session. */

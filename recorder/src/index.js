@@ -16,6 +16,7 @@ import { Guard, mutationClock } from './guard.js';
 const STATE_KEY = 'sessiontrace:state';
 const COOKIE = 'sessiontrace_session';
 const FLUSH_INTERVAL_MS = 5000;
+const SNAPSHOT_SLICE_MS = 10; // a slice of the full snapshot: well under a 50 ms long task, with room for the page's work
 
 // Captured before anything is patched: the recorder's own calls never carry traceparent.
 const nativeFetch = typeof fetch === 'function' ? fetch.bind(globalThis) : null;
@@ -92,7 +93,7 @@ function storableOptions(o) {
   const keep = {};
   for (const k of ['name', 'serviceName', 'maskAllInputs', 'maskTextClass', 'maskTextSelector', 'blockClass',
     'blockSelector', 'maskHeaders', 'maskBodyKeys', 'flushIntervalMs', 'retryBaseMs', 'sampling', 'key',
-    'recordCanvas', 'canvasFps', 'budget']) {
+    'recordCanvas', 'canvasFps', 'budget', 'snapshotSliceMs']) {
     if (o[k] !== undefined && !(o[k] instanceof RegExp)) keep[k] = o[k];
   }
   keep.propagateTo = serializePropagateTo(o.propagateTo);
@@ -106,7 +107,8 @@ function storableOptions(o) {
  * maskTextClass, maskTextSelector, blockClass, blockSelector, serviceName, sessionId (attach to a session
  * the server already has), key (an ingest key `st_ing_...`: sent as `Authorization: Bearer` on every request
  * the recorder makes; write-only, so with a key `sessionId` must be a short_id and attaching makes no read),
- * recordCanvas (opt-in: canvases as images, canvasFps per second, default 2), budget (guard.js; false: off).
+ * recordCanvas (opt-in: canvases as images, canvasFps per second, default 2), budget (guard.js; false: off),
+ * snapshotSliceMs (the full snapshot in slices of at most this many ms, default 10; false: in one task).
  * Returns a promise of the server's Session object.
  */
 export function start(options = {}) {
@@ -261,6 +263,7 @@ function activate(endpoint, session, opts, owned) {
   const startDom = () => {
     clock.start();
     const t0 = performance.now();
+    rec.snapshot = null;
     stopDom = record({
       emit: onEvent,
       maskAllInputs: opts.maskAllInputs !== false,
@@ -273,13 +276,25 @@ function activate(endpoint, session, opts, owned) {
       sampling: opts.recordCanvas ? { ...sampling, canvas: opts.canvasFps || 2 } : sampling,
       recordCanvas: !!opts.recordCanvas,
       dataURLOptions: { type: 'image/webp', quality: 0.6 },
+      // The bundled rrweb (scripts/rrweb-patches.mjs) takes the full snapshot in slices of at most
+      // budgetMs, one task each, rather than in one long task; an unpatched rrweb ignores this option.
+      snapshotSlicing: opts.snapshotSliceMs === false ? null : {
+        budgetMs: opts.snapshotSliceMs || SNAPSHOT_SLICE_MS,
+        onDone: (s) => { rec.snapshot = s; },
+      },
     }) || null;
-    rec.snapshotMs = performance.now() - t0; // rrweb's full snapshot, one synchronous task
+    rec.snapshotMs = performance.now() - t0; // record()'s task: the whole snapshot when not sliced, else the observers' start
   };
-  startDom();
+  // DOM recording starts in a task of its own: setting up tracing and the rest made this one long enough.
+  // Until then, custom events (console, network) go straight to the uploader, as during a pause.
+  let domTimer = setTimeout(() => {
+    domTimer = null;
+    if (rec.recording) startDom();
+  }, 0);
   rec.recording = true;
   teardown.push(() => {
     rec.recording = false;
+    clearTimeout(domTimer);
     guard.cancel();
     clock.stop();
     if (stopDom) stopDom();
@@ -358,12 +373,21 @@ export function session() {
 
 /**
  * Upload and guard statistics of the active session: {sent, retries, bytes, gzipInWorker, pendingChunks,
- * pauses, snapshotMs (the last full snapshot's main-thread time)}.
+ * pauses, snapshotMs (the task that started DOM recording: the whole full snapshot when it is not sliced, the
+ * observers' start when it is), snapshot (the last sliced full snapshot: {slices, longestSliceMs, totalMs, nodes}, totalMs
+ * from its start to its end, yields included; null while it runs or when not sliced)}.
  */
 export function stats() {
   if (!current) return null;
-  const { uploader, guard, snapshotMs } = current;
-  return { ...uploader.stats, pendingChunks: uploader.outbox.length, pauses: guard.trips, snapshotMs: Math.round(snapshotMs * 10) / 10 };
+  const { uploader, guard, snapshotMs, snapshot } = current;
+  const round = (ms) => Math.round(ms * 10) / 10;
+  return {
+    ...uploader.stats,
+    pendingChunks: uploader.outbox.length,
+    pauses: guard.trips,
+    snapshotMs: round(snapshotMs),
+    snapshot: snapshot && { ...snapshot, longestSliceMs: round(snapshot.longestSliceMs), totalMs: round(snapshot.totalMs) },
+  };
 }
 
 // A reload of a page that was recording: continue the same session right away.

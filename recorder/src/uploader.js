@@ -137,6 +137,7 @@ export class Uploader {
     this.stopped = false;
     this.stats = { sent: 0, retries: 0, bytes: 0, gzipInWorker: 0 };
     this.keepalive = new Map(); // seq -> bytes of keepalive sends still in flight
+    this.saveTimer = null;
     this.load();
   }
 
@@ -158,8 +159,22 @@ export class Uploader {
     this.outbox.sort((a, b) => a.seq - b.seq);
   }
 
+  /**
+   * Persists outbox + next seq in a task of its own, soon: the periodic flush has just serialized the
+   * events (a full snapshot among them, perhaps), and the storage write (the outbox as JSON again, then a
+   * synchronous setItem of up to a few MiB) would make that task longer still. A page hide persists at once.
+   */
+  saveSoon() {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => this.save(), 0);
+  }
+
   /** Persists outbox + next seq; sessionStorage first, localStorage when that is full. */
   save() {
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
     const data = JSON.stringify({ nextSeq: this.nextSeq, outbox: this.outbox });
     for (const s of [this.storage, this.fallbackStorage]) {
       if (!s) continue;
@@ -175,6 +190,10 @@ export class Uploader {
   }
 
   clearStorage() {
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
     for (const s of [this.storage, this.fallbackStorage]) {
       try {
         if (s) s.removeItem(this.storageKey);
@@ -200,8 +219,8 @@ export class Uploader {
     return this.pendingBytes >= this.maxBytes || this.pending.length >= CHUNK_MAX_EVENTS;
   }
 
-  /** Moves pending events into numbered chunks of at most maxBytes, and persists them. */
-  cut(maxBytes = this.maxBytes) {
+  /** Moves pending events into numbered chunks of at most maxBytes, and persists them (now, or soon). */
+  cut(maxBytes = this.maxBytes, persistNow = true) {
     if (this.pending.length === 0) return;
     const serialized = this.pending.map((e) => (typeof e === 'string' ? e : JSON.stringify(e)));
     for (const group of splitEvents(serialized, maxBytes)) {
@@ -210,12 +229,13 @@ export class Uploader {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    this.save();
+    if (persistNow) this.save();
+    else this.saveSoon();
   }
 
   /** Cuts what is pending and sends the whole outbox; resolves when it is empty (or stopped). */
   flush() {
-    this.cut();
+    this.cut(this.maxBytes, false);
     if (!this.draining) {
       this.draining = this.drain().finally(() => {
         this.draining = null;

@@ -196,6 +196,19 @@ test('uploader: a reload continues seq numbers and re-sends the unacknowledged o
   assert.deepEqual(srv.allEvents().map((e) => e.timestamp), [1, 2, 3]);
 });
 
+test('uploader: the periodic flush persists its chunk in a task of its own; a page hide at once', async () => {
+  const storage = new MemoryStorage();
+  const up = mkUploader({ fetch: () => new Promise(() => {}) }, storage, { compress: false }); // never answers
+  up.add({ type: 2, timestamp: 1 });
+  up.flush();
+  assert.equal(storage.getItem('k'), null, 'not in the task that serialized the events');
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(JSON.parse(storage.getItem('k')).outbox.length, 1);
+  up.add({ type: 3, timestamp: 2 });
+  up.flushOnHide();
+  assert.equal(JSON.parse(storage.getItem('k')).outbox.length, 2);
+});
+
 test('uploader: a 4xx rejection is dropped (not retried forever), a 5xx is retried', async () => {
   const drops = [];
   const bad = fakeServer({ status: 413 });
