@@ -14,6 +14,7 @@ The server runs on CPU 0, the load generator on CPU 1 (as in bench/overload.sh).
 """
 
 import argparse
+import atexit
 import csv
 import json
 import os
@@ -62,7 +63,8 @@ def percentile(values, p):
 
 
 def stored_spans(server):
-    return call("GET", server.api + "/api/stats")[1]["spans"]
+    # Counting a few hundred million spans on a busy server can take seconds.
+    return call("GET", server.api + "/api/stats", timeout=600)[1]["spans"]
 
 
 def loadgen(binary, server, rate, seconds, interval_log=None):
@@ -124,6 +126,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     server = Server(args.binary, data, prefix=("taskset", "-c", "0"))
     server.start()
+    # Whatever happens to this script, the server does not outlive it.
+    atexit.register(lambda: server.process.poll() is None and server.process.terminate())
     pid = server.process.pid
     # taskset execs the server: the child's pid is the server's.
     idle_rss = rss_mib(pid)
