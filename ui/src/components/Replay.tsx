@@ -1,11 +1,11 @@
 // rrweb replay (@rrweb/replay) with our own controls: play/pause, speed, seek slider; reports the playhead
 // (absolute ms) to the parent and accepts seeks through `control`. New events of a live session are appended.
-// Recorded canvas frames are painted by lib/canvas.ts: rrweb's own canvas replay needs UNSAFE_replayCanvas.
+// Recorded canvases are shown by lib/canvas.ts: rrweb's own canvas replay needs UNSAFE_replayCanvas.
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Replayer } from '@rrweb/replay';
 import '@rrweb/replay/dist/style.css';
 import { fmtOffset } from '../lib/format';
-import { paintCanvasFrames, type UnsupportedCanvas } from '../lib/canvas';
+import { canvasReplay, type UnsupportedCanvas } from '../lib/canvas';
 
 export interface ReplayControl { seek: (absMs: number, play?: boolean) => void; toggle: () => void }
 
@@ -51,13 +51,13 @@ export function Replay({ events, onTime, control }: Props) {
   useLayoutEffect(() => {
     if (!host.current || !canReplay(events)) return;
     const sorted = [...events].sort((a, b) => a.timestamp - b.timestamp);
+    setUnpainted([]);
+    const canvases = canvasReplay((kind) => setUnpainted((kinds) => [...kinds, kind]));
     const r = new Replayer(sorted, {
       root: host.current, skipInactive: skip, showWarning: false, mouseTail: false,
-      triggerFocus: false, speed, UNSAFE_replayCanvas: false,
+      triggerFocus: false, speed, UNSAFE_replayCanvas: false, plugins: [canvases.plugin],
     });
     rep.current = r;
-    setUnpainted([]);
-    const canvases = paintCanvasFrames(r, (kind) => setUnpainted((kinds) => [...kinds, kind]));
     added.current = events.length;
     r.on('resize', (d: any) => { if (d && d.width && d.height) size.current = { w: d.width, h: d.height }; fit(); });
     r.on('finish', () => setPlaying(false));
