@@ -13,9 +13,10 @@ const frame = (drawArgs: unknown[] = [0, 0]) => ({
 });
 
 describe('canvas frames', () => {
-  it('reads a frame: the rectangle to clear, the image and where it goes', () => {
-    expect(canvasFrame(frame())).toEqual({ id: 12, clear: [0, 0, 100, 50], image: { base64: 'UklGRg==', type: 'image/webp' }, at: [0, 0] });
-    expect(canvasFrame(frame([1, 2, 30, 40]))).toMatchObject({ at: [1, 2, 30, 40] });
+  it('reads a frame: the image of the whole canvas', () => {
+    const read = { id: 12, width: 100, height: 50, image: { base64: 'UklGRg==', type: 'image/webp' } };
+    expect(canvasFrame(frame())).toEqual(read);
+    expect(canvasFrame(frame([0, 0, 100, 50]))).toEqual(read);
   });
   it('names the kinds it does not paint', () => {
     expect(canvasFrame({ source: 9, id: 3, type: 1, commands: [{ property: 'clear', args: [16384] }] })).toEqual({ unsupported: 'webgl' });
@@ -29,6 +30,11 @@ describe('canvas frames', () => {
     (setter.commands[0] as any).setter = true;
     expect(canvasFrame(setter)).toEqual({ unsupported: '2d' });
     expect(canvasFrame(frame([0]))).toEqual({ unsupported: '2d' });
+    expect(canvasFrame(frame([1, 2]))).toEqual({ unsupported: '2d' }); // a part of the canvas
+    expect(canvasFrame(frame([0, 0, 30, 40]))).toEqual({ unsupported: '2d' });
+    const offset = frame();
+    offset.commands[0].args = [5, 0, 100, 50];
+    expect(canvasFrame(offset)).toEqual({ unsupported: '2d' });
     expect(canvasFrame(frame(['0', 0]))).toEqual({ unsupported: '2d' });
     expect(canvasFrame(null)).toEqual({ unsupported: '2d' });
   });

@@ -10,13 +10,14 @@
 // What is painted: the recorder's canvas frames (rrweb's canvas recording with `sampling.canvas` a number,
 // "FPS mode"): an IncrementalSnapshot (type 3) of source CanvasMutation (9), context type 2D (0), whose
 // commands are exactly `clearRect(0, 0, w, h)` and `drawImage(ImageBitmap(Blob([ArrayBuffer(base64)], type)),
-// dx, dy[, dw, dh])` of the canvas's whole size at (0, 0): the frame's image is the canvas. WebGL canvases
+// 0, 0[, w, h])`: the frame's image is the whole canvas. WebGL canvases
 // recorded in FPS mode come out the same way and are painted too. Only the latest frame of a canvas matters:
 // a seek over many frames decodes one, and a frame whose decode finishes after a newer one was asked for is
 // dropped.
 //
 // Not painted (counted in `CanvasStats.unsupported`): rrweb's command-by-command recording (`sampling.canvas`
-// 'all'): WebGL/WebGL2 calls (context types 1 and 2) and any other 2D call list.
+// 'all'): WebGL/WebGL2 calls (context types 1 and 2) and any other 2D call list (other calls, a part of the
+// canvas cleared or drawn).
 //
 // This is an rrweb replay plugin. rrweb calls a plugin's handler for every event it casts, in play and in
 // the synchronous fast-forward of a seek (Replayer.getCastFn's wrapper, whether or not the event was
@@ -33,12 +34,12 @@ const CANVAS_MUTATION = 9;
 
 export type UnsupportedCanvas = 'webgl' | 'webgl2' | '2d';
 
-/** One recorded canvas frame: clear a rectangle, then draw the image at (dx, dy) (scaled to dw × dh if given). */
+/** One recorded canvas frame: the image of the whole canvas (its bitmap's width × height). */
 export interface CanvasFrame {
   id: number;
-  clear: [number, number, number, number];
+  width: number;
+  height: number;
   image: { base64: string; type: string };
-  at: number[];
 }
 
 export interface CanvasStats {
@@ -61,15 +62,18 @@ export function canvasFrame(data: any): CanvasFrame | { unsupported: Unsupported
   const commands = Array.isArray(data?.commands) ? data.commands : null;
   if (data?.type !== 0 || !isNum(data.id) || !commands || commands.length !== 2) return { unsupported: '2d' };
   const [clear, draw] = commands;
-  if (clear?.property !== 'clearRect' || clear.setter || !Array.isArray(clear.args) || clear.args.length !== 4
-    || !clear.args.every(isNum)) return { unsupported: '2d' };
+  const [x, y, width, height] = Array.isArray(clear?.args) ? clear.args : [];
+  if (clear?.property !== 'clearRect' || clear.setter || clear.args.length !== 4 || x !== 0 || y !== 0
+    || !isNum(width) || !isNum(height)) return { unsupported: '2d' };
   if (draw?.property !== 'drawImage' || draw.setter || !Array.isArray(draw.args)) return { unsupported: '2d' };
   const [bitmap, ...at] = draw.args;
   const blob = bitmap?.rr_type === 'ImageBitmap' && bitmap.args?.length === 1 ? bitmap.args[0] : null;
   const buffer = blob?.rr_type === 'Blob' && blob.data?.length === 1 ? blob.data[0] : null;
-  if (buffer?.rr_type !== 'ArrayBuffer' || typeof buffer.base64 !== 'string' || typeof blob.type !== 'string'
-    || !(at.length === 2 || at.length === 4) || !at.every(isNum)) return { unsupported: '2d' };
-  return { id: data.id, clear: clear.args, image: { base64: buffer.base64, type: blob.type }, at };
+  const whole = (at.length === 2 || (at.length === 4 && at[2] === width && at[3] === height)) && at[0] === 0 && at[1] === 0;
+  if (buffer?.rr_type !== 'ArrayBuffer' || typeof buffer.base64 !== 'string' || typeof blob.type !== 'string' || !whole) {
+    return { unsupported: '2d' };
+  }
+  return { id: data.id, width, height, image: { base64: buffer.base64, type: blob.type } };
 }
 
 function blobOf(image: CanvasFrame['image']): Blob {
