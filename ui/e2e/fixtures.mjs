@@ -157,3 +157,36 @@ export function checkoutLogs(traceId, spanId, timeMs) {
     }],
   };
 }
+
+/**
+ * Starts the real server binary (`bin`) on free loopback ports with a temporary data dir, serving `uiDir`;
+ * its log goes to `logPath`. Waits for /healthz.
+ */
+export async function startSessiontrace(bin, uiDir, logPath) {
+  const { spawn } = await import('node:child_process');
+  const os = await import('node:os');
+  const [http, otlpHttp, otlpGrpc] = [await freePort(), await freePort(), await freePort()];
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessiontrace-e2e-'));
+  fs.mkdirSync(path.dirname(logPath), { recursive: true });
+  const log = fs.openSync(logPath, 'w');
+  const proc = spawn(bin, ['serve', '--data-dir', dataDir, '--http', `127.0.0.1:${http}`, '--otlp-http', `127.0.0.1:${otlpHttp}`,
+    '--otlp-grpc', `127.0.0.1:${otlpGrpc}`, '--ui-dir', uiDir], { stdio: ['ignore', log, log] });
+  let exited = null;
+  proc.on('exit', (code) => { exited = code; });
+  const base = `http://127.0.0.1:${http}`;
+  for (let i = 0; ; i++) {
+    if (exited !== null) throw new Error(`server exited with ${exited}; see ${logPath}`);
+    try { const r = await fetch(`${base}/healthz`); if (r.ok) break; } catch { /* not up yet */ }
+    if (i === 299) { proc.kill('SIGKILL'); throw new Error('server did not answer /healthz within 30 s'); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base,
+    async stop() {
+      if (exited === null) proc.kill('SIGTERM');
+      for (let i = 0; i < 100 && exited === null; i++) await new Promise((r) => setTimeout(r, 100));
+      if (exited === null) proc.kill('SIGKILL');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

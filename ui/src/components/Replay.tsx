@@ -1,9 +1,11 @@
 // rrweb replay (@rrweb/replay) with our own controls: play/pause, speed, seek slider; reports the playhead
 // (absolute ms) to the parent and accepts seeks through `control`. New events of a live session are appended.
+// Recorded canvases are shown by lib/canvas.ts: rrweb's own canvas replay needs UNSAFE_replayCanvas.
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Replayer } from '@rrweb/replay';
 import '@rrweb/replay/dist/style.css';
 import { fmtOffset } from '../lib/format';
+import { canvasReplay, type UnsupportedCanvas } from '../lib/canvas';
 
 export interface ReplayControl { seek: (absMs: number, play?: boolean) => void; toggle: () => void }
 
@@ -30,6 +32,7 @@ export function Replay({ events, onTime, control }: Props) {
   const [cur, setCur] = useState(0);
   const [total, setTotal] = useState(0);
   const [skip, setSkip] = useState(true);
+  const [unpainted, setUnpainted] = useState<UnsupportedCanvas[]>([]);
   const onTimeRef = useRef(onTime);
   onTimeRef.current = onTime;
 
@@ -48,9 +51,11 @@ export function Replay({ events, onTime, control }: Props) {
   useLayoutEffect(() => {
     if (!host.current || !canReplay(events)) return;
     const sorted = [...events].sort((a, b) => a.timestamp - b.timestamp);
+    setUnpainted([]);
+    const canvases = canvasReplay((kind) => setUnpainted((kinds) => [...kinds, kind]));
     const r = new Replayer(sorted, {
       root: host.current, skipInactive: skip, showWarning: false, mouseTail: false,
-      triggerFocus: false, speed, UNSAFE_replayCanvas: false,
+      triggerFocus: false, speed, UNSAFE_replayCanvas: false, plugins: [canvases.plugin],
     });
     rep.current = r;
     added.current = events.length;
@@ -65,7 +70,7 @@ export function Replay({ events, onTime, control }: Props) {
     onTimeRef.current(meta.startTime);
     const ro = new ResizeObserver(fit);
     if (stage.current) ro.observe(stage.current);
-    return () => { ro.disconnect(); r.destroy(); rep.current = null; host.current && (host.current.innerHTML = ''); };
+    return () => { ro.disconnect(); canvases.stop(); r.destroy(); rep.current = null; host.current && (host.current.innerHTML = ''); };
   }, [canReplay(events)]);
 
   // Live sessions: append events that arrived since the last poll.
@@ -152,6 +157,12 @@ export function Replay({ events, onTime, control }: Props) {
             const v = (e.currentTarget as HTMLInputElement).checked; setSkip(v); rep.current?.setConfig({ skipInactive: v });
           }} /> skip idle
         </label>
+        {unpainted.length > 0 && (
+          <span class="muted" data-testid="canvas-unpainted"
+            title="Recorded with rrweb's call-by-call canvas recording, which the replay does not paint; the recorder's recordCanvas frames are painted">
+            canvas not replayed: {unpainted.map((k) => (k === '2d' ? '2D calls' : k === 'webgl' ? 'WebGL' : 'WebGL2')).join(', ')}
+          </span>
+        )}
       </div>
     </div>
   );
