@@ -5,6 +5,9 @@
 #   SESSIONTRACE_SKIP_PYTHON=1      tests with Python's OpenTelemetry SDK and `mcp` (.venv)
 #   SESSIONTRACE_SKIP_CLICKHOUSE=1  the ClickHouse store's conformance, scale-out and end-to-end tests
 #                                   (clickhouse-server; two throwaway servers on loopback, started here)
+#   SESSIONTRACE_SKIP_FUZZ=1        a minute of every fuzz target (scripts/fuzz.sh 60; it installs the nightly
+#                                   toolchain and cargo-fuzz when missing, and is left out, said below, only
+#                                   when they cannot be installed)
 # scripts/setup.sh installs all three; run as root, this command runs it when one is missing. Order: the npm builds first (the binary embeds the UI and the
 # recorder), then the Rust gates and tests, then the npm tests and the browser end-to-end tests against
 # the binary. The closing lines count the tests of each suite.
@@ -77,6 +80,10 @@ count() {
         if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
         END { print p + 0, f + 0, s + 0 }' "$log")
     ;;
+  fuzz)
+    # A target that ran its share of the minute without a crash counts as one passed test.
+    read -r passed failed skipped < <(awk '/^fuzz\.sh: .* ok, / { p++ } END { print p + 0, 0, 0 }' "$log")
+    ;;
   node)
     read -r passed failed skipped < <(awk '/^(# |ℹ )pass / { p += $NF } /^(# |ℹ )fail / { f += $NF }
         /^(# |ℹ )skipped / { s += $NF } END { print p + 0, f + 0, s + 0 }' "$log")
@@ -126,6 +133,21 @@ if ! opted_out SESSIONTRACE_SKIP_CLICKHOUSE; then
     cargo test --quiet -p sessiontrace-cli --test real_clients --test crash --test auth --test grafana --test signals
 fi
 
+fuzz_left_out=""
+if ! opted_out SESSIONTRACE_SKIP_FUZZ; then
+  echo "== fuzz (scripts/fuzz.sh 60: every fuzz target, a minute in all)"
+  fuzz_status=0
+  bash scripts/fuzz.sh 60 2>&1 | tee "$logs/fuzz.log" || fuzz_status=$?
+  if [ "$fuzz_status" -eq 3 ]; then
+    fuzz_left_out="fuzz (nightly or cargo-fuzz could not be installed)"
+  elif [ "$fuzz_status" -ne 0 ]; then
+    echo "test.sh: a fuzz target failed (scripts/fuzz.sh above)" >&2
+    exit 1
+  else
+    count fuzz "$logs/fuzz.log" fuzz
+  fi
+fi
+
 export SESSIONTRACE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/sessiontrace"
 echo "== recorder (npm test)"
 run recorder node bash -c 'cd recorder && npm test'
@@ -134,9 +156,10 @@ run ui-unit vitest bash -c 'cd ui && npm test'
 run ui-e2e node bash -c 'cd ui && npm run test:e2e'
 
 opted=()
-for variable in SESSIONTRACE_SKIP_BROWSER SESSIONTRACE_SKIP_PYTHON SESSIONTRACE_SKIP_CLICKHOUSE; do
+for variable in SESSIONTRACE_SKIP_BROWSER SESSIONTRACE_SKIP_PYTHON SESSIONTRACE_SKIP_CLICKHOUSE SESSIONTRACE_SKIP_FUZZ; do
   if opted_out "$variable"; then opted+=("$variable=1"); fi
 done
+if [ -n "$fuzz_left_out" ]; then opted+=("$fuzz_left_out"); fi
 echo "suites: $(IFS=';'; echo "${summary[*]}" | sed 's/;/; /g')${opted:+ (left out: ${opted[*]})}"
 echo "total: $total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$total_failed" -eq 0 ]

@@ -24,9 +24,13 @@ fn only_masks(value: &Option<AnyValue>) -> bool {
 /// Every value under a masked key in `value` is the mask.
 fn json_is_masked(rules: &MaskingRules, value: &serde_json::Value) -> bool {
     match value {
-        serde_json::Value::Object(map) => map.iter().all(|(key, child)| {
-            if rules.is_masked_body_key(key) { child == MASKED } else { json_is_masked(rules, child) }
-        }),
+        serde_json::Value::Object(map) => {
+            map.iter().all(
+                |(key, child)| {
+                    if rules.is_masked_body_key(key) { child == MASKED } else { json_is_masked(rules, child) }
+                },
+            )
+        }
         serde_json::Value::Array(items) => items.iter().all(|item| json_is_masked(rules, item)),
         _ => true,
     }
@@ -50,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
             _ => AnyValue { value: Some(Kind::ArrayValue(ArrayValue { values: vec![string(value)] })) },
         };
         let prefix = if mode & 0x80 == 0 { "http.request.header." } else { "http.response.header." };
-        let mut attributes = vec![KeyValue { key: format!("{prefix}{name}"), value: Some(value), ..Default::default() }];
+        let mut attributes =
+            vec![KeyValue { key: format!("{prefix}{name}"), value: Some(value), ..Default::default() }];
         normalize_attributes(&mut attributes, &rules, 256 * 1024);
         if rules.is_masked_header(name) {
             assert!(only_masks(&attributes[0].value), "{name}: {:?}", attributes[0].value);

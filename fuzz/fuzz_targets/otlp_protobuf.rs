@@ -14,8 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let decoded = ExportTraceServiceRequest::decode(data);
     if let Some((_, span_count)) = scan_traces(data, &config) {
         let request = decoded.expect("the scan accepted what prost refuses");
-        let spans: usize =
-            request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+        let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
         assert_eq!(span_count, spans as u64, "the scan and prost count different spans");
     }
     let _ = prepare(TraceInput::Protobuf(data.to_vec()), &config);

@@ -1,4 +1,5 @@
-//! Request bodies to OTLP types: content type, `Content-Encoding: gzip`, the size limit, then protobuf
+//! Request bodies to OTLP types: content type, `Content-Encoding` (gzip, deflate, zstd), the size limit (before
+//! and after decompression: a bomb is refused, not inflated), then protobuf
 //! (prost) or the OTLP JSON mapping (lowerCamelCase keys, hex ids, int64 as strings). Proto field names in
 //! snake_case are accepted too, as the proto3 JSON mapping asks of parsers; a JSON body with no OTLP data
 //! under any known key is refused rather than answered with an empty success.
@@ -61,9 +62,10 @@ pub fn decompress(body: Vec<u8>, content_encoding: Option<&str>, limit: usize) -
         }
     };
     let name = encoding.unwrap_or_default();
-    let mut out = Vec::with_capacity(body.len() * 4);
+    // A guess for the common ratio, never above what the limit lets through.
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit.saturating_add(1)));
     decoder
-        .take(limit as u64 + 1)
+        .take((limit as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|error| IngestError::invalid(format!("body is not valid {name}: {error}")))?;
     if out.len() > limit {
@@ -80,13 +82,19 @@ pub fn from_protobuf<M: prost::Message + Default>(body: &[u8], what: &str) -> Re
 
 /// Decodes an OTLP message from the OTLP JSON mapping. `top_key` is the message's one top-level field
 /// (`resourceSpans`, `resourceLogs`, `resourceMetrics`).
-pub fn from_json<M: serde::de::DeserializeOwned>(body: &[u8], top_key: &str) -> Result<M, IngestError> {
+pub fn from_json<M: serde::de::DeserializeOwned + Default + PartialEq>(
+    body: &[u8],
+    top_key: &str,
+) -> Result<M, IngestError> {
     // The common case — lowerCamelCase keys, the expected top-level field — parses straight into the
     // OTLP types; anything else takes the slower path below, which renames keys or explains the error.
+    // `names_top_key` finds the key anywhere, nested too, and the typed parse ignores unknown fields: an
+    // empty message may be a body whose top-level key is unknown, which the slower path refuses.
     let names_top_key = contains(body, format!("\"{top_key}\"").as_bytes());
     if names_top_key
         && !has_snake_case_key(body)
         && let Ok(message) = serde_json::from_slice::<M>(body)
+        && message != M::default()
     {
         return Ok(message);
     }
@@ -210,6 +218,26 @@ mod tests {
     }
 
     #[test]
+    fn bombs_are_refused_at_the_limit_in_every_encoding() {
+        use std::io::Write;
+        let zeros = vec![0u8; 8 << 20];
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&zeros).unwrap();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        zlib.write_all(&zeros).unwrap();
+        let zstd = zstd::encode_all(&zeros[..], 19).unwrap();
+        for (encoding, body) in [("gzip", gzip.finish().unwrap()), ("deflate", zlib.finish().unwrap()), ("zstd", zstd)]
+        {
+            assert!(body.len() < 64 * 1024, "{encoding}: {} bytes", body.len());
+            assert_eq!(decompress(body, Some(encoding), 64 * 1024), Err(IngestError::TooLarge { limit: 64 * 1024 }));
+        }
+        // No limit is too large to add one to (`limit = usize::MAX` overflowed in debug builds).
+        let mut small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        small.write_all(b"hello").unwrap();
+        assert_eq!(decompress(small.finish().unwrap(), Some("gzip"), usize::MAX).unwrap(), b"hello");
+    }
+
+    #[test]
     fn finds_snake_case_keys_but_not_snake_case_values() {
         assert!(has_snake_case_key(br#"{"resource_spans": []}"#));
         assert!(!has_snake_case_key(br#"{"resourceSpans": [{"key": "db_name", "value": {"stringValue": "a_b:c"}}]}"#));
@@ -227,6 +255,15 @@ mod tests {
         let error = from_json::<ExportTraceServiceRequest>(wrong, "resourceSpans").unwrap_err();
         assert!(error.to_string().contains("resourceSpans"), "{error}");
         assert!(from_json::<ExportTraceServiceRequest>(b"{}", "resourceSpans").is_ok());
+        assert!(from_json::<ExportTraceServiceRequest>(br#"{"resourceSpans": []}"#, "resourceSpans").is_ok());
+        // Found by fuzz/fuzz_targets/otlp_json.rs: the top-level key unknown, `resourceSpans` only nested
+        // inside it. The camelCase body took the fast path and was answered with an empty success, its
+        // snake_case spelling was refused; both are refused now.
+        let nested = br#"{"spansdceSpans":[{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x"}]}]}]}]}"#;
+        let error = from_json::<ExportTraceServiceRequest>(nested, "resourceSpans").unwrap_err();
+        assert!(error.to_string().contains("spansdceSpans"), "{error}");
+        let nested_snake = br#"{"spansdce_spans":[{"resource_spans":[{"scope_spans":[{"spans":[{"name":"x"}]}]}]}]}"#;
+        assert!(from_json::<ExportTraceServiceRequest>(nested_snake, "resourceSpans").is_err());
         assert!(from_json::<ExportTraceServiceRequest>(b"[1]", "resourceSpans").is_err());
     }
 }

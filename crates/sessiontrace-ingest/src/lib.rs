@@ -11,6 +11,9 @@
 //!    span blocks (the received protobuf, re-encoded only when normalization changed it) with a per-trace
 //!    index, log records and metric points.
 //!
+//! Replay chunks of the browser recorder take [`replay`] (the body checked, the events kept as received);
+//! once stored, [`signals`] derives a session's frustration signals and facts from its events ([`rrweb`]).
+//!
 //! Nothing here does I/O; the server awaits the store's commit before it answers the client.
 
 pub mod anyvalue;
@@ -20,6 +23,7 @@ pub mod index;
 pub mod logs;
 pub mod metrics;
 pub mod normalize;
+pub mod replay;
 pub mod route;
 pub mod rrweb;
 pub mod scan;

@@ -45,6 +45,10 @@ impl<'a> Fields<'a> {
             self.pos += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte < 0x80 {
+                // The tenth byte holds only bit 63: more would overflow, and prost refuses it.
+                if shift == 63 && byte > 1 {
+                    return Err(());
+                }
                 return Ok(value);
             }
         }
@@ -387,6 +391,23 @@ mod tests {
         assert!(ExportTraceServiceRequest::decode(body).is_err());
         assert!(scan_traces(body, &IngestConfig::default()).is_none());
         assert!(prepare(TraceInput::Protobuf(body.to_vec()), &IngestConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_varint_overflowing_64_bits_is_not_vouched_for() {
+        // Found by fuzz/fuzz_targets/otlp_protobuf.rs: a span's `kind` as a ten-byte varint whose last
+        // byte carries more than bit 63; prost refuses it ("invalid varint"), the scan dropped the extra bits.
+        let overlong_kind = [&[0x30][..], &[0xff; 9], &[0x17]].concat();
+        let span = [&[0x0a, 16][..], &[0xab; 16], &[0x12, 8], &[0xcd; 8], &[0x2a, 1, b'x'], &overlong_kind].concat();
+        let scope_spans = [&[0x12, span.len() as u8][..], &span].concat();
+        let resource_spans = [&[0x12, scope_spans.len() as u8][..], &scope_spans].concat();
+        let body = [&[0x0a, resource_spans.len() as u8][..], &resource_spans].concat();
+        assert!(ExportTraceServiceRequest::decode(&body[..]).is_err());
+        assert!(scan_traces(&body, &IngestConfig::default()).is_none());
+        assert!(prepare(TraceInput::Protobuf(body.clone()), &IngestConfig::default()).is_err());
+        // The largest ten-byte varint is still read.
+        let largest = [&[0xff; 9][..], &[0x01]].concat();
+        assert_eq!(Fields::new(&largest).varint(), Ok(u64::MAX));
     }
 
     #[test]

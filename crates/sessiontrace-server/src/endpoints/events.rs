@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::Value;
 use sessiontrace_ingest::decode::decompress;
-use sessiontrace_model::records::ReplayChunk;
+use sessiontrace_ingest::replay::{ChunkError, parse_chunk};
 use sessiontrace_pipeline::{ReplayOutcome, RequestContext};
 use sessiontrace_query::timeline::replay_events_json;
 
@@ -37,44 +37,11 @@ async fn put_events(
     let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let bytes = decompress(raw, content_encoding, limit)?;
     let session = find_session(&state, &ctx.project, &id).await?;
-    let mut chunk: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("events body is not valid JSON: {e}")))?;
-    let seq = chunk
-        .get("seq")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ApiError::BadRequest("events body needs \"seq\", a whole number from 0".into()))?;
-    let Some(Value::Array(events)) = chunk.get_mut("events").map(Value::take) else {
-        return Err(ApiError::BadRequest("events body needs \"events\", an array of rrweb events".into()));
-    };
-    if events.len() > state.config.max_events_per_chunk {
-        return Err(ApiError::TooLarge(format!(
-            "{} events in one chunk; the limit is {}",
-            events.len(),
-            state.config.max_events_per_chunk
-        )));
-    }
-    let mut timestamps = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        let has_type = event.get("type").is_some_and(Value::is_u64);
-        let timestamp = event.get("timestamp").and_then(Value::as_f64);
-        match (has_type, timestamp) {
-            (true, Some(ms)) => timestamps.push(ms as i64),
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "event {index} is not an rrweb event: it needs a numeric \"type\" and \"timestamp\""
-                )));
-            }
-        }
-    }
-    let event_count = events.len() as u32;
-    let chunk = ReplayChunk {
-        session_id: session.id.clone(),
-        seq,
-        event_count,
-        first_timestamp_ms: timestamps.iter().copied().min().unwrap_or(0),
-        last_timestamp_ms: timestamps.iter().copied().max().unwrap_or(0),
-        events_json: serde_json::to_vec(&events).map_err(|e| ApiError::Internal(e.to_string()))?,
-    };
+    let chunk = parse_chunk(&bytes, &session.id, state.config.max_events_per_chunk).map_err(|error| match error {
+        ChunkError::TooManyEvents { .. } => ApiError::TooLarge(error.to_string()),
+        ChunkError::Invalid(message) => ApiError::BadRequest(message),
+    })?;
+    let seq = chunk.seq;
     // An unsaved continuous session keeps its replay in its rolling window until it is saved.
     Ok(Json(match state.pipeline.accept_replay(&ctx, &session, chunk).await? {
         ReplayOutcome::Held => serde_json::json!({"seq": seq, "stored": true, "held": true}),
