@@ -48,6 +48,8 @@ const SLICED_SNAPSHOT = `
     let slices = 0;
     let longestSliceMs = 0;
     let cancelled = false;
+    let finished = false;
+    let hurry = false;
     cancelSlicedSnapshot = () => {
       cancelled = true;
       heldEvents = null;
@@ -59,6 +61,8 @@ const SLICED_SNAPSHOT = `
     };
     let root = null;
     const finish = () => {
+      finished = true;
+      snapshotSlicing.finishNow = null;
       const held = heldEvents;
       heldEvents = null;
       cancelSlicedSnapshot = null;
@@ -72,7 +76,7 @@ const SLICED_SNAPSHOT = `
         snapshotSlicing.onDone({ slices, longestSliceMs, totalMs: performance.now() - walkStart, nodes: head });
     };
     const step = () => {
-      if (cancelled) return;
+      if (cancelled || finished) return;
       const t0 = performance.now();
       if (!root) {
         meta = { href: window.location.href, width: getWindowWidth(), height: getWindowHeight() };
@@ -102,7 +106,7 @@ const SLICED_SNAPSHOT = `
       }
       // A hidden page has no one to keep waiting, and its timers are throttled (to one a minute, after a
       // while): the walk ends in this slice.
-      const budget = document.visibilityState === "hidden" ? Infinity : budgetMs;
+      const budget = hurry || document.visibilityState === "hidden" ? Infinity : budgetMs;
       let count = 0;
       while (head < queue.length) {
         const [n, childOptions, parentSn, parentN] = queue[head];
@@ -120,6 +124,12 @@ const SLICED_SNAPSHOT = `
       } else {
         finish();
       }
+    };
+    // The page is going away (pagehide): the rest of the walk now, in this task, so that the snapshot and
+    // the events held back during it are emitted before the last flush instead of lost with the page.
+    snapshotSlicing.finishNow = () => {
+      hurry = true;
+      step();
     };
     // Not in the task that started the observers (which is the page's or the recorder's start): that one
     // is long enough already.

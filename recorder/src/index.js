@@ -260,6 +260,11 @@ function activate(endpoint, session, opts, owned) {
     if (due) uploader.flush();
   };
   const sampling = opts.sampling || { mousemove: 50, scroll: 150, input: 'last' };
+  const slicing = opts.snapshotSliceMs === false ? null : {
+    budgetMs: opts.snapshotSliceMs || SNAPSHOT_SLICE_MS,
+    onDone: (s) => { rec.snapshot = s; },
+    finishNow: null,
+  };
   const startDom = () => {
     clock.start();
     const t0 = performance.now();
@@ -278,10 +283,8 @@ function activate(endpoint, session, opts, owned) {
       dataURLOptions: { type: 'image/webp', quality: 0.6 },
       // The bundled rrweb (scripts/rrweb-patches.mjs) takes the full snapshot in slices of at most
       // budgetMs, one task each, rather than in one long task; an unpatched rrweb ignores this option.
-      snapshotSlicing: opts.snapshotSliceMs === false ? null : {
-        budgetMs: opts.snapshotSliceMs || SNAPSHOT_SLICE_MS,
-        onDone: (s) => { rec.snapshot = s; },
-      },
+      // The patch sets slicing.finishNow while a walk is in progress: the page hide calls it.
+      snapshotSlicing: slicing,
     }) || null;
     rec.snapshotMs = performance.now() - t0; // record()'s task: the whole snapshot when not sliced, else the observers' start
   };
@@ -305,6 +308,8 @@ function activate(endpoint, session, opts, owned) {
 
   const timer = setInterval(() => uploader.flush(), opts.flushIntervalMs || FLUSH_INTERVAL_MS);
   const onHide = () => {
+    // A sliced snapshot still in progress ends now, so that it and what it held back are in the flush.
+    if (slicing && slicing.finishNow) slicing.finishNow();
     uploader.flushOnHide();
     tracing.flush();
   };
