@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use sessiontrace_model::records::TraceIndexEntry;
 
 /// One span, as the index sees it.
@@ -22,26 +24,19 @@ pub struct SpanFacts<'a> {
 pub struct IndexBuilder {
     entries: Vec<TraceIndexEntry>,
     has_true_root: Vec<bool>,
-    position: HashMap<[u8; 16], usize>,
+    position: HashMap<[u8; 16], usize, RandomState>,
+    /// The slot of the last span's trace: spans of one trace mostly come together.
+    last: Option<([u8; 16], usize)>,
 }
 
 impl IndexBuilder {
     /// Adds one span to its trace's entry.
     pub fn add(&mut self, span: SpanFacts<'_>) {
-        let slot = *self.position.entry(span.trace_id).or_insert_with(|| {
-            self.entries.push(TraceIndexEntry {
-                trace_id: span.trace_id,
-                session_key: None,
-                services: Vec::new(),
-                start_unix_nano: i64::MAX,
-                end_unix_nano: i64::MIN,
-                span_count: 0,
-                error_count: 0,
-                root: None,
-            });
-            self.has_true_root.push(false);
-            self.entries.len() - 1
-        });
+        let slot = match self.last {
+            Some((trace_id, slot)) if trace_id == span.trace_id => slot,
+            _ => self.slot(span.trace_id),
+        };
+        self.last = Some((span.trace_id, slot));
         let entry = &mut self.entries[slot];
         if entry.session_key.is_none() {
             entry.session_key = span.session_key;
@@ -61,6 +56,24 @@ impl IndexBuilder {
         entry.end_unix_nano = entry.end_unix_nano.max(span.end_unix_nano.max(span.start_unix_nano) as i64);
         entry.span_count += 1;
         entry.error_count += span.has_error as u32;
+    }
+
+    /// The entry of `trace_id`, added if new.
+    fn slot(&mut self, trace_id: [u8; 16]) -> usize {
+        *self.position.entry(trace_id).or_insert_with(|| {
+            self.entries.push(TraceIndexEntry {
+                trace_id,
+                session_key: None,
+                services: Vec::new(),
+                start_unix_nano: i64::MAX,
+                end_unix_nano: i64::MIN,
+                span_count: 0,
+                error_count: 0,
+                root: None,
+            });
+            self.has_true_root.push(false);
+            self.entries.len() - 1
+        })
     }
 
     /// The entries, services sorted.
