@@ -84,6 +84,34 @@ pub struct LoadgenArgs {
     /// A read key for --verify's counts (a server with authentication on).
     #[arg(long, env = "SESSIONTRACE_READ_KEY", hide_env_values = true)]
     read_key: Option<String>,
+    /// Write this many encoded request bodies (fresh trace ids each) to --bodies-dir as body-N.bin and
+    /// exit without sending: for other load tools (bench/ingest.sh --tool wrk).
+    #[arg(long, requires = "bodies_dir")]
+    write_bodies: Option<usize>,
+    /// Where --write-bodies writes.
+    #[arg(long)]
+    bodies_dir: Option<PathBuf>,
+}
+
+/// Writes `count` bodies cycling through `templates`, each with its trace ids made unique.
+fn write_bodies(
+    templates: &[workload::Template],
+    protocol: Protocol,
+    count: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Another run's bodies get other trace ids.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let salt = (now.as_nanos() as u64) & 0x00ff_ffff_ffff_ffff;
+    for number in 0..count {
+        let template = &templates[number % templates.len()];
+        let mut body = template.body.clone();
+        workload::patch_trace_ids(template, &mut body, protocol, number as u64, salt);
+        let path = dir.join(format!("body-{number}.bin"));
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn stored_spans(api: &str, read_key: Option<&str>) -> anyhow::Result<u64> {
@@ -133,6 +161,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let templates = workload::templates(&spec, protocol);
+    if let (Some(count), Some(dir)) = (args.write_bodies, &args.bodies_dir) {
+        let span_count = templates[0].span_count;
+        anyhow::ensure!(templates.iter().all(|t| t.span_count == span_count), "templates differ in span count");
+        write_bodies(&templates, protocol, count, dir)?;
+        println!("{span_count}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let bytes: usize = templates.iter().map(|t| t.body.len()).sum();
     let spans: usize = templates.iter().map(|t| t.span_count).sum();
     if !args.quiet {
