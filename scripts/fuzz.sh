@@ -8,6 +8,8 @@
 # Builds are `-O --sanitizer none`: the code is safe Rust, where AddressSanitizer finds little that a panic
 # does not, and it runs about 5× faster (more inputs per second, a shorter build in CI).
 # A crash stops the script with its input in fuzz/artifacts/<target>/; turn each into a unit test.
+# The seeds in fuzz/corpus/<target>/ are partly hand-made, partly what real clients send (the Python and
+# Rust SDKs, the browser recorder), captured by fuzz/seeds/capture.sh.
 #
 #   scripts/fuzz.sh            # 60 s in total
 #   scripts/fuzz.sh 600        # 10 minutes in total
