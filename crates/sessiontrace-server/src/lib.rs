@@ -17,7 +17,7 @@
 
 pub mod access;
 pub mod admission;
-pub mod config;
+pub use sessiontrace_config as config;
 pub mod endpoints;
 pub mod error;
 pub mod limits;
@@ -35,13 +35,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use sessiontrace_auth::limits::{Limits, Rates};
 use sessiontrace_auth::{AuthMode, Authenticator, LoginSettings};
-use sessiontrace_ingest::IngestConfig;
 use sessiontrace_ingest::route::RoutingPolicy;
-use sessiontrace_model::masking::MaskingRules;
 use sessiontrace_pipeline::clock::now_ms;
-use sessiontrace_pipeline::continuous::ContinuousSettings;
-use sessiontrace_pipeline::forward::ForwardMode;
-use sessiontrace_pipeline::tail::TailSettings;
 use sessiontrace_pipeline::telemetry::Counters;
 use sessiontrace_pipeline::{Pipeline, PipelineSettings};
 use sessiontrace_store::Store;
@@ -97,23 +92,7 @@ pub async fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>>
 
 /// The pipeline's settings from the server's config.
 pub fn pipeline_settings(config: &ServerConfig) -> PipelineSettings {
-    let ingest = IngestConfig {
-        max_body_bytes: config.max_body_bytes,
-        max_attribute_value_bytes: config.max_attribute_value_bytes,
-        masking: MaskingRules::with_extra(&config.masked_headers, &config.masked_body_keys),
-        routing: routing_policy(config),
-    };
-    let tail = (ingest.routing.sampling_ratio < 1.0 && config.decision_wait_ms > 0).then(|| TailSettings {
-        decision_wait: Duration::from_millis(config.decision_wait_ms),
-        max_bytes: config.decision_max_bytes,
-        remember_kept: Duration::from_millis(config.decision_wait_ms.saturating_mul(4).max(60_000)),
-    });
-    let continuous = ContinuousSettings {
-        window: Duration::from_secs(config.continuous_window_secs),
-        max_bytes_per_session: config.continuous_max_bytes_per_session,
-        max_bytes_total: config.continuous_max_bytes,
-    };
-    PipelineSettings { ingest, tail, continuous, forward: config.forward.clone() }
+    config.pipeline_settings()
 }
 
 /// The shared state around an open store: the pipeline with its timers, and the retention task (both
@@ -126,10 +105,7 @@ pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState
         AuthSetting::Auto => AuthMode::Auto,
         AuthSetting::Required => AuthMode::Required,
     };
-    let login = LoginSettings {
-        idle: Duration::from_secs(config.login_idle_minutes.max(1) * 60),
-        absolute: Duration::from_secs(config.login_max_hours.max(1) * 3600),
-    };
+    let login = LoginSettings { idle: config.login_idle(), absolute: config.login_max() };
     let rates = Rates {
         requests_per_second: config.project_requests_per_second,
         bytes_per_second: config.project_bytes_per_second,
@@ -150,13 +126,7 @@ pub fn state_with_store(config: ServerConfig, store: Arc<dyn Store>) -> AppState
 /// The routing policy of a config: ratio, slow rule, and whether dropped traces are handed back (for the
 /// tail buffer, or for upstreams that take more than what is kept).
 pub fn routing_policy(config: &ServerConfig) -> RoutingPolicy {
-    let tail = config.sampling_ratio < 1.0 && config.decision_wait_ms > 0;
-    let forwards_dropped = config.forward.iter().any(|f| f.mode != ForwardMode::Kept);
-    RoutingPolicy {
-        sampling_ratio: config.sampling_ratio,
-        slow_trace_ns: config.slow_trace_ms.map(|ms| ms.saturating_mul(1_000_000)),
-        hold_dropped: config.sampling_ratio < 1.0 && (tail || forwards_dropped),
-    }
+    config.routing_policy()
 }
 
 /// Deletes what is older than `retention_days` shortly after start and then every hour, until the store

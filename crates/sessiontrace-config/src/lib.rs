@@ -1,12 +1,25 @@
 //! Server settings: defaults in one place ([`ServerConfig::default`]), then a TOML file (`--config`), then
 //! `SESSIONTRACE_*` environment variables and command-line flags (applied by the CLI). A bad file fails
-//! at start with the field's path and what was expected.
+//! at start with the field's path and what was expected. The settings every part of the server derives
+//! from it (the pipeline's, the routing policy, login session lengths) are methods here too, so that a
+//! config that passes [`ServerConfig::from_toml`] is known to produce them (the `config` fuzz target).
+//!
+//! Its own crate, re-exported as `sessiontrace_server::config`, so that it builds without the server's
+//! listeners, stores and embedded UI.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use sessiontrace_ingest::IngestConfig;
+use sessiontrace_ingest::route::RoutingPolicy;
+use sessiontrace_model::masking::MaskingRules;
+use sessiontrace_pipeline::PipelineSettings;
+use sessiontrace_pipeline::continuous::ContinuousSettings;
+use sessiontrace_pipeline::forward::ForwardMode;
+use sessiontrace_pipeline::tail::TailSettings;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -247,6 +260,49 @@ impl ServerConfig {
     /// The SQLite file inside the data folder.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("sessiontrace.db")
+    }
+
+    /// How long an unused login session lasts.
+    pub fn login_idle(&self) -> Duration {
+        Duration::from_secs(self.login_idle_minutes.max(1) * 60)
+    }
+
+    /// How long a login session lasts at most.
+    pub fn login_max(&self) -> Duration {
+        Duration::from_secs(self.login_max_hours.max(1) * 3600)
+    }
+
+    /// The pipeline's settings.
+    pub fn pipeline_settings(&self) -> PipelineSettings {
+        let ingest = IngestConfig {
+            max_body_bytes: self.max_body_bytes,
+            max_attribute_value_bytes: self.max_attribute_value_bytes,
+            masking: MaskingRules::with_extra(&self.masked_headers, &self.masked_body_keys),
+            routing: self.routing_policy(),
+        };
+        let tail = (ingest.routing.sampling_ratio < 1.0 && self.decision_wait_ms > 0).then(|| TailSettings {
+            decision_wait: Duration::from_millis(self.decision_wait_ms),
+            max_bytes: self.decision_max_bytes,
+            remember_kept: Duration::from_millis(self.decision_wait_ms.saturating_mul(4).max(60_000)),
+        });
+        let continuous = ContinuousSettings {
+            window: Duration::from_secs(self.continuous_window_secs),
+            max_bytes_per_session: self.continuous_max_bytes_per_session,
+            max_bytes_total: self.continuous_max_bytes,
+        };
+        PipelineSettings { ingest, tail, continuous, forward: self.forward.clone() }
+    }
+
+    /// The routing policy: ratio, slow rule, and whether dropped traces are handed back (for the tail
+    /// buffer, or for upstreams that take more than what is kept).
+    pub fn routing_policy(&self) -> RoutingPolicy {
+        let tail = self.sampling_ratio < 1.0 && self.decision_wait_ms > 0;
+        let forwards_dropped = self.forward.iter().any(|f| f.mode != ForwardMode::Kept);
+        RoutingPolicy {
+            sampling_ratio: self.sampling_ratio,
+            slow_trace_ns: self.slow_trace_ms.map(|ms| ms.saturating_mul(1_000_000)),
+            hold_dropped: self.sampling_ratio < 1.0 && (tail || forwards_dropped),
+        }
     }
 }
 
