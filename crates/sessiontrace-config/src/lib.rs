@@ -21,6 +21,12 @@ use sessiontrace_pipeline::continuous::ContinuousSettings;
 use sessiontrace_pipeline::forward::ForwardMode;
 use sessiontrace_pipeline::tail::TailSettings;
 
+/// The longest login lengths [`ServerConfig::validate`] accepts: 10 years. Longer ones overflowed, either
+/// the seconds (a panic in debug builds, an arbitrary length in release) or the auth crate's `i64`
+/// milliseconds (every login ended at once).
+pub const MAX_LOGIN_IDLE_MINUTES: u64 = 10 * 365 * 24 * 60;
+pub const MAX_LOGIN_HOURS: u64 = 10 * 365 * 24;
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -246,6 +252,11 @@ impl ServerConfig {
         if self.max_body_bytes == 0 {
             anyhow::bail!("max_body_bytes must be above 0");
         }
+        if self.login_idle_minutes > MAX_LOGIN_IDLE_MINUTES || self.login_max_hours > MAX_LOGIN_HOURS {
+            anyhow::bail!(
+                "login_idle_minutes and login_max_hours must be at most 10 years ({MAX_LOGIN_IDLE_MINUTES} minutes, {MAX_LOGIN_HOURS} hours)"
+            );
+        }
         if self.store == StoreKind::Clickhouse && self.clickhouse_url.as_deref().is_none_or(str::is_empty) {
             anyhow::bail!("store = \"clickhouse\" needs clickhouse_url (e.g. http://127.0.0.1:8123)");
         }
@@ -262,14 +273,14 @@ impl ServerConfig {
         self.data_dir.join("sessiontrace.db")
     }
 
-    /// How long an unused login session lasts.
+    /// How long an unused login session lasts (at least a minute).
     pub fn login_idle(&self) -> Duration {
-        Duration::from_secs(self.login_idle_minutes.max(1) * 60)
+        Duration::from_secs(self.login_idle_minutes.clamp(1, MAX_LOGIN_IDLE_MINUTES) * 60)
     }
 
-    /// How long a login session lasts at most.
+    /// How long a login session lasts at most (at least an hour); also the login cookie's `Max-Age`.
     pub fn login_max(&self) -> Duration {
-        Duration::from_secs(self.login_max_hours.max(1) * 3600)
+        Duration::from_secs(self.login_max_hours.clamp(1, MAX_LOGIN_HOURS) * 3600)
     }
 
     /// The pipeline's settings.
@@ -345,5 +356,21 @@ mod tests {
                 .unwrap_err();
         let expected = "forward[0]: forward endpoint https://apm: cannot read the forward ca_file /nonexistent/ca.pem";
         assert!(format!("{error:#}").contains(expected), "{error:#}");
+    }
+
+    /// Found while writing the `config` fuzz target (it checks that the lengths fit `i64` milliseconds):
+    /// `login_idle_minutes * 60` and `login_max_hours * 3600` overflowed for values a file may hold.
+    #[test]
+    fn login_lengths_are_bounded_and_never_overflow() {
+        let error = ServerConfig::from_toml("login_idle_minutes = 400000000000000000").unwrap_err();
+        assert!(error.to_string().contains("login_idle_minutes"), "{error}");
+        let error = ServerConfig::from_toml("login_max_hours = 5200000000000000").unwrap_err();
+        assert!(error.to_string().contains("login_max_hours"), "{error}");
+        let config = ServerConfig::from_toml("login_idle_minutes = 5256000\nlogin_max_hours = 0").unwrap();
+        assert_eq!(config.login_idle(), Duration::from_secs(MAX_LOGIN_IDLE_MINUTES * 60));
+        assert_eq!(config.login_max(), Duration::from_secs(3600));
+        let unchecked = ServerConfig { login_idle_minutes: u64::MAX, login_max_hours: u64::MAX, ..Default::default() };
+        assert_eq!(unchecked.login_idle(), Duration::from_secs(MAX_LOGIN_IDLE_MINUTES * 60));
+        assert_eq!(unchecked.login_max(), Duration::from_secs(MAX_LOGIN_HOURS * 3600));
     }
 }

@@ -78,7 +78,7 @@ async fn log_in(State(state): State<AppState>, request: Request) -> Response {
     match state.auth.log_in(&credentials.name, &credentials.password, address).await {
         Ok((token, login)) => match me_body(&state, Some(&login)).await {
             Ok(body) => {
-                let max_age = state.config.login_max_hours * 3600;
+                let max_age = state.config.login_max().as_secs();
                 let cookie = login_cookie(&state, &parts.headers, &token, Some(max_age));
                 (StatusCode::OK, [(header::SET_COOKIE, cookie)], Json(body)).into_response()
             }
