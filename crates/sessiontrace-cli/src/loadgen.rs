@@ -101,9 +101,7 @@ fn write_bodies(
     dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Another run's bodies get other trace ids.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let salt = (now.as_nanos() as u64) & 0x00ff_ffff_ffff_ffff;
+    let salt = workload::new_salt();
     for number in 0..count {
         let template = &templates[number % templates.len()];
         let mut body = template.body.clone();

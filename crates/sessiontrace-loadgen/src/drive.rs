@@ -327,7 +327,7 @@ impl IntervalCounts {
 /// Drives the load and returns the report.
 pub async fn run(templates: Vec<Template>, spec: DriveSpec) -> anyhow::Result<Report> {
     anyhow::ensure!(!templates.is_empty(), "no request templates");
-    let salt: u64 = rand::random::<u64>() & 0x00ff_ffff_ffff_ffff;
+    let salt = crate::workload::new_salt();
     let mut clients = Vec::with_capacity(spec.connections);
     for _ in 0..spec.connections.max(1) {
         let client = match spec.protocol {

@@ -267,6 +267,11 @@ pub fn templates(spec: &WorkloadSpec, protocol: Protocol) -> Vec<Template> {
         .collect()
 }
 
+/// A random salt for [`patch_trace_ids`]: another run's trace ids differ from this one's.
+pub fn new_salt() -> u64 {
+    rand::random::<u64>() & 0x00ff_ffff_ffff_ffff
+}
+
 /// Writes a unique tail into every trace id of `body` (a copy of `template.body`): the last 8 bytes of
 /// trace `t` become `unique * 64 + t` mixed with `salt`, so no two sends share a trace id.
 pub fn patch_trace_ids(template: &Template, body: &mut [u8], protocol: Protocol, unique: u64, salt: u64) {
