@@ -125,12 +125,28 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== cargo test"
-cargo build --quiet -p sessiontrace-cli
+# One build of the workspace's tests (the binary, target/debug/sessiontrace, included); the ClickHouse runs
+# below reuse its test binaries: `cargo test -p sessiontrace-cli` would build everything again with other
+# features (cargo unifies features over the packages it builds), twice the time and disk.
 run cargo cargo cargo test --workspace --quiet
 if ! opted_out SESSIONTRACE_SKIP_CLICKHOUSE; then
   echo "== cargo test, end-to-end tests on the ClickHouse store"
-  run cargo-clickhouse cargo env SESSIONTRACE_TEST_STORE=clickhouse \
-    cargo test --quiet -p sessiontrace-cli --test real_clients --test crash --test auth --test grafana --test signals
+  clickhouse_tests=(real_clients crash auth grafana signals)
+  mapfile -t executables < <(cargo test --workspace --no-run --quiet --message-format=json | python3 -c '
+import json, sys
+wanted = set(sys.argv[1:])
+for line in sys.stdin:
+    message = json.loads(line)
+    target = message.get("target", {})
+    if message.get("reason") == "compiler-artifact" and target.get("kind") == ["test"] \
+            and target.get("name") in wanted and "/sessiontrace-cli#" in message["package_id"]:
+        print(message["executable"])' "${clickhouse_tests[@]}")
+  if [ "${#executables[@]}" -ne "${#clickhouse_tests[@]}" ]; then
+    echo "test.sh: found ${#executables[@]} of the ${#clickhouse_tests[@]} ClickHouse test binaries" >&2
+    exit 1
+  fi
+  run cargo-clickhouse cargo bash -c 'cd crates/sessiontrace-cli && for test in "$@"; do
+      SESSIONTRACE_TEST_STORE=clickhouse "$test" --quiet || exit 1; done' - "${executables[@]}"
 fi
 
 fuzz_left_out=""

@@ -16,10 +16,12 @@ use serde::Deserialize;
 use sessiontrace_ingest::IngestConfig;
 use sessiontrace_ingest::route::RoutingPolicy;
 use sessiontrace_model::masking::MaskingRules;
-use sessiontrace_pipeline::PipelineSettings;
-use sessiontrace_pipeline::continuous::ContinuousSettings;
-use sessiontrace_pipeline::forward::ForwardMode;
-use sessiontrace_pipeline::tail::TailSettings;
+
+pub mod forward;
+pub mod pipeline;
+
+use forward::{ForwardConfig, ForwardMode};
+use pipeline::{ContinuousSettings, PipelineSettings, TailSettings};
 
 /// The longest login lengths [`ServerConfig::validate`] accepts: 10 years. Longer ones overflowed, either
 /// the seconds (a panic in debug builds, an arbitrary length in release) or the auth crate's `i64`
@@ -83,7 +85,7 @@ pub struct ServerConfig {
     pub continuous_max_bytes_per_session: usize,
     pub continuous_max_bytes: usize,
     /// Upstream OTLP endpoints fed with a copy of the data (`[[forward]]` tables, docs/sampling.md).
-    pub forward: Vec<sessiontrace_pipeline::forward::ForwardConfig>,
+    pub forward: Vec<ForwardConfig>,
     /// `auto`: authentication is on once a key or user exists; `required`: always on.
     pub auth: AuthSetting,
     /// Limits of every project (each key may carry its own too); unset is unlimited.
@@ -350,7 +352,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((config.slow_trace_ms, config.forward[0].endpoint.as_str()), (Some(2000), "http://127.0.0.1:4318"));
-        assert_eq!(config.forward[0].mode, sessiontrace_pipeline::forward::ForwardMode::NonSession);
+        assert_eq!(config.forward[0].mode, ForwardMode::NonSession);
         let error =
             ServerConfig::from_toml("[[forward]]\nendpoint = \"https://apm\"\nca_file = \"/nonexistent/ca.pem\"")
                 .unwrap_err();

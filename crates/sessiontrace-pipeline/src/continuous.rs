@@ -29,13 +29,7 @@ use sessiontrace_store::{Store, StoreError};
 
 use crate::telemetry::Counters;
 
-/// Settings of the windows.
-#[derive(Debug, Clone)]
-pub struct ContinuousSettings {
-    pub window: Duration,
-    pub max_bytes_per_session: usize,
-    pub max_bytes_total: usize,
-}
+pub use sessiontrace_config::pipeline::ContinuousSettings;
 
 /// Whether a session's data is held or written through.
 #[derive(Debug, Clone, PartialEq)]

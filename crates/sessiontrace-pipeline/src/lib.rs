@@ -43,11 +43,12 @@ use sessiontrace_store::{Store, StoreError};
 
 pub use logs::LogOutcome;
 pub use sessions::ReplayOutcome;
+pub use sessiontrace_config::pipeline::PipelineSettings;
 pub use traces::TraceOutcome;
 
-use continuous::{ContinuousSessions, ContinuousSettings};
-use forward::{ForwardConfig, ForwardStage, Forwarder};
-use tail::{TailBuffer, TailSettings};
+use continuous::ContinuousSessions;
+use forward::{ForwardStage, Forwarder};
+use tail::TailBuffer;
 use telemetry::Counters;
 use write::StoreWrite;
 
@@ -76,16 +77,6 @@ pub enum PipelineError {
     /// The store failed or is unavailable (retryable when unavailable).
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What the pipeline is built from.
-pub struct PipelineSettings {
-    pub ingest: IngestConfig,
-    /// The tail stage; `None` when nothing can be dropped (ratio 1.0) or `decision_wait` is 0.
-    pub tail: Option<TailSettings>,
-    pub continuous: ContinuousSettings,
-    /// Upstreams; the forward stage is absent when empty.
-    pub forward: Vec<ForwardConfig>,
 }
 
 /// The stages, in the order data flows through them.
@@ -186,6 +177,7 @@ pub(crate) mod testing {
     //! A pipeline over a fresh embedded store, for the stages' tests.
 
     use super::*;
+    use continuous::ContinuousSettings;
     use sessiontrace_store::sqlite::SqliteStore;
 
     pub(crate) fn pipeline(settings: PipelineSettings) -> (Pipeline, Arc<dyn Store>, tempfile::TempDir) {

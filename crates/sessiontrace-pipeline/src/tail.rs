@@ -40,14 +40,7 @@ fn scoped(project: &Project, trace_id: &[u8; 16]) -> [u8; 16] {
     key
 }
 
-/// Settings of the buffer.
-#[derive(Debug, Clone)]
-pub struct TailSettings {
-    pub decision_wait: Duration,
-    pub max_bytes: usize,
-    /// How long a trace kept late (error, slow) is remembered, so its later spans are kept too.
-    pub remember_kept: Duration,
-}
+pub use sessiontrace_config::pipeline::TailSettings;
 
 /// Held spans and logs of one trace.
 struct Pending {

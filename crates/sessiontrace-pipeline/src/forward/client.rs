@@ -6,7 +6,8 @@
 //! through rustls-native-certs) or, when `ca_file` is set, only the CAs in that PEM file (a private CA or
 //! a self-signed upstream). `cert_file` + `key_file` add a client certificate for upstreams that require
 //! mutual TLS. The same files configure both protocols; they are read and checked when the config is
-//! validated, so a bad path or PEM fails the start, not the first send.
+//! validated (`sessiontrace_config::forward`), and given to rustls when the forwarder starts, so a bad path,
+//! PEM or key fails the start, not the first send.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,32 +17,18 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sessiontrace_config::forward::ForwardTlsFiles;
 
 use super::{ForwardCompression, ForwardConfig, ForwardProtocol, Payload};
 use crate::codec::PassThrough;
 
-/// The PEM files of an upstream's TLS settings, read once.
-pub(super) struct TlsFiles {
-    ca: Option<Vec<u8>>,
-    identity: Option<(Vec<u8>, Vec<u8>)>,
-}
+/// The PEM files of an upstream's TLS settings, read and parsed once.
+pub(super) struct TlsFiles(ForwardTlsFiles);
 
 impl TlsFiles {
-    /// Reads the configured files and checks that they hold what they should, by building the rustls
-    /// client config from them.
+    /// Reads the configured files ([`ForwardConfig::tls_files`]) and checks that rustls takes them.
     pub(super) fn load(config: &ForwardConfig) -> anyhow::Result<Self> {
-        let read = |path: &std::path::Path, what: &str| {
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", path.display()))
-        };
-        let ca = config.ca_file.as_deref().map(|path| read(path, "forward ca_file")).transpose()?;
-        let identity = match (&config.cert_file, &config.key_file) {
-            (Some(cert), Some(key)) => Some((read(cert, "forward cert_file")?, read(key, "forward key_file")?)),
-            (None, None) => None,
-            _ => anyhow::bail!("forward cert_file and key_file go together (a client certificate and its key)"),
-        };
-        let files = TlsFiles { ca, identity };
+        let files = TlsFiles(config.tls_files()?);
         files.rustls_config()?;
         Ok(files)
     }
@@ -49,29 +36,13 @@ impl TlsFiles {
     /// A rustls client config: ring, TLS 1.2 and 1.3, the configured or system roots, the client
     /// certificate if any.
     fn rustls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
-        let identity = match &self.identity {
-            Some((cert_pem, key_pem)) => {
-                let certs = CertificateDer::pem_slice_iter(cert_pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| anyhow::anyhow!("forward cert_file is not PEM certificates: {e}"))?;
-                if certs.is_empty() {
-                    anyhow::bail!("forward cert_file holds no certificate");
-                }
-                let key = PrivateKeyDer::from_pem_slice(key_pem)
-                    .map_err(|e| anyhow::anyhow!("forward key_file holds no PEM private key: {e}"))?;
-                Some((certs, key))
-            }
-            None => None,
-        };
         let mut roots = rustls::RootCertStore::empty();
-        match &self.ca {
-            Some(pem) => {
-                for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| anyhow::anyhow!("forward ca_file is not PEM certificates: {e}"))?;
-                    roots.add(cert).map_err(|e| anyhow::anyhow!("forward ca_file holds a bad certificate: {e}"))?;
-                }
-                if roots.is_empty() {
-                    anyhow::bail!("forward ca_file holds no certificate");
+        match &self.0.ca {
+            Some(certs) => {
+                for cert in certs {
+                    roots
+                        .add(cert.clone())
+                        .map_err(|e| anyhow::anyhow!("forward ca_file holds a bad certificate: {e}"))?;
                 }
             }
             None => {
@@ -86,6 +57,7 @@ impl TlsFiles {
                 }
             }
         }
+        let identity = self.0.identity.as_ref().map(|(certs, key)| (certs.clone(), key.clone_key()));
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots);
@@ -99,11 +71,11 @@ impl TlsFiles {
 
     fn tonic_config(&self) -> tonic::transport::ClientTlsConfig {
         let mut tls = tonic::transport::ClientTlsConfig::new();
-        tls = match &self.ca {
+        tls = match &self.0.ca_pem {
             Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
             None => tls.with_native_roots(),
         };
-        if let Some((cert, key)) = &self.identity {
+        if let Some((cert, key)) = &self.0.identity_pem {
             tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
         }
         tls
@@ -159,7 +131,11 @@ fn with_sources(error: &dyn std::error::Error) -> String {
 impl Client {
     pub(super) fn new(config: &ForwardConfig) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.timeout_ms);
-        let tls = config.is_tls().then(|| TlsFiles::load(config)).transpose()?;
+        let tls = config
+            .is_tls()
+            .then(|| TlsFiles::load(config))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("forward endpoint {}: {e}", config.endpoint))?;
         Ok(match config.protocol {
             ForwardProtocol::Http => {
                 let mut headers = http::HeaderMap::new();
