@@ -7,9 +7,10 @@
 #
 #   bench/ingest-clickhouse.sh [--duration S] [--connections N]
 #
-# Writes are acknowledged only after ClickHouse accepted the insert holding them, and the store sends at
-# most one insert group per 200 ms, so wall throughput grows with concurrent connections (each waits about
-# 200 ms); spans per CPU-second is the figure to compare with the SQLite store.
+# Writes are acknowledged only after ClickHouse accepted the insert holding them; the store group-commits
+# (the writes that arrive during an insert share the next), so a lone request waits one insert round trip
+# (`--connections 1` measures it) and wall throughput grows with concurrent connections; spans per
+# CPU-second is the figure to compare with the SQLite store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=20 CONNECTIONS=64

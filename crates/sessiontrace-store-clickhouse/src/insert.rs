@@ -1,20 +1,25 @@
 //! The write path. A caller's [`WriteBatch`] is compressed and encoded as RowBinary rows on the caller's
 //! task ([`Rows`]), each row stamped with the caller's project (one short string per row, stored as a
 //! LowCardinality dictionary index where the server has it), then queued for the one writer task. The
-//! writer sends at most one group of inserts per `flush_interval` (sooner when the rows or bytes reach
-//! their bounds): it gathers queued jobs until the interval since the previous group is over, sends one
-//! insert per table, and only then answers every job of the group: an acknowledged write is in ClickHouse.
+//! writer commits in groups: as soon as an insert slot is free (`max_in_flight`, one by default) it takes
+//! every job queued meanwhile, up to the row and byte bounds, sends one insert per table, and only then
+//! answers every job of the group: an acknowledged write is in ClickHouse. An idle writer sends a lone
+//! write at once; under load a write waits for the insert in flight, then goes in the next group, so the
+//! groups grow with the load and no one waits for a timer. `max_wait` (0 by default) makes a group wait
+//! that much longer for company, trading latency for fewer inserts.
 //!
 //! The queue is bounded by bytes (a semaphore of KiB permits held until the job is answered): when
 //! ClickHouse is slow or down, new writes fail at once with `Unavailable` instead of piling up.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sessiontrace_model::Project;
 use sessiontrace_model::records::{ReplayChunk, WriteBatch};
 use sessiontrace_store::StoreError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client::Client;
@@ -155,10 +160,29 @@ impl Rows {
 /// Bounds of the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct WriterLimits {
-    pub(crate) flush_interval: Duration,
+    /// How long a group waits for more writes after its first one (0: it goes as soon as a slot is free).
+    pub(crate) max_wait: Duration,
+    /// Groups whose inserts may be in flight at once.
+    pub(crate) max_in_flight: usize,
     pub(crate) max_rows: u64,
     pub(crate) max_bytes: usize,
     pub(crate) queue_bytes: usize,
+}
+
+/// What the writer did so far: writes answered and the insert groups that carried them (each group is
+/// one insert per table it has rows for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Writes answered (succeeded or failed).
+    pub writes: u64,
+    /// Groups sent.
+    pub groups: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    groups: AtomicU64,
 }
 
 struct Job {
@@ -181,6 +205,7 @@ pub(crate) struct WriterHandle {
     jobs: mpsc::UnboundedSender<Message>,
     budget: Arc<Semaphore>,
     budget_kib: u32,
+    counters: Arc<Counters>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -189,11 +214,13 @@ impl WriterHandle {
     pub(crate) fn start(client: Client, limits: WriterLimits) -> Self {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let budget_kib = (limits.queue_bytes / 1024).clamp(1, u32::MAX as usize >> 4) as u32;
-        let task = tokio::spawn(run(client, receiver, limits));
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(run(client, receiver, limits, counters.clone()));
         WriterHandle {
             jobs,
             budget: Arc::new(Semaphore::new(budget_kib as usize)),
             budget_kib,
+            counters,
             task: std::sync::Mutex::new(Some(task)),
         }
     }
@@ -206,6 +233,13 @@ impl WriterHandle {
             if let Err(error) = task.await {
                 tracing::error!(%error, "the clickhouse writer task failed");
             }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            groups: self.counters.groups.load(Ordering::Relaxed),
         }
     }
 
@@ -226,55 +260,87 @@ impl WriterHandle {
     }
 }
 
-async fn run(client: Client, mut receiver: mpsc::UnboundedReceiver<Message>, limits: WriterLimits) {
-    // At most one group per `flush_interval`: a write that finds the writer idle for that long goes out at
-    // once; under load, each group waits out the rest of the interval and gathers what arrives meanwhile.
-    let mut last_flush = Instant::now().checked_sub(limits.flush_interval).unwrap_or_else(Instant::now);
+/// The jobs of one group and their size, which bounds how many more it takes.
+struct Group {
+    jobs: Vec<Job>,
+    rows: u64,
+    bytes: usize,
+}
+
+impl Group {
+    fn new(first: Job) -> Self {
+        let (rows, bytes) = (first.rows.rows(), first.rows.bytes());
+        Group { jobs: vec![first], rows, bytes }
+    }
+
+    fn push(&mut self, job: Job) {
+        self.rows += job.rows.rows();
+        self.bytes += job.rows.bytes();
+        self.jobs.push(job);
+    }
+
+    fn has_room(&self, limits: &WriterLimits) -> bool {
+        self.rows < limits.max_rows && self.bytes < limits.max_bytes
+    }
+}
+
+async fn run(
+    client: Client,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+    limits: WriterLimits,
+    counters: Arc<Counters>,
+) {
+    // Group commit: a group starts when an insert slot is free and a job is queued, and takes whatever
+    // queued while the slots were busy. Waiting for the slot before receiving is what makes the groups:
+    // writes that arrive during an insert stay in the channel and leave together afterwards.
+    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let mut in_flight = JoinSet::new();
     let mut closing = false;
     while !closing {
-        let first = match receiver.recv().await {
-            Some(Message::Job(job)) => job,
+        let slot = slots.clone().acquire_owned().await.expect("the slots are never closed");
+        while in_flight.try_join_next().is_some() {}
+        let mut group = match receiver.recv().await {
+            Some(Message::Job(job)) => Group::new(job),
             Some(Message::Close) | None => break,
         };
-        let deadline = (last_flush + limits.flush_interval).max(Instant::now());
-        let mut group = vec![first];
-        let (mut rows, mut bytes) = (group[0].rows.rows(), group[0].rows.bytes());
-        let mut add = |group: &mut Vec<Job>, message: Message, closing: &mut bool| match message {
-            Message::Job(job) => {
-                rows += job.rows.rows();
-                bytes += job.rows.bytes();
-                group.push(job);
-                rows < limits.max_rows && bytes < limits.max_bytes
-            }
-            Message::Close => {
-                *closing = true;
-                false
-            }
-        };
-        let mut room = true;
-        while room {
+        while group.has_room(&limits) {
             match receiver.try_recv() {
-                Ok(message) => room = add(&mut group, message, &mut closing),
+                Ok(Message::Job(job)) => group.push(job),
+                Ok(Message::Close) => {
+                    closing = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        while room {
-            tokio::select! {
-                next = receiver.recv() => match next {
-                    Some(message) => room = add(&mut group, message, &mut closing),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
+        if !limits.max_wait.is_zero() && !closing {
+            let deadline = Instant::now() + limits.max_wait;
+            while group.has_room(&limits) {
+                tokio::select! {
+                    next = receiver.recv() => match next {
+                        Some(Message::Job(job)) => group.push(job),
+                        Some(Message::Close) => {
+                            closing = true;
+                            break;
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
             }
         }
-        last_flush = Instant::now();
-        flush(&client, group).await;
+        let (group_client, group_counters) = (client.clone(), counters.clone());
+        in_flight.spawn(async move {
+            flush(&group_client, group.jobs, &group_counters).await;
+            drop(slot);
+        });
     }
+    while in_flight.join_next().await.is_some() {}
     tracing::debug!("clickhouse writer stopped");
 }
 
 /// One insert per table for the whole group, then every job's answer.
-async fn flush(client: &Client, group: Vec<Job>) {
+async fn flush(client: &Client, group: Vec<Job>, counters: &Counters) {
     let mut merged = Rows::new();
     let mut replies = Vec::with_capacity(group.len());
     for job in group {
@@ -300,16 +366,11 @@ async fn flush(client: &Client, group: Vec<Job>) {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "clickhouse flush"
     );
+    counters.groups.fetch_add(1, Ordering::Relaxed);
+    counters.writes.fetch_add(replies.len() as u64, Ordering::Relaxed);
     for (reply, permit) in replies {
         // Give the budget back before answering, so the caller's next write finds it free.
         drop(permit);
-        let answer = match &outcome {
-            Ok(()) => Ok(()),
-            Err(StoreError::Unavailable(message)) => Err(StoreError::Unavailable(message.clone())),
-            Err(StoreError::Conflict) => Err(StoreError::Conflict),
-            Err(StoreError::Unsupported(message)) => Err(StoreError::Unsupported(message.clone())),
-            Err(StoreError::Internal(message)) => Err(StoreError::Internal(message.clone())),
-        };
-        let _ = reply.send(answer);
+        let _ = reply.send(outcome.clone());
     }
 }

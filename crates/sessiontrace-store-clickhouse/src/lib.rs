@@ -3,9 +3,9 @@
 //! The collector stays stateless: several replicas behind a load balancer can write to one ClickHouse
 //! server or cluster. Data goes:
 //! - writes ([`Store::write`], replay chunks): encoded as RowBinary on the caller's task
-//!   (`insert::Rows`), queued to one writer task that sends at most one group of queued writes per
-//!   `flush_interval`, one insert per table, then answers each caller — only after ClickHouse accepted
-//!   the rows.
+//!   (`insert::Rows`), queued to one writer task that commits in groups: as soon as the previous insert
+//!   returned it sends everything queued meanwhile (bounded in rows and bytes), one insert per table,
+//!   then answers each caller — only after ClickHouse accepted the rows. An idle writer sends at once.
 //!   A full queue or an unreachable server is [`StoreError::Unavailable`] (HTTP 503 / gRPC UNAVAILABLE);
 //! - sessions: inserted directly (rare), checked for id and short-id conflicts (within the project) first;
 //! - credentials (projects, API keys, users, UI login sessions): inserted directly as new row versions
@@ -44,6 +44,7 @@ use sessiontrace_store::{
 
 use client::Client;
 pub use client::ServerVersion;
+pub use insert::WriterStats;
 use insert::{Rows, WriterHandle, WriterLimits};
 use rowbinary::RowWriter;
 use schema::Features;
@@ -60,9 +61,13 @@ pub struct ClickHouseConfig {
     pub database: String,
     /// Days of data kept; older daily partitions are dropped. 0 keeps everything.
     pub retention_days: u32,
-    /// At most one group of inserts per interval: a write waits at most this long for others to share
-    /// its inserts (an idle writer sends at once).
-    pub flush_interval: Duration,
+    /// How long a group of writes waits for more after its first one before it is sent. 0 (the default):
+    /// a group goes as soon as an insert slot is free, holding whatever queued while the previous insert
+    /// ran, so a lone write on an idle writer is sent at once. A few milliseconds here mean fewer, larger
+    /// inserts at light load, at the cost of that much latency on every write.
+    pub max_group_wait: Duration,
+    /// Groups whose inserts may be in flight at once (at least 1).
+    pub max_inserts_in_flight: usize,
     /// An insert is sent as soon as the queued rows reach this count.
     pub max_rows_per_insert: u64,
     /// ... or this many encoded bytes.
@@ -80,9 +85,10 @@ impl ClickHouseConfig {
             url: url.to_string(),
             database: database.to_string(),
             retention_days: 30,
-            // Short enough that one exporter waiting for its answer still gets thousands of spans/s through,
-            // long enough that a busy collector sends a handful of inserts per second per table.
-            flush_interval: Duration::from_millis(200),
+            // Group commit without a timer: under load the groups grow by themselves (writes queue while an
+            // insert is in flight), so waiting only adds latency.
+            max_group_wait: Duration::ZERO,
+            max_inserts_in_flight: 1,
             max_rows_per_insert: 200_000,
             max_bytes_per_insert: 32 * 1024 * 1024,
             queue_bytes: 256 * 1024 * 1024,
@@ -186,7 +192,8 @@ impl ClickHouseStore {
         let writer = WriterHandle::start(
             client.clone(),
             WriterLimits {
-                flush_interval: config.flush_interval,
+                max_wait: config.max_group_wait,
+                max_in_flight: config.max_inserts_in_flight,
                 max_rows: config.max_rows_per_insert,
                 max_bytes: config.max_bytes_per_insert,
                 queue_bytes: config.queue_bytes,
@@ -219,6 +226,11 @@ impl ClickHouseStore {
             store.put_project_row(&ProjectInfo { project: Project::default(), created_at_ms }).await?;
         }
         Ok(store)
+    }
+
+    /// Writes the writer answered and the insert groups that carried them.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
     }
 
     /// The connected server's version.
