@@ -5,7 +5,7 @@
 # spans/s, sessiontrace CPU seconds and spans per CPU-second, ClickHouse's CPU seconds (when it runs here),
 # latency, and whether every acknowledged span is queryable afterwards.
 #
-#   bench/ingest-clickhouse.sh [--duration S] [--connections N]
+#   bench/ingest-clickhouse.sh [--duration S] [--connections N] [--min-insert-interval MS]
 #
 # Writes are acknowledged only after ClickHouse accepted the insert holding them; the store group-commits
 # (the writes that arrive during an insert share the next), so a lone request waits one insert round trip
@@ -18,6 +18,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
+    --min-insert-interval) INTERVAL=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,8 +39,13 @@ else
   CH_PID=$(cat "$CH_DIR/clickhouse.pid")
 fi
 DATA=$(mktemp -d)
+config=()
+if [ -n "${INTERVAL:-}" ]; then
+  echo "clickhouse_min_insert_interval_ms = $INTERVAL" > "$DATA/config.toml"
+  config=(--config "$DATA/config.toml")
+fi
 DB="st_bench_$(date +%s)"
-SERVER_PREFIX="taskset -c 0" start_server "$DATA" --store clickhouse --clickhouse-url "$CH_URL" --clickhouse-database "$DB"
+SERVER_PREFIX="taskset -c 0" start_server "$DATA" --store clickhouse --clickhouse-url "$CH_URL" --clickhouse-database "$DB" "${config[@]}"
 sleep 1
 server_before=$(cpu_seconds "$SERVER")
 ch_before=0; [ -n "$CH_PID" ] && ch_before=$(cpu_seconds "$CH_PID")
@@ -47,7 +53,7 @@ out=$(taskset -c 1 "$BIN" loadgen --protocol http-protobuf --endpoint "http://12
       --connections "$CONNECTIONS" --duration "$DURATION" --json --quiet --api "http://127.0.0.1:$HTTP" --verify || true)
 server_after=$(cpu_seconds "$SERVER")
 ch_after=0; [ -n "$CH_PID" ] && ch_after=$(cpu_seconds "$CH_PID")
-echo "sessiontrace ingest into clickhouse ($CH_URL): http-protobuf, $CONNECTIONS connections, ${DURATION}s"
+echo "sessiontrace ingest into clickhouse ($CH_URL): http-protobuf, $CONNECTIONS connections, ${DURATION}s, min insert interval ${INTERVAL:-default} ms"
 python3 - "$out" "$server_before" "$server_after" "$ch_before" "$ch_after" <<'PY'
 import json, sys
 out, s0, s1, c0, c1 = sys.argv[1:]

@@ -68,6 +68,10 @@ pub struct ServerConfig {
     pub clickhouse_url: Option<String>,
     /// ClickHouse database of the store's tables (created when missing).
     pub clickhouse_database: String,
+    /// Least time between two inserts into a ClickHouse table, in milliseconds (group commit: the writes
+    /// that arrive meanwhile share the next insert; a write that finds the writer idle goes at once). 0: the
+    /// insert round trip alone spaces them. Higher is more latency and fewer parts for ClickHouse to merge.
+    pub clickhouse_min_insert_interval_ms: u64,
     /// Days of data kept (the embedded store deletes older data hourly; the ClickHouse store drops older
     /// daily partitions); 0 keeps everything.
     pub retention_days: u32,
@@ -180,6 +184,7 @@ impl Default for ServerConfig {
             store: StoreKind::Sqlite,
             clickhouse_url: None,
             clickhouse_database: "sessiontrace".into(),
+            clickhouse_min_insert_interval_ms: 0,
             retention_days: 30,
             slow_trace_ms: None,
             decision_wait_ms: 5_000,
@@ -223,6 +228,11 @@ impl ServerConfig {
         Ok(config)
     }
 
+    /// The ClickHouse writer's least time between inserts.
+    pub fn clickhouse_min_insert_interval(&self) -> Duration {
+        Duration::from_millis(self.clickhouse_min_insert_interval_ms)
+    }
+
     /// The listeners that are not on a loopback address (allowed only with authentication on).
     pub fn non_loopback_listeners(&self) -> Vec<(&'static str, SocketAddr)> {
         [("http", self.http), ("otlp_http", self.otlp_http), ("otlp_grpc", self.otlp_grpc)]
@@ -241,6 +251,12 @@ impl ServerConfig {
         }
         if self.continuous_window_secs == 0 {
             anyhow::bail!("continuous_window_secs must be above 0");
+        }
+        if self.clickhouse_min_insert_interval_ms > 10_000 {
+            anyhow::bail!(
+                "clickhouse_min_insert_interval_ms must be at most 10000 (every write waits up to that long), got {}",
+                self.clickhouse_min_insert_interval_ms
+            );
         }
         if self.header_read_timeout_ms == 0
             || self.body_read_timeout_ms == 0

@@ -84,6 +84,7 @@ pub async fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>>
     let url = config.clickhouse_url.clone().unwrap_or_default();
     let mut clickhouse = ClickHouseConfig::new(&url, &config.clickhouse_database);
     clickhouse.retention_days = config.retention_days;
+    clickhouse.min_group_interval = config.clickhouse_min_insert_interval();
     let store = ClickHouseStore::open(clickhouse).await.with_context(|| {
         format!("cannot open the clickhouse store at {url} (database {})", config.clickhouse_database)
     })?;

@@ -5,8 +5,9 @@
 //! every job queued meanwhile, up to the row and byte bounds, sends one insert per table, and only then
 //! answers every job of the group: an acknowledged write is in ClickHouse. An idle writer sends a lone
 //! write at once; under load a write waits for the insert in flight, then goes in the next group, so the
-//! groups grow with the load and no one waits for a timer. `max_wait` (0 by default) makes a group wait
-//! that much longer for company, trading latency for fewer inserts.
+//! groups grow with the load and no one waits for a timer. Two knobs, both 0 by default, trade latency
+//! for fewer inserts: `min_interval` spaces the starts of two groups (a cap on inserts per second, so
+//! each ClickHouse part holds more rows), `max_wait` makes every group wait for company.
 //!
 //! The queue is bounded by bytes (a semaphore of KiB permits held until the job is answered): when
 //! ClickHouse is slow or down, new writes fail at once with `Unavailable` instead of piling up.
@@ -162,6 +163,8 @@ impl Rows {
 pub(crate) struct WriterLimits {
     /// How long a group waits for more writes after its first one (0: it goes as soon as a slot is free).
     pub(crate) max_wait: Duration,
+    /// Least time between the starts of two groups: a cap on inserts per second.
+    pub(crate) min_interval: Duration,
     /// Groups whose inserts may be in flight at once.
     pub(crate) max_in_flight: usize,
     pub(crate) max_rows: u64,
@@ -296,6 +299,7 @@ async fn run(
     let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     let mut in_flight = JoinSet::new();
     let mut closing = false;
+    let mut last_start: Option<Instant> = None;
     while !closing {
         let slot = slots.clone().acquire_owned().await.expect("the slots are never closed");
         while in_flight.try_join_next().is_some() {}
@@ -313,8 +317,11 @@ async fn run(
                 Err(_) => break,
             }
         }
-        if !limits.max_wait.is_zero() && !closing {
-            let deadline = Instant::now() + limits.max_wait;
+        // The group waits for company until `max_wait` after its first write, and at least until
+        // `min_interval` after the previous group started (an idle writer's lone write goes at once).
+        let now = Instant::now();
+        let deadline = (now + limits.max_wait).max(last_start.map_or(now, |last| last + limits.min_interval));
+        if deadline > now && !closing {
             while group.has_room(&limits) {
                 tokio::select! {
                     next = receiver.recv() => match next {
@@ -329,6 +336,7 @@ async fn run(
                 }
             }
         }
+        last_start = Some(Instant::now());
         let (group_client, group_counters) = (client.clone(), counters.clone());
         in_flight.spawn(async move {
             flush(&group_client, group.jobs, &group_counters).await;

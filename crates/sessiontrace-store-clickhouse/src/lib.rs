@@ -66,6 +66,12 @@ pub struct ClickHouseConfig {
     /// ran, so a lone write on an idle writer is sent at once. A few milliseconds here mean fewer, larger
     /// inserts at light load, at the cost of that much latency on every write.
     pub max_group_wait: Duration,
+    /// Least time between the starts of two insert groups, a cap on inserts per second per table: under
+    /// load a group waits out the rest of it, gathering more writes; a write that finds the writer idle
+    /// that long goes at once. 0 (the default): the insert round trip alone spaces the groups, which
+    /// measured best on the 2-core benchmark machine (docs/scale-out.md); a ClickHouse that struggles
+    /// with many small parts may want a few tens of milliseconds.
+    pub min_group_interval: Duration,
     /// Groups whose inserts may be in flight at once (at least 1).
     pub max_inserts_in_flight: usize,
     /// An insert is sent as soon as the queued rows reach this count.
@@ -88,6 +94,7 @@ impl ClickHouseConfig {
             // Group commit without a timer: under load the groups grow by themselves (writes queue while an
             // insert is in flight), so waiting only adds latency.
             max_group_wait: Duration::ZERO,
+            min_group_interval: Duration::ZERO,
             max_inserts_in_flight: 1,
             max_rows_per_insert: 200_000,
             max_bytes_per_insert: 32 * 1024 * 1024,
@@ -193,6 +200,7 @@ impl ClickHouseStore {
             client.clone(),
             WriterLimits {
                 max_wait: config.max_group_wait,
+                min_interval: config.min_group_interval,
                 max_in_flight: config.max_inserts_in_flight,
                 max_rows: config.max_rows_per_insert,
                 max_bytes: config.max_bytes_per_insert,

@@ -279,6 +279,29 @@ async fn a_lone_write_goes_at_once_and_queued_writes_share_a_group() {
     assert_eq!(store.totals(None).await.unwrap().span_blocks, 60);
 }
 
+/// `min_group_interval` caps the insert rate: a write that finds the writer idle goes at once, and the writes
+/// that come within the interval after it wait out the rest of it and share one group.
+#[tokio::test]
+async fn the_minimum_interval_spaces_the_groups() {
+    let Some(url) = server_url("the_minimum_interval_spaces_the_groups") else { return };
+    let mut config = config(&url);
+    config.min_group_interval = Duration::from_millis(400);
+    let store = std::sync::Arc::new(ClickHouseStore::open(config).await.unwrap());
+    let started = std::time::Instant::now();
+    store.write(&project(), conformance::sample_batch()).await.unwrap();
+    let writes: Vec<_> = (0..5)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.write(&project(), conformance::sample_batch()).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_millis(400), "the second group waited out the interval");
+    assert_eq!(store.writer_stats(), WriterStats { writes: 6, groups: 2 });
+}
+
 /// Tables as the store created them before projects (commit 55599be, 18.16 types), with a row of each
 /// kind: the store opens them, adds the `project` column, and reads every row as project `default`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
