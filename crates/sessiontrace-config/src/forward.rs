@@ -158,13 +158,7 @@ impl ForwardConfig {
         };
         let ca_pem = self.ca_file.as_deref().map(|path| read(path, "forward ca_file")).transpose()?;
         let ca = match &ca_pem {
-            Some(pem) => {
-                let certs = CertificateDer::pem_slice_iter(pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| anyhow::anyhow!("forward ca_file is not PEM certificates: {e}"))?;
-                anyhow::ensure!(!certs.is_empty(), "forward ca_file holds no certificate");
-                Some(certs)
-            }
+            Some(pem) => Some(pem_certificates(pem, "ca_file")?),
             None => None,
         };
         let identity_pem = match (&self.cert_file, &self.key_file) {
@@ -174,10 +168,7 @@ impl ForwardConfig {
         };
         let identity = match &identity_pem {
             Some((cert_pem, key_pem)) => {
-                let certs = CertificateDer::pem_slice_iter(cert_pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| anyhow::anyhow!("forward cert_file is not PEM certificates: {e}"))?;
-                anyhow::ensure!(!certs.is_empty(), "forward cert_file holds no certificate");
+                let certs = pem_certificates(cert_pem, "cert_file")?;
                 let key = PrivateKeyDer::from_pem_slice(key_pem)
                     .map_err(|e| anyhow::anyhow!("forward key_file holds no PEM private key: {e}"))?;
                 Some((certs, key))
@@ -186,6 +177,15 @@ impl ForwardConfig {
         };
         Ok(ForwardTlsFiles { ca_pem, ca, identity_pem, identity })
     }
+}
+
+/// The certificates in a PEM file, at least one.
+fn pem_certificates(pem: &[u8], setting: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("forward {setting} is not PEM certificates: {e}"))?;
+    anyhow::ensure!(!certs.is_empty(), "forward {setting} holds no certificate");
+    Ok(certs)
 }
 
 /// An upstream's TLS files, read and parsed ([`ForwardConfig::tls_files`]): the PEM text (for tonic) and the

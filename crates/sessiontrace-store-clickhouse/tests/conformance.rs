@@ -250,6 +250,19 @@ async fn a_full_queue_or_a_lost_server_is_unavailable() {
     assert!(matches!(&lost, Err(StoreError::Unavailable(_))), "{lost:?}");
 }
 
+/// Spawns `count` writes at once and waits until every one succeeded.
+async fn write_together(store: &std::sync::Arc<ClickHouseStore>, count: usize) {
+    let writes: Vec<_> = (0..count)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.write(&project(), conformance::sample_batch()).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+}
+
 /// Group commit: a write that finds the writer idle goes at once, in a group of its own; writes queued
 /// together share a group. On this single-threaded runtime the fifty spawned writes are all queued before
 /// the writer task runs again, so the counts do not depend on timing.
@@ -264,15 +277,7 @@ async fn a_lone_write_goes_at_once_and_queued_writes_share_a_group() {
     }
     assert_eq!(store.writer_stats(), WriterStats { writes: 10, groups: 10 }, "each lone write is sent alone");
 
-    let writes: Vec<_> = (0..50)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.write(&project(), conformance::sample_batch()).await })
-        })
-        .collect();
-    for write in writes {
-        write.await.unwrap().unwrap();
-    }
+    write_together(&store, 50).await;
     let stats = store.writer_stats();
     assert_eq!(stats.writes, 60);
     assert!(stats.groups - 10 <= 2, "50 writes queued together went in {} groups", stats.groups - 10);
@@ -289,15 +294,7 @@ async fn the_minimum_interval_spaces_the_groups() {
     let store = std::sync::Arc::new(ClickHouseStore::open(config).await.unwrap());
     let started = std::time::Instant::now();
     store.write(&project(), conformance::sample_batch()).await.unwrap();
-    let writes: Vec<_> = (0..5)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.write(&project(), conformance::sample_batch()).await })
-        })
-        .collect();
-    for write in writes {
-        write.await.unwrap().unwrap();
-    }
+    write_together(&store, 5).await;
     assert!(started.elapsed() >= Duration::from_millis(400), "the second group waited out the interval");
     assert_eq!(store.writer_stats(), WriterStats { writes: 6, groups: 2 });
 }
