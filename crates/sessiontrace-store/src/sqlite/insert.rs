@@ -38,6 +38,10 @@ pub(crate) const INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_INDEX_BACKOFF: Duration = Duration::from_secs(5);
 /// Most index entries held before they are written.
 pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
+/// Most index entries a due flush writes before the writer commits the jobs queued meanwhile: inserts into
+/// the trace-id index land on random pages, so a whole flush can take a hundred milliseconds once the index
+/// is large, and every write queued behind it would wait that long.
+const INDEX_SLICE_ENTRIES: usize = 2048;
 
 /// One unit of work for the writer.
 pub(crate) enum Job {
@@ -150,9 +154,11 @@ enum Done {
 
 pub(crate) struct Writer {
     connection: Connection,
-    /// Index entries of committed blocks not yet in the index tables.
+    /// Index entries of committed blocks not yet in the index tables, in block order.
     pending: Vec<IndexedEntry>,
     pending_since: Option<Instant>,
+    /// The last block of a due flush being written a slice per writer round (see [`INDEX_SLICE_ENTRIES`]).
+    flushing_through: Option<i64>,
     /// After a failed index write (a full disk): when to try again, and the back-off that set it (250 ms,
     /// doubling up to 5 s), so that a failing flush is neither retried in a busy loop nor logged per try.
     index_retry: Option<(Instant, Duration)>,
@@ -192,6 +198,7 @@ impl Writer {
             connection,
             pending: Vec::new(),
             pending_since: None,
+            flushing_through: None,
             index_retry: None,
             pending_count,
             projects: ProjectIds::default(),
@@ -209,6 +216,7 @@ impl Writer {
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         loop {
             let wait = match self.index_retry {
+                _ if self.flushing_through.is_some() => Duration::ZERO,
                 Some((at, _)) => at.saturating_duration_since(Instant::now()),
                 None => self
                     .pending_since
@@ -218,9 +226,7 @@ impl Writer {
                 Ok(job) => job,
                 // A failed flush is logged and its entries kept for the next one.
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.index_due() {
-                        let _ = self.flush_index();
-                    }
+                    self.flush_step();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -249,7 +255,9 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            if self.index_due() || !flush_replies.is_empty() {
+            if flush_replies.is_empty() {
+                self.flush_step();
+            } else {
                 let outcome = self.flush_index();
                 for reply in flush_replies {
                     let _ = reply.send(outcome.clone());
@@ -281,17 +289,45 @@ impl Writer {
         Ok(outcome)
     }
 
-    /// Writes every pending index entry, sorted by trace id, and records how far the index is complete.
+    /// Writes every pending index entry now.
     pub(crate) fn flush_index(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
+        self.flushing_through = None;
+        self.flush_slice(i64::MAX, usize::MAX)
+    }
+
+    /// Goes on with a due flush: one slice of the entries that were pending when it became due.
+    fn flush_step(&mut self) {
+        if self.flushing_through.is_none() && self.index_due() {
+            self.flushing_through = self.pending.last().map(|indexed| indexed.block_id);
+        }
+        let Some(through) = self.flushing_through else { return };
+        let outcome = self.flush_slice(through, INDEX_SLICE_ENTRIES);
+        if outcome.is_err() || self.pending.first().is_none_or(|indexed| indexed.block_id > through) {
+            self.flushing_through = None;
+            // What is left arrived while the flush was written: it is due one interval from now.
+            self.pending_since = (!self.pending.is_empty()).then(Instant::now);
+        }
+    }
+
+    /// Writes the pending entries of blocks up to `through`, at most `limit` of them unless one block has
+    /// more (a block is written whole), sorted by trace id, and records how far the index is complete.
+    fn flush_slice(&mut self, through: i64, limit: usize) -> Result<(), StoreError> {
+        let mut end = self.pending.partition_point(|indexed| indexed.block_id <= through);
+        if end > limit {
+            let last = self.pending[limit - 1].block_id;
+            end = self.pending.partition_point(|indexed| indexed.block_id <= last);
+        }
+        if end == 0 {
             return Ok(());
         }
-        let mut entries = std::mem::take(&mut self.pending);
+        let mut entries: Vec<IndexedEntry> = self.pending.drain(..end).collect();
         entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
-        let outcome = insert_index_entries(&mut self.connection, &entries).map_err(StoreError::from);
+        let outcome = self.without_sync(|connection| insert_index_entries(connection, &entries));
         match &outcome {
             Ok(()) => {
-                self.pending_since = None;
+                if self.pending.is_empty() {
+                    self.pending_since = None;
+                }
                 if self.index_retry.take().is_some() {
                     tracing::info!(entries = entries.len(), "the trace index is written again");
                 }
@@ -305,11 +341,28 @@ impl Writer {
                     tracing::debug!(%error, entries = entries.len(), ?backoff, "writing the trace index failed again");
                 }
                 self.index_retry = Some((Instant::now() + backoff, backoff));
+                // Back in front, in block order: `pending` stays sorted by block.
+                entries.sort_by_key(|indexed| indexed.block_id);
+                entries.append(&mut self.pending);
                 self.pending = entries;
             }
         }
         self.pending_count.store(self.pending.len(), Ordering::Release);
         outcome
+    }
+
+    /// Runs `work` with `synchronous=NORMAL`: its commit writes the WAL without waiting for the disk. Only
+    /// for what need not be durable on its own: the index (rebuilt from the blocks after a crash, see
+    /// [`recover_index`]). Its frames become durable with the next commit's sync, which covers the whole
+    /// WAL, or with the checkpoint's, which syncs the WAL before copying it.
+    fn without_sync<T>(&mut self, work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        self.connection.pragma_update(None, "synchronous", "NORMAL")?;
+        let outcome = work(&mut self.connection);
+        // Acknowledged writes must not run without the sync: if this fails, the writer stops here.
+        self.connection
+            .pragma_update(None, "synchronous", "FULL")
+            .expect("the writer could not turn synchronous=FULL back on");
+        outcome.map_err(StoreError::from)
     }
 
     fn commit(&mut self, jobs: Vec<Job>) {
@@ -773,4 +826,69 @@ fn put_insights(
         insert.execute(params![project_id, session_id, "failed", failed.path, failed.method, failed.status])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(blocks: std::ops::Range<i64>, per_block: u8) -> Vec<IndexedEntry> {
+        let entry = |block_id: i64, n: u8| {
+            let mut trace_id = [n; 16];
+            trace_id[..8].copy_from_slice(&block_id.to_be_bytes());
+            trace_id.reverse();
+            let entry = TraceIndexEntry {
+                trace_id,
+                session_key: Some("0a0b0c0d".into()),
+                services: vec!["api".into()],
+                start_unix_nano: block_id,
+                end_unix_nano: block_id + 1,
+                span_count: 1,
+                error_count: 0,
+                root: None,
+            };
+            IndexedEntry { block_id, project_id: crate::sqlite::schema::DEFAULT_PROJECT_ID, entry }
+        };
+        blocks.flat_map(|block| (0..per_block).map(move |n| entry(block, n))).collect()
+    }
+
+    fn indexed(connection: &Connection) -> (i64, i64) {
+        let rows = connection.query_row("SELECT COUNT(*) FROM trace_index_v1", [], |r| r.get(0)).unwrap();
+        let through = connection.query_row("SELECT indexed_through FROM index_state_v1", [], |r| r.get(0)).unwrap();
+        (rows, through)
+    }
+
+    #[test]
+    fn a_due_flush_is_written_a_slice_at_a_time_and_records_whole_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(crate::sqlite::SqliteStore::open(&path).unwrap());
+        let mut writer = Writer::new(Connection::open(&path).unwrap(), Arc::default());
+        // 5,000 entries in 500 blocks, pending for longer than the interval: the flush is due.
+        writer.pending = entries(1..501, 10);
+        writer.pending_since = Some(Instant::now() - INDEX_FLUSH_INTERVAL);
+        writer.flush_step();
+        // One slice: 2,048 entries rounded up to the end of block 205, and the index records exactly that.
+        assert_eq!(indexed(&writer.connection), (2050, 205));
+        assert_eq!(writer.flushing_through, Some(500));
+        // Entries committed meanwhile are not part of this flush.
+        writer.pending.extend(entries(501..511, 10));
+        writer.flush_step();
+        assert_eq!(indexed(&writer.connection), (4100, 410));
+        writer.flush_step();
+        assert_eq!(indexed(&writer.connection), (5000, 500));
+        assert_eq!(writer.flushing_through, None);
+        assert_eq!(writer.pending.len(), 100);
+        assert!(writer.pending_since.is_some_and(|since| since.elapsed() < INDEX_FLUSH_INTERVAL));
+        // Not due again yet; a full flush (a read, a close) writes the rest.
+        writer.flush_step();
+        assert_eq!(indexed(&writer.connection), (5000, 500));
+        writer.flush_index().unwrap();
+        assert_eq!(indexed(&writer.connection), (5100, 510));
+        assert!(writer.pending.is_empty() && writer.pending_since.is_none());
+        assert_eq!(writer.pending_count.load(Ordering::Acquire), 0);
+        // The synchronous mode is back to FULL for the acknowledged writes.
+        let mode: i64 = writer.connection.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, 2);
+    }
 }

@@ -1,12 +1,14 @@
 //! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`. One writer thread owns the
 //! write connection and commits whatever jobs are queued in one transaction (group commit), answering
 //! each job only after that commit; reads use a small pool of read-only connections on blocking threads.
-//! Retention ([`retention`]) runs on the writer too, a slice at a time.
+//! Retention ([`retention`]) runs on the writer too, a slice at a time. WAL checkpoints run on a thread of
+//! their own ([`checkpoint`]), off the commit path.
 //!
 //! Projects are small integer ids on every row (`projects_v1`, see [`schema`]): the writer maps names to
 //! ids from a cache, reads look the id up once per call. Credentials are tables of the same file, changed
 //! through the writer like everything else.
 
+mod checkpoint;
 mod index_codec;
 mod insert;
 mod query;
@@ -46,6 +48,8 @@ pub struct SqliteStore {
     queued: AtomicUsize,
     /// The writer thread until the store is closed ([`SqliteStore::close`] or drop).
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Stopped after the writer, so its last checkpoint sees the last commit.
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 /// One job counted in [`SqliteStore::queued`] while it exists (a cancelled caller uncounts it too).
@@ -75,6 +79,10 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
+        // Checkpoints are the checkpoint thread's job (see `checkpoint`), never a commit's.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // When the WAL starts again from its beginning, a file grown past 64 MiB is cut back to that.
+        connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
         connection.execute_batch(schema::TABLES)?;
         schema::migrate(&connection, insert::now_ms())?;
         connection.execute_batch(schema::INDEXES)?;
@@ -82,6 +90,7 @@ impl SqliteStore {
         if recovered > 0 {
             tracing::info!(entries = recovered, "indexed blocks written before the last stop");
         }
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let (jobs, receiver) = std::sync::mpsc::sync_channel(QUEUE_DEPTH);
         let pending_index = Arc::new(AtomicUsize::new(0));
         let writer = Writer::new(connection, pending_index.clone());
@@ -96,6 +105,7 @@ impl SqliteStore {
             pending_index,
             queued: AtomicUsize::new(0),
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -107,6 +117,7 @@ impl SqliteStore {
         if let Some(writer) = writer {
             stop_writer(&self.jobs, writer);
         }
+        drop(self.checkpointer.lock().expect("checkpointer lock").take());
     }
 
     async fn submit<T: Send + 'static>(
@@ -355,12 +366,17 @@ impl Store for SqliteStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         let writer = self.writer.lock().expect("writer handle lock").take();
-        if let Some(writer) = writer {
-            let jobs = self.jobs.clone();
-            tokio::task::spawn_blocking(move || stop_writer(&jobs, writer))
-                .await
-                .map_err(|e| StoreError::Internal(format!("closing the store failed: {e}")))?;
-        }
+        let checkpointer = self.checkpointer.lock().expect("checkpointer lock").take();
+        let jobs = self.jobs.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(writer) = writer {
+                stop_writer(&jobs, writer);
+            }
+            // Dropping it runs the last checkpoint.
+            drop(checkpointer);
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("closing the store failed: {e}")))?;
         Ok(())
     }
 
@@ -606,6 +622,43 @@ mod tests {
             Totals { spans: 3, span_blocks: 1, logs: 1, metric_points: 1, sessions: 1, replay_chunks: 0 }
         );
         assert_eq!(store.expire_before(cutoff).await.unwrap(), Totals::default(), "nothing older is left");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpoint_thread_copies_the_wal_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+        let empty = size("store.db");
+        let mut ids = Vec::new();
+        for _ in 0..200 {
+            let id = sessiontrace_model::ids::TraceId::random();
+            let block = crate::conformance::block(id, None, "api", 0);
+            store.write(&project(), WriteBatch { trace_blocks: vec![block], ..Default::default() }).await.unwrap();
+            ids.push(id.0);
+        }
+        // Commits never checkpoint (`wal_autocheckpoint=0`): only the checkpoint thread moves pages into the
+        // database file, while the store stays open.
+        let deadline = std::time::Instant::now() + checkpoint::INTERVAL * 20;
+        while size("store.db") <= empty && std::time::Instant::now() < deadline {
+            tokio::time::sleep(checkpoint::INTERVAL / 5).await;
+        }
+        assert!(
+            size("store.db") > empty,
+            "nothing was checkpointed: {} bytes, {} in the WAL",
+            empty,
+            size("store.db-wal")
+        );
+        for id in &ids {
+            assert_eq!(store.trace_blocks(&project(), *id).await.unwrap().len(), 1);
+        }
+        // Closing runs a last TRUNCATE checkpoint: the WAL is empty and every block is in the file.
+        store.close().await.unwrap();
+        assert_eq!(size("store.db-wal"), 0, "the WAL is emptied at close");
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let blocks: i64 = raw.query_row("SELECT COUNT(*) FROM span_blocks_v1", [], |r| r.get(0)).unwrap();
+        assert_eq!(blocks, 200);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
