@@ -662,6 +662,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocks_written_after_retention_emptied_the_store_are_indexed() {
+        use crate::conformance::block;
+        use sessiontrace_model::ids::TraceId;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let batch = |id: TraceId| WriteBatch {
+            trace_blocks: vec![block(id, Some("0a0b0c0d".into()), "api", 0)],
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            store.write(&project(), batch(TraceId::random())).await.unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let expired = store.expire_before(insert::now_ms()).await.unwrap();
+        assert_eq!(expired.span_blocks, 3, "everything expired: the table is empty");
+        // The next block gets id 1 again; it must be indexed, now and after a restart.
+        let fresh = TraceId::random();
+        store.write(&project(), batch(fresh)).await.unwrap();
+        assert_eq!(store.trace_blocks(&project(), fresh.0).await.unwrap().len(), 1);
+        let found = store.search_traces(&project(), &TraceSearch::default()).await.unwrap();
+        assert_eq!(found.iter().map(|t| t.trace_id).collect::<Vec<_>>(), vec![fresh.0]);
+        store.close().await.unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.trace_blocks(&project(), fresh.0).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");

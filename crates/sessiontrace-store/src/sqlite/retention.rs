@@ -44,6 +44,13 @@ pub(crate) fn expire_slice(connection: &Connection, cutoff_ms: i64) -> rusqlite:
         expired.span_blocks = expiring.len() as u64;
         expired.spans = expiring.iter().map(|(_, _, spans)| *spans as u64).sum();
         more |= expiring.len() as i64 == BLOCKS_PER_SLICE;
+        // Block ids start again at 1 in an empty table (the id is a plain rowid): the index's high-water
+        // mark starts again with them, or the next blocks would look indexed already and never be. The
+        // writer flushed its pending entries before this slice, so nothing above 0 is left to index.
+        let empty: bool = connection.query_row("SELECT NOT EXISTS (SELECT 1 FROM span_blocks_v1)", [], |r| r.get(0))?;
+        if empty {
+            connection.execute("UPDATE index_state_v1 SET indexed_through = 0 WHERE id = 0", [])?;
+        }
     }
 
     expired.logs = connection.execute(
