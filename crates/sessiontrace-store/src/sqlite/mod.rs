@@ -689,6 +689,21 @@ mod tests {
         assert_eq!(store.trace_blocks(&project(), fresh.0).await.unwrap().len(), 1);
     }
 
+    #[test]
+    fn a_projects_span_totals_read_an_index_not_the_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            "SELECT SUM(span_count) FROM span_blocks_v1 WHERE project_id = ?1",
+            "SELECT COUNT(*) FROM span_blocks_v1 WHERE project_id = ?1",
+        ] {
+            let plan: String = raw.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [1], |row| row.get(3)).unwrap();
+            assert!(plan.contains("COVERING INDEX span_blocks_v1_project"), "{sql}: {plan}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();

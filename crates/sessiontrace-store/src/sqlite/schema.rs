@@ -186,6 +186,9 @@ CREATE TABLE IF NOT EXISTS login_sessions_v1 (
 /// with the project; lookups by trace id use the trace id alone and filter the few rows by project.
 pub const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS sessions_v2_started ON sessions_v2 (project_id, started_ms);
+-- Covers a project's block and span totals: `project_id` sits after the block's data in the row, so
+-- without it a count reads every block's overflow pages (minutes at 490M spans).
+CREATE INDEX IF NOT EXISTS span_blocks_v1_project ON span_blocks_v1 (project_id, span_count);
 CREATE INDEX IF NOT EXISTS session_facts_v1_session ON session_facts_v1 (project_id, session_id, kind);
 CREATE INDEX IF NOT EXISTS session_services_v2_service ON session_services_v2 (project_id, service, session_key);
 CREATE INDEX IF NOT EXISTS trace_index_v1_trace ON trace_index_v1 (trace_id);
