@@ -26,7 +26,7 @@ const RESTART_FRAMES: i64 = 16_384;
 /// How long a restart waits for the writer's transaction or a reader before giving up until the next tick.
 const RESTART_WAIT_MS: i64 = 20;
 
-/// The checkpoint thread; stopping it (or dropping it) runs a last checkpoint first.
+/// The checkpoint thread; dropping it runs a last checkpoint and joins the thread.
 pub(crate) struct Checkpointer {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -45,21 +45,17 @@ impl Checkpointer {
             .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
+}
 
-    /// Runs a last checkpoint and joins the thread (after the writer stopped, so the WAL can be emptied).
-    fn stop(&mut self) {
+impl Drop for Checkpointer {
+    /// Drop it after the writer stopped, so the last checkpoint can empty the WAL.
+    fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
             tracing::error!("the sqlite checkpoint thread panicked");
         }
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

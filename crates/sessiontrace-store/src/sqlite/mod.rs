@@ -46,10 +46,27 @@ pub struct SqliteStore {
     pending_index: Arc<AtomicUsize>,
     /// Jobs submitted to the writer and not yet answered (the `/metrics` queue gauge).
     queued: AtomicUsize,
-    /// The writer thread until the store is closed ([`SqliteStore::close`] or drop).
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Stopped after the writer, so its last checkpoint sees the last commit.
-    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// The writer and checkpoint threads until the store is closed ([`SqliteStore::close`] or drop).
+    threads: Mutex<Option<Threads>>,
+}
+
+/// The store's threads, stopped together by [`Threads::stop`].
+struct Threads {
+    writer: std::thread::JoinHandle<()>,
+    checkpointer: checkpoint::Checkpointer,
+}
+
+impl Threads {
+    /// Queues the writer's last job and waits for the thread to end, then stops the checkpoint thread,
+    /// whose last checkpoint so sees the last commit.
+    fn stop(self, jobs: &std::sync::mpsc::SyncSender<Job>) {
+        // A blocking send: a full queue is drained by the writer first. It fails only if the writer is gone.
+        let _ = jobs.send(Job::Close);
+        if self.writer.join().is_err() {
+            tracing::error!("the sqlite writer thread panicked");
+        }
+        drop(self.checkpointer);
+    }
 }
 
 /// One job counted in [`SqliteStore::queued`] while it exists (a cancelled caller uncounts it too).
@@ -104,8 +121,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             pending_index,
             queued: AtomicUsize::new(0),
-            writer: Mutex::new(Some(writer)),
-            checkpointer: Mutex::new(Some(checkpointer)),
+            threads: Mutex::new(Some(Threads { writer, checkpointer })),
         })
     }
 
@@ -113,11 +129,10 @@ impl SqliteStore {
     /// is flushed, and the thread is joined; later writes fail with "the writer has stopped". Blocks the
     /// calling thread until then (dropping the store does the same); [`Store::close`] is the async form.
     pub fn close_blocking(&self) {
-        let writer = self.writer.lock().expect("writer handle lock").take();
-        if let Some(writer) = writer {
-            stop_writer(&self.jobs, writer);
+        let threads = self.threads.lock().expect("threads lock").take();
+        if let Some(threads) = threads {
+            threads.stop(&self.jobs);
         }
-        drop(self.checkpointer.lock().expect("checkpointer lock").take());
     }
 
     async fn submit<T: Send + 'static>(
@@ -198,19 +213,10 @@ impl SqliteStore {
     }
 }
 
-/// Queues the writer's last job and waits for the thread to end.
-fn stop_writer(jobs: &std::sync::mpsc::SyncSender<Job>, writer: std::thread::JoinHandle<()>) {
-    // A blocking send: a full queue is drained by the writer first. It fails only if the writer is gone.
-    let _ = jobs.send(Job::Close);
-    if writer.join().is_err() {
-        tracing::error!("the sqlite writer thread panicked");
-    }
-}
-
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.get_mut().ok().and_then(Option::take) {
-            stop_writer(&self.jobs, writer);
+        if let Some(threads) = self.threads.get_mut().ok().and_then(Option::take) {
+            threads.stop(&self.jobs);
         }
     }
 }
@@ -365,18 +371,13 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        let writer = self.writer.lock().expect("writer handle lock").take();
-        let checkpointer = self.checkpointer.lock().expect("checkpointer lock").take();
-        let jobs = self.jobs.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Some(writer) = writer {
-                stop_writer(&jobs, writer);
-            }
-            // Dropping it runs the last checkpoint.
-            drop(checkpointer);
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("closing the store failed: {e}")))?;
+        let threads = self.threads.lock().expect("threads lock").take();
+        if let Some(threads) = threads {
+            let jobs = self.jobs.clone();
+            tokio::task::spawn_blocking(move || threads.stop(&jobs))
+                .await
+                .map_err(|e| StoreError::Internal(format!("closing the store failed: {e}")))?;
+        }
         Ok(())
     }
 
