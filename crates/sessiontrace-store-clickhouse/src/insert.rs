@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::client::Client;
 use crate::rowbinary::RowWriter;
 use crate::schema::{self, TABLES};
-use crate::{IdClock, compress, day_of_ms, day_of_ns};
+use crate::{IdClock, compress, day_of_ms, day_of_ns, encode_block};
 
 /// Encoded rows for each table, in [`TABLES`] order.
 pub(crate) struct Rows {
@@ -65,7 +65,7 @@ impl Rows {
         let day = day_of_ns(received_ns);
         for block in &batch.trace_blocks {
             let block_id = ids.next();
-            let data = compress(&block.protobuf)?;
+            let data = encode_block(&block.protobuf)?;
             let row = rows.table(schema::SPAN_BLOCKS);
             row.date(day);
             row.string(project);

@@ -16,8 +16,8 @@ use sessiontrace_store::{
 };
 
 use crate::client::Client;
-use crate::decompress;
 use crate::rowbinary::{RowReader, quote, unhex};
+use crate::{decode_block, decompress};
 
 /// `project = '…'`, the condition every data read carries.
 fn in_project(project: &Project) -> String {
@@ -363,7 +363,7 @@ pub(crate) async fn trace_blocks(
         unhex(trace_id)
     );
     let compressed = read_all(&client.execute(&sql).await?, |r| r.bytes())?;
-    compressed.iter().map(|data| decompress(data)).collect()
+    compressed.iter().map(|data| decode_block(data)).collect()
 }
 
 /// Conditions on index rows that overlap `[from, to]` (Unix ns).

@@ -43,12 +43,19 @@ pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
 /// is large, and every write queued behind it would wait that long.
 const INDEX_SLICE_ENTRIES: usize = 2048;
 
+/// A block's two blobs as stored: the spans ([`super::encode_block`]) and its index entries ([`index_codec`]).
+pub(crate) struct StoredBlock {
+    pub data: Vec<u8>,
+    pub index_data: Vec<u8>,
+}
+
 /// One unit of work for the writer.
 pub(crate) enum Job {
     Write {
         project: Project,
         batch: WriteBatch,
-        compressed: Vec<Vec<u8>>,
+        /// Each block's stored data and index data, made before the job is queued (off the writer).
+        stored: Vec<StoredBlock>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     InsertSession {
@@ -425,14 +432,14 @@ fn run_job(connection: &Connection, projects: &mut ProjectIds, job: Job, indexed
     }
     // A job's project id is resolved before its savepoint (see `ProjectIds`).
     match job {
-        Job::Write { project, batch, compressed, reply } => {
+        Job::Write { project, batch, stored, reply } => {
             let project_id = match projects.get_or_register(connection, &project) {
                 Ok(id) => id,
                 Err(error) => return Done::Unit(reply, Err(error.into())),
             };
             let mut entries = Vec::new();
             let result =
-                in_savepoint(connection, || write_batch(connection, project_id, &batch, &compressed, &mut entries));
+                in_savepoint(connection, || write_batch(connection, project_id, &batch, &stored, &mut entries));
             if result.is_ok() {
                 indexed.extend(entries);
             }
@@ -621,7 +628,7 @@ fn write_batch(
     connection: &Connection,
     project_id: i64,
     batch: &WriteBatch,
-    compressed: &[Vec<u8>],
+    stored: &[StoredBlock],
     indexed: &mut Vec<IndexedEntry>,
 ) -> Result<(), StoreError> {
     let received_ms = now_ms();
@@ -629,14 +636,8 @@ fn write_batch(
         "INSERT INTO span_blocks_v1 (received_ms, span_count, data, index_data, project_id)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (block, data) in batch.trace_blocks.iter().zip(compressed) {
-        insert_block.execute(params![
-            received_ms,
-            block.span_count,
-            data,
-            index_codec::encode(&block.traces),
-            project_id
-        ])?;
+    for (block, stored) in batch.trace_blocks.iter().zip(stored) {
+        insert_block.execute(params![received_ms, block.span_count, stored.data, stored.index_data, project_id])?;
         let block_id = connection.last_insert_rowid();
         indexed.extend(block.traces.iter().map(|trace| IndexedEntry { block_id, project_id, entry: trace.clone() }));
     }

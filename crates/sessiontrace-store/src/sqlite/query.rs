@@ -9,7 +9,7 @@ use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
 use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 
-use super::decompress;
+use super::{decode_block, decompress};
 use crate::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
     TraceSearch, TraceSummary, summarize_traces, wildcard_like,
@@ -308,7 +308,7 @@ pub(crate) fn trace_blocks(
         }
         compressed.sort_unstable_by_key(|(id, _)| *id);
     }
-    compressed.iter().map(|(_, data)| decompress(data)).collect()
+    compressed.iter().map(|(_, data)| decode_block(data)).collect()
 }
 
 fn index_row(row: &Row<'_>) -> rusqlite::Result<Option<TraceIndexRow>> {

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS sessions_v2 (
     UNIQUE (project_id, short_id)
 );
 
--- Received spans: zstd-compressed OTLP ExportTraceServiceRequest protobuf, one row per request, with the
+-- Received spans: OTLP ExportTraceServiceRequest protobuf, one row per request, stored by sessiontrace-spanblock
+-- (split into columns, then zstd; older rows plain zstd), with the
 -- block's own trace index entries (index_codec) from which trace_index_v1 is filled.
 CREATE TABLE IF NOT EXISTS span_blocks_v1 (
     id INTEGER PRIMARY KEY,
