@@ -11,7 +11,7 @@ use http::header::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
-use sessiontrace_sdk::propagation::{HeaderExtractor, HeaderInjector, Injection, SessionPropagator, w3c};
+use sessiontrace_propagation::{HeaderExtractor, HeaderInjector, Injection, SessionPropagator, w3c};
 
 fn w3c_parsers(text: &str) {
     let (traceparent, tracestate) = text.split_once('\n').unwrap_or((text, ""));

@@ -26,7 +26,7 @@ pub mod capture;
 pub mod client;
 pub mod ids;
 pub mod init;
-pub mod propagation;
+pub use sessiontrace_propagation as propagation;
 pub mod sampler;
 pub mod server;
 pub mod session;
