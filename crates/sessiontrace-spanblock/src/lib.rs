@@ -134,7 +134,7 @@ struct Slot {
 }
 
 impl Seen {
-    const BITS: u32 = 12;
+    const BITS: u32 = 11;
 
     fn new() -> Self {
         Seen { slots: vec![Slot::default(); 1 << Self::BITS], generation: 0 }
