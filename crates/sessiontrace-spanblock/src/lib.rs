@@ -8,11 +8,12 @@
 //!   id earlier in the block when it is one), start time (delta from the previous span's start) and end
 //!   time (delta from the start) go to columns of their own;
 //! - every other field of the span (attributes, name, kind, events, status, …) is a token: its exact bytes
-//!   are stored once per block and every repeat is a small index;
+//!   are stored when first seen in the block (again only if another field held its slot of the lookup
+//!   table) and every repeat is a small index;
 //! - the rest of the request (resources, scopes) stays as it is, the skeleton; a span's own header (tag
 //!   and length) is left out when it is the canonical one, and written again from the restored length.
 //!
-//! The columns are concatenated and compressed as one zstd frame. On the loader's workload this stores a
+//! The columns are concatenated and compressed as one zstd frame. On the load generator's requests this stores a
 //! block in ~20% fewer bytes than zstd of the protobuf at the same level, and zstd reads ~6× fewer bytes.
 //!
 //! Restoring is exact: only fields whose header is the canonical one are taken apart, so re-emitting them
