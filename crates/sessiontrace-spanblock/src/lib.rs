@@ -42,7 +42,7 @@ pub enum DecodeError {
 pub enum Format {
     /// A zstd frame of the request's bytes (every block before this format, and requests it cannot split).
     Plain,
-    /// [`COLUMNS`]: the request split into columns, then one zstd frame.
+    /// The request split into columns, then one zstd frame, behind a format byte (0x01).
     Columns,
 }
 
