@@ -464,9 +464,13 @@ fn join(joined: &[u8]) -> Result<Vec<u8>, DecodeError> {
                 }
                 PARENT_REF => {
                     let back = parents.varint().ok_or(corrupt("parent"))? as usize;
-                    let index = known_span_ids.len().checked_sub(back).ok_or(corrupt("parent"))?;
+                    let id = known_span_ids
+                        .len()
+                        .checked_sub(back)
+                        .and_then(|index| known_span_ids.get(index))
+                        .ok_or(corrupt("parent"))?;
                     out.extend_from_slice(&PARENT_HEADER);
-                    out.extend_from_slice(known_span_ids[index]);
+                    out.extend_from_slice(id);
                 }
                 PARENT_RAW => {
                     out.extend_from_slice(&PARENT_HEADER);

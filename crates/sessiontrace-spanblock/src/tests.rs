@@ -211,6 +211,22 @@ fn corrupt_column_blocks_are_errors_not_panics() {
     }
 }
 
+#[test]
+fn a_parent_reference_to_no_earlier_span_is_an_error() {
+    // Joined columns by hand: length, then 10 sized columns; one span of one field, a parent reference.
+    for back in [0u8, 1, 2] {
+        let columns: [&[u8]; 10] = [&[], &[0], &[2, PARENT_REF], &[], &[], &[], &[back], &[], &[], &[]];
+        let mut joined = vec![10];
+        for column in columns {
+            joined.push(column.len() as u8);
+            joined.extend_from_slice(column);
+        }
+        let mut block = vec![COLUMNS];
+        block.extend(zstd::bulk::compress(&joined, 1).unwrap());
+        assert_eq!(decode(&block), Err(DecodeError::Corrupt("parent")), "back {back}");
+    }
+}
+
 fn span_strategy() -> impl Strategy<Value = Span> {
     let id = |sizes: Vec<usize>| {
         prop::sample::select(sizes)
