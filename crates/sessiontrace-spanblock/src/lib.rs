@@ -26,7 +26,7 @@
 
 mod wire;
 
-use wire::{Reader, put_varint, unzigzag, zigzag};
+use wire::{Reader, put_varint, unzigzag, varint_bytes, zigzag};
 
 /// What went wrong reading a stored block.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -301,10 +301,8 @@ fn split_span<'a>(
     columns: &mut Columns,
 ) -> Option<()> {
     // A canonical header (tag 0x12, shortest length varint) is left out: the decoder writes it again
-    // from the restored body's length.
-    let mut canonical = vec![SPAN_TAG];
-    put_varint(&mut canonical, (to - from) as u64);
-    let header_dropped = request[header..from] == canonical[..];
+    // from the restored body's length. The reader parsed that length, so only tag and size need a look.
+    let header_dropped = request[header] == SPAN_TAG && from - header == 1 + varint_bytes((to - from) as u64).1;
     let kept_until = if header_dropped { header } else { from };
     columns.skeleton.extend_from_slice(&request[state.skeleton_from..kept_until]);
     state.skeleton_from = to;
@@ -491,9 +489,8 @@ fn join(joined: &[u8]) -> Result<Vec<u8>, DecodeError> {
             }
         }
         if header_dropped {
-            let mut header = vec![SPAN_TAG];
-            put_varint(&mut header, (out.len() - body_at) as u64);
-            out.splice(body_at..body_at, header);
+            let (length, size) = varint_bytes((out.len() - body_at) as u64);
+            out.splice(body_at..body_at, std::iter::once(SPAN_TAG).chain(length[..size].iter().copied()));
         }
     }
     out.extend_from_slice(skeleton.rest());

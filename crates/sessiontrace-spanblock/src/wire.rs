@@ -115,12 +115,22 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+/// The shortest varint of `value`: its bytes and how many of them are used.
+pub(crate) fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut size = 0;
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        bytes[size] = (value as u8) | 0x80;
         value >>= 7;
+        size += 1;
     }
-    out.push(value as u8);
+    bytes[size] = value as u8;
+    (bytes, size + 1)
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
+    let (bytes, size) = varint_bytes(value);
+    out.extend_from_slice(&bytes[..size]);
 }
 
 pub(crate) fn zigzag(value: u64) -> u64 {
