@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use crate::client::Client;
 use crate::rowbinary::RowWriter;
 use crate::schema::{self, TABLES};
-use crate::{IdClock, compress, day_of_ms, day_of_ns, encode_block};
+use crate::{IdClock, compress, day_of_ms, day_of_ns};
+use sessiontrace_store::blocks::encode_block;
 
 /// Encoded rows for each table, in [`TABLES`] order.
 pub(crate) struct Rows {

@@ -49,7 +49,7 @@ use insert::{Rows, WriterHandle, WriterLimits};
 use rowbinary::RowWriter;
 use schema::Features;
 
-/// zstd level for span blocks and replay chunks, as in the SQLite store.
+/// zstd level for replay chunks, as in the SQLite store (span blocks: `sessiontrace_store::blocks`).
 const ZSTD_LEVEL: i32 = 1;
 
 /// How to reach ClickHouse and how to batch.
@@ -143,16 +143,6 @@ pub(crate) fn day_of_ns(ns: i64) -> u16 {
 
 pub(crate) fn compress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
     zstd::bulk::compress(bytes, ZSTD_LEVEL).map_err(|e| StoreError::Internal(format!("zstd: {e}")))
-}
-
-/// A span block's stored form (`sessiontrace_spanblock`: the request split into columns, then zstd).
-pub(crate) fn encode_block(request: &[u8]) -> Result<Vec<u8>, StoreError> {
-    sessiontrace_spanblock::encode(request, ZSTD_LEVEL).map_err(|e| StoreError::Internal(format!("zstd: {e}")))
-}
-
-/// The request a stored span block was made from (either stored form).
-pub(crate) fn decode_block(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    sessiontrace_spanblock::decode(bytes).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 pub(crate) fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {

@@ -16,8 +16,9 @@ use sessiontrace_store::{
 };
 
 use crate::client::Client;
+use crate::decompress;
 use crate::rowbinary::{RowReader, quote, unhex};
-use crate::{decode_block, decompress};
+use sessiontrace_store::blocks::decode_block;
 
 /// `project = '…'`, the condition every data read carries.
 fn in_project(project: &Project) -> String {

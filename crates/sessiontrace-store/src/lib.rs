@@ -9,6 +9,7 @@
 //!
 //! Backends: [`sqlite::SqliteStore`] (embedded default). Every backend runs [`conformance::run_all`].
 
+pub mod blocks;
 pub mod conformance;
 pub mod sqlite;
 

@@ -43,7 +43,7 @@ pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
 /// is large, and every write queued behind it would wait that long.
 const INDEX_SLICE_ENTRIES: usize = 2048;
 
-/// A block's two blobs as stored: the spans ([`super::encode_block`]) and its index entries ([`index_codec`]).
+/// A block's two blobs as stored: the spans ([`crate::blocks::encode_block`]) and its index entries ([`index_codec`]).
 pub(crate) struct StoredBlock {
     pub data: Vec<u8>,
     pub index_data: Vec<u8>,

@@ -32,8 +32,7 @@ use crate::{
 };
 use insert::{CredentialChange, Job, Writer};
 
-/// zstd level for span blocks (after their column split) and replay chunks: level 1 compresses OTLP about
-/// 13× with the split at hundreds of MB/s; higher levels gained 2–5% of bytes for 2× the time or more.
+/// zstd level for replay chunks and index entries (span blocks: [`crate::blocks`]).
 const ZSTD_LEVEL: i32 = 1;
 /// The page size of a new database file (see [`SqliteStore::open`]).
 const PAGE_SIZE: i64 = 2048;
@@ -245,16 +244,6 @@ pub(crate) fn compress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
     })
 }
 
-/// A span block's stored form ([`sessiontrace_spanblock`]: the request split into columns, then zstd).
-pub(crate) fn encode_block(request: &[u8]) -> Result<Vec<u8>, StoreError> {
-    sessiontrace_spanblock::encode(request, ZSTD_LEVEL).map_err(|e| StoreError::Internal(format!("zstd: {e}")))
-}
-
-/// The request a stored span block was made from (either stored form, see [`sessiontrace_spanblock`]).
-pub(crate) fn decode_block(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    sessiontrace_spanblock::decode(bytes).map_err(|e| StoreError::Internal(e.to_string()))
-}
-
 pub(crate) fn decompress(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
     zstd::stream::decode_all(bytes).map_err(|e| StoreError::Internal(format!("zstd: {e}")))
 }
@@ -270,7 +259,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|block| {
                 Ok(insert::StoredBlock {
-                    data: encode_block(&block.protobuf)?,
+                    data: crate::blocks::encode_block(&block.protobuf)?,
                     index_data: index_codec::encode(&block.traces)?,
                 })
             })

@@ -9,7 +9,8 @@ use sessiontrace_model::records::{LogRecord, MetricPoint, ReplayChunk};
 use sessiontrace_model::signals::{SessionInsights, SignalCounts, SignalKind};
 use sessiontrace_model::{ApiKey, KeyKind, LoginSession, Project, ProjectInfo, Role, Session, SessionKind, User};
 
-use super::{decode_block, decompress};
+use super::decompress;
+use crate::blocks::decode_block;
 use crate::{
     LogFilter, MetricFilter, SessionFilter, SessionPage, SessionStats, StoreError, Totals, TraceCatalog, TraceIndexRow,
     TraceSearch, TraceSummary, summarize_traces, wildcard_like,
