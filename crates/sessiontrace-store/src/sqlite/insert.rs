@@ -7,8 +7,10 @@
 //! Instead each block carries its own index entries (`index_data`, durable with the block), and the writer
 //! inserts the entries of many blocks at once, sorted by trace id, at most every [`INDEX_FLUSH_INTERVAL`]
 //! or [`INDEX_FLUSH_ENTRIES`] entries, recording in `index_state_v1` how far the tables are complete. A
-//! read that needs the index asks for a flush first ([`Job::FlushIndex`]), and opening the store indexes
-//! whatever blocks a crash left unindexed, so readers always see every acknowledged span.
+//! due flush is written in slices of consecutive trace ids, one per writer round (so writes queued
+//! meanwhile wait for a slice, not the whole flush), each slice touching only its share of the index's
+//! pages. A read that needs the index asks for a flush first ([`Job::FlushIndex`]), and opening the store
+//! indexes whatever blocks a crash left unindexed, so readers always see every acknowledged span.
 //!
 //! Projects: a job names its project; the writer turns the name into the small integer id of
 //! `projects_v1` through a cache it owns (one hash lookup per job; a name seen for the first time is
@@ -38,9 +40,11 @@ pub(crate) const INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_INDEX_BACKOFF: Duration = Duration::from_secs(5);
 /// Most index entries held before they are written.
 pub(crate) const INDEX_FLUSH_ENTRIES: usize = 50_000;
-/// Most index entries a due flush writes before the writer commits the jobs queued meanwhile: inserts into
-/// the trace-id index land on random pages, so a whole flush can take a hundred milliseconds once the index
-/// is large, and every write queued behind it would wait that long.
+/// Most index entries a due flush writes before the writer commits the jobs queued meanwhile: a whole flush
+/// can take a hundred milliseconds once the index is large, and every write queued behind it would wait
+/// that long. A slice is a run of consecutive trace ids of the whole flush, so its inserts share the
+/// index's pages as the whole flush's do: sliced by block instead (each slice a sample of the whole id
+/// space), every entry dirtied a page of its own and the writer spent ~2.5× the CPU on the index.
 const INDEX_SLICE_ENTRIES: usize = 2048;
 
 /// A block's two blobs as stored: the spans ([`crate::blocks::encode_block`]) and its index entries ([`index_codec`]).
@@ -125,6 +129,28 @@ pub(crate) struct IndexedEntry {
     pub(crate) entry: TraceIndexEntry,
 }
 
+impl IndexedEntry {
+    /// The order entries are written in, and a flush's progress is recorded by: a block holds one entry
+    /// per trace, so this is unique.
+    pub(crate) fn key(&self) -> ([u8; 16], i64) {
+        (self.entry.trace_id, self.block_id)
+    }
+}
+
+/// A flush under way: every unindexed entry of the blocks up to `through`, in [`IndexedEntry::key`]
+/// order, of which the first `written` are in the index tables.
+struct Flushing {
+    through: i64,
+    entries: Vec<IndexedEntry>,
+    written: usize,
+}
+
+impl Flushing {
+    fn unwritten(&self) -> &[IndexedEntry] {
+        &self.entries[self.written..]
+    }
+}
+
 /// Project names to `projects_v1` ids, as the writer knows them. A name not yet known is registered
 /// (without `created_ms`: written to, never created) in the open transaction; if that transaction fails
 /// the cache is cleared, so it never holds an id that was not committed.
@@ -161,11 +187,11 @@ enum Done {
 
 pub(crate) struct Writer {
     connection: Connection,
-    /// Index entries of committed blocks not yet in the index tables, in block order.
+    /// Index entries of committed blocks not yet in the index tables nor in `flushing`, in block order.
     pending: Vec<IndexedEntry>,
     pending_since: Option<Instant>,
-    /// The last block of a due flush being written a slice per writer round (see [`INDEX_SLICE_ENTRIES`]).
-    flushing_through: Option<i64>,
+    /// A due flush being written a slice per writer round (see [`INDEX_SLICE_ENTRIES`]).
+    flushing: Option<Flushing>,
     /// After a failed index write (a full disk): when to try again, and the back-off that set it (250 ms,
     /// doubling up to 5 s), so that a failing flush is neither retried in a busy loop nor logged per try.
     index_retry: Option<(Instant, Duration)>,
@@ -205,7 +231,7 @@ impl Writer {
             connection,
             pending: Vec::new(),
             pending_since: None,
-            flushing_through: None,
+            flushing: None,
             index_retry: None,
             pending_count,
             projects: ProjectIds::default(),
@@ -223,7 +249,7 @@ impl Writer {
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         loop {
             let wait = match self.index_retry {
-                _ if self.flushing_through.is_some() => Duration::ZERO,
+                _ if self.flushing.is_some() && self.index_retry.is_none() => Duration::ZERO,
                 Some((at, _)) => at.saturating_duration_since(Instant::now()),
                 None => self
                     .pending_since
@@ -271,7 +297,8 @@ impl Writer {
                 }
             }
             for (trace_id, reply) in pending_lookups {
-                let blocks = self.pending.iter().filter(|indexed| indexed.entry.trace_id == trace_id);
+                let flushing = self.flushing.as_ref().map_or(&[][..], Flushing::unwritten);
+                let blocks = flushing.iter().chain(&self.pending).filter(|indexed| indexed.entry.trace_id == trace_id);
                 let _ = reply.send(Ok(blocks.map(|indexed| (indexed.project_id, indexed.block_id)).collect()));
             }
             for (cutoff_ms, reply) in expire_replies {
@@ -296,66 +323,76 @@ impl Writer {
         Ok(outcome)
     }
 
-    /// Writes every pending index entry now.
+    /// Writes every pending index entry now: what is left of a flush under way, then the rest.
     pub(crate) fn flush_index(&mut self) -> Result<(), StoreError> {
-        self.flushing_through = None;
-        self.flush_slice(i64::MAX, usize::MAX)
+        loop {
+            if self.flushing.is_none() && !self.start_flush() {
+                return Ok(());
+            }
+            self.write_slice(usize::MAX)?;
+        }
     }
 
     /// Goes on with a due flush: one slice of the entries that were pending when it became due.
     fn flush_step(&mut self) {
-        if self.flushing_through.is_none() && self.index_due() {
-            self.flushing_through = self.pending.last().map(|indexed| indexed.block_id);
+        if self.flushing.is_none() && (!self.index_due() || !self.start_flush()) {
+            return;
         }
-        let Some(through) = self.flushing_through else { return };
-        let outcome = self.flush_slice(through, INDEX_SLICE_ENTRIES);
-        if outcome.is_err() || self.pending.first().is_none_or(|indexed| indexed.block_id > through) {
-            self.flushing_through = None;
-            // What is left arrived while the flush was written: it is due one interval from now.
-            self.pending_since = (!self.pending.is_empty()).then(Instant::now);
+        if self.index_retry.is_none_or(|(at, _)| Instant::now() >= at) {
+            let _ = self.write_slice(INDEX_SLICE_ENTRIES);
         }
     }
 
-    /// Writes the pending entries of blocks up to `through`, at most `limit` of them unless one block has
-    /// more (a block is written whole), sorted by trace id, and records how far the index is complete.
-    fn flush_slice(&mut self, through: i64, limit: usize) -> Result<(), StoreError> {
-        let mut end = self.pending.partition_point(|indexed| indexed.block_id <= through);
-        if end > limit {
-            let last = self.pending[limit - 1].block_id;
-            end = self.pending.partition_point(|indexed| indexed.block_id <= last);
-        }
-        if end == 0 {
-            return Ok(());
-        }
-        let mut entries: Vec<IndexedEntry> = self.pending.drain(..end).collect();
-        entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
-        let outcome = self.without_sync(|connection| insert_index_entries(connection, &entries));
+    /// Makes every pending entry a flush, sorted for writing; false if nothing is pending.
+    fn start_flush(&mut self) -> bool {
+        let Some(through) = self.pending.last().map(|indexed| indexed.block_id) else { return false };
+        let mut entries = std::mem::take(&mut self.pending);
+        entries.sort_unstable_by_key(IndexedEntry::key);
+        self.flushing = Some(Flushing { through, entries, written: 0 });
+        // What arrives from now on is due one interval after it arrives.
+        self.pending_since = None;
+        true
+    }
+
+    /// Writes the next `limit` entries of the flush under way (all that are left, at most), and records how
+    /// far it got in the same transaction.
+    fn write_slice(&mut self, limit: usize) -> Result<(), StoreError> {
+        let Some(flushing) = self.flushing.take() else { return Ok(()) };
+        let end = flushing.written.saturating_add(limit).min(flushing.entries.len());
+        let slice = &flushing.entries[flushing.written..end];
+        let complete = end == flushing.entries.len();
+        let through = flushing.through;
+        let outcome = self.without_sync(|connection| insert_index_entries(connection, slice, through, complete));
+        let written = slice.len();
         match &outcome {
             Ok(()) => {
-                if self.pending.is_empty() {
-                    self.pending_since = None;
-                }
                 if self.index_retry.take().is_some() {
-                    tracing::info!(entries = entries.len(), "the trace index is written again");
+                    tracing::info!(entries = written, "the trace index is written again");
+                }
+                if !complete {
+                    self.flushing = Some(Flushing { written: end, ..flushing });
                 }
             }
             Err(error) => {
                 let backoff =
                     self.index_retry.map_or(Duration::from_millis(250), |(_, last)| (last * 2).min(MAX_INDEX_BACKOFF));
                 if self.index_retry.is_none() {
-                    tracing::error!(%error, entries = entries.len(), "writing the trace index failed; will retry with back-off");
+                    tracing::error!(%error, entries = written, "writing the trace index failed; will retry with back-off");
                 } else {
-                    tracing::debug!(%error, entries = entries.len(), ?backoff, "writing the trace index failed again");
+                    tracing::debug!(%error, entries = written, ?backoff, "writing the trace index failed again");
                 }
                 self.index_retry = Some((Instant::now() + backoff, backoff));
-                // Back in front, in block order: `pending` stays sorted by block.
-                entries.sort_by_key(|indexed| indexed.block_id);
-                entries.append(&mut self.pending);
-                self.pending = entries;
+                self.flushing = Some(flushing);
             }
         }
-        self.pending_count.store(self.pending.len(), Ordering::Release);
+        self.count_pending();
         outcome
+    }
+
+    /// Publishes how many entries are not in the index tables yet, for readers.
+    fn count_pending(&self) {
+        let unwritten = self.flushing.as_ref().map_or(0, |flushing| flushing.unwritten().len());
+        self.pending_count.store(self.pending.len() + unwritten, Ordering::Release);
     }
 
     /// Runs `work` with `synchronous=NORMAL`: its commit writes the WAL without waiting for the disk. Only
@@ -390,7 +427,7 @@ impl Writer {
         } else if !indexed.is_empty() {
             self.pending_since.get_or_insert_with(Instant::now);
             self.pending.extend(indexed);
-            self.pending_count.store(self.pending.len(), Ordering::Release);
+            self.count_pending();
         }
         for answer in done {
             // A full disk stays retryable (503); anything else is an internal error.
@@ -684,24 +721,63 @@ fn write_batch(
     Ok(())
 }
 
-/// Inserts index entries (sorted by trace id for page locality) and moves `index_state_v1` forward, in
-/// one transaction.
+/// What `index_state_v1` says the index tables hold.
+struct IndexState {
+    /// Every entry of the blocks up to here.
+    indexed_through: i64,
+    /// A flush under way: of the blocks up to the first, every entry up to the key.
+    flushed: Option<(i64, ([u8; 16], i64))>,
+}
+
+impl IndexState {
+    fn read(connection: &Connection) -> rusqlite::Result<Self> {
+        connection.query_row(
+            "SELECT indexed_through, flush_through, flushed_trace, flushed_block FROM index_state_v1 WHERE id = 0",
+            [],
+            |row| {
+                let trace: Option<Vec<u8>> = row.get(2)?;
+                let key = trace.and_then(|t| <[u8; 16]>::try_from(t).ok()).zip(row.get::<_, Option<i64>>(3)?);
+                Ok(IndexState { indexed_through: row.get(0)?, flushed: row.get::<_, Option<i64>>(1)?.zip(key) })
+            },
+        )
+    }
+
+    fn holds(&self, indexed: &IndexedEntry) -> bool {
+        indexed.block_id <= self.indexed_through
+            || self.flushed.is_some_and(|(through, key)| indexed.block_id <= through && indexed.key() <= key)
+    }
+}
+
+/// Inserts index entries (in [`IndexedEntry::key`] order, for page locality) and records how far the index
+/// is complete, in one transaction. `entries` are all or part of a flush of every unindexed entry of the
+/// blocks up to `through`: when `complete`, the last part, which moves `indexed_through` to `through`;
+/// otherwise the flush's progress is recorded (`flush_through` and the last key written), and [`recover_index`]
+/// goes on from there after a crash.
 ///
-/// Idempotent: blocks are indexed in id order and `indexed_through` moves in the same transaction as the
-/// rows, so every block at or below it is indexed. Entries of such blocks are skipped, read inside this
+/// Idempotent: an entry the recorded state says is written already is skipped, read inside this
 /// transaction, so a flush and a recovery that race (a writer still flushing while the file is opened
-/// again) never index one block twice.
+/// again), or a recovery after a crash in the middle of a flush, never index one entry twice.
 pub(crate) fn insert_index_entries(
     connection: &mut Connection,
     entries: &[IndexedEntry],
+    through: i64,
+    complete: bool,
 ) -> Result<(), rusqlite::Error> {
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let indexed_through: i64 =
-            transaction.query_row("SELECT indexed_through FROM index_state_v1 WHERE id = 0", [], |row| row.get(0))?;
-        let fresh: Vec<&IndexedEntry> = entries.iter().filter(|indexed| indexed.block_id > indexed_through).collect();
-        if fresh.is_empty() {
-            return Ok(());
+        let state = IndexState::read(&transaction)?;
+        let fresh: Vec<&IndexedEntry> = entries.iter().filter(|indexed| !state.holds(indexed)).collect();
+        if complete {
+            transaction.execute(
+                "UPDATE index_state_v1 SET indexed_through = MAX(indexed_through, ?1), flush_through = NULL,
+                 flushed_trace = NULL, flushed_block = NULL WHERE id = 0",
+                [through],
+            )?;
+        } else if let Some(last) = entries.last() {
+            transaction.execute(
+                "UPDATE index_state_v1 SET flush_through = ?1, flushed_trace = ?2, flushed_block = ?3 WHERE id = 0",
+                params![through, &last.entry.trace_id[..], last.block_id],
+            )?;
         }
         let entries = fresh;
         let mut insert_index = transaction.prepare_cached(
@@ -753,14 +829,12 @@ pub(crate) fn insert_index_entries(
                 insert_service.execute(params![project_id, key, service])?;
             }
         }
-        let through = entries.iter().map(|indexed| indexed.block_id).max().unwrap_or(indexed_through);
-        transaction
-            .execute("UPDATE index_state_v1 SET indexed_through = MAX(indexed_through, ?1) WHERE id = 0", [through])?;
     }
     transaction.commit()
 }
 
-/// Indexes the blocks a crash left unindexed (those after `index_state_v1.indexed_through`).
+/// Indexes the blocks a crash left unindexed (those after `index_state_v1.indexed_through`); returns how
+/// many entries those blocks hold.
 pub(crate) fn recover_index(connection: &mut Connection) -> Result<usize, StoreError> {
     let through: i64 =
         connection.query_row("SELECT indexed_through FROM index_state_v1 WHERE id = 0", [], |row| row.get(0))?;
@@ -778,10 +852,11 @@ pub(crate) fn recover_index(connection: &mut Connection) -> Result<usize, StoreE
             entries.extend(decoded.into_iter().map(|entry| IndexedEntry { block_id, project_id, entry }));
         }
     }
-    entries.sort_unstable_by_key(|indexed| indexed.entry.trace_id);
+    entries.sort_unstable_by_key(IndexedEntry::key);
     let count = entries.len();
-    if count > 0 {
-        insert_index_entries(connection, &entries)?;
+    if let Some(through) = entries.iter().map(|indexed| indexed.block_id).max() {
+        // Entries a flush cut short by the crash wrote already are skipped (see `insert_index_entries`).
+        insert_index_entries(connection, &entries, through, true)?;
     }
     Ok(count)
 }
@@ -859,37 +934,99 @@ mod tests {
         (rows, through)
     }
 
+    /// A writer on a fresh store whose `span_blocks_v1` holds `blocks` (empty data) carrying `entries`.
+    fn writer_over_blocks(path: &std::path::Path, blocks: std::ops::Range<i64>, per_block: u8) -> Writer {
+        drop(crate::sqlite::SqliteStore::open(path).unwrap());
+        let connection = Connection::open(path).unwrap();
+        for block in blocks.clone() {
+            let entries: Vec<TraceIndexEntry> =
+                entries(block..block + 1, per_block).into_iter().map(|indexed| indexed.entry).collect();
+            connection
+                .execute(
+                    "INSERT INTO span_blocks_v1 (id, received_ms, span_count, data, index_data) VALUES (?1, 0, ?2, x'', ?3)",
+                    params![block, per_block, index_codec::encode(&entries).unwrap()],
+                )
+                .unwrap();
+        }
+        Writer::new(connection, Arc::default())
+    }
+
+    fn flush_state(connection: &Connection) -> (Option<i64>, Option<i64>) {
+        connection
+            .query_row("SELECT flush_through, flushed_block FROM index_state_v1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+    }
+
+    fn session_spans(connection: &Connection) -> i64 {
+        connection.query_row("SELECT COALESCE(SUM(spans), 0) FROM session_summary_v2", [], |r| r.get(0)).unwrap()
+    }
+
     #[test]
-    fn a_due_flush_is_written_a_slice_at_a_time_and_records_whole_blocks() {
+    fn a_due_flush_is_written_in_slices_of_consecutive_trace_ids() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        drop(crate::sqlite::SqliteStore::open(&path).unwrap());
-        let mut writer = Writer::new(Connection::open(&path).unwrap(), Arc::default());
+        let mut writer = writer_over_blocks(&path, 1..1, 10);
         // 5,000 entries in 500 blocks, pending for longer than the interval: the flush is due.
-        writer.pending = entries(1..501, 10);
+        let all = entries(1..501, 10);
+        writer.pending = all.clone();
         writer.pending_since = Some(Instant::now() - INDEX_FLUSH_INTERVAL);
         writer.flush_step();
-        // One slice: 2,048 entries rounded up to the end of block 205, and the index records exactly that.
-        assert_eq!(indexed(&writer.connection), (2050, 205));
-        assert_eq!(writer.flushing_through, Some(500));
+        // One slice: the 2,048 smallest trace ids of the whole flush, whatever their blocks; the index is
+        // complete through no block yet, and the progress is recorded.
+        let mut sorted: Vec<_> = all.iter().map(IndexedEntry::key).collect();
+        sorted.sort_unstable();
+        assert_eq!(indexed(&writer.connection), (2048, 0));
+        assert_eq!(flush_state(&writer.connection), (Some(500), Some(sorted[2047].1)));
+        let largest_written: Vec<u8> =
+            writer.connection.query_row("SELECT MAX(trace_id) FROM trace_index_v1", [], |r| r.get(0)).unwrap();
+        assert_eq!(largest_written, sorted[2047].0);
+        assert_eq!(writer.pending_count.load(Ordering::Acquire), 5000 - 2048);
         // Entries committed meanwhile are not part of this flush.
         writer.pending.extend(entries(501..511, 10));
+        writer.pending_since = Some(Instant::now());
         writer.flush_step();
-        assert_eq!(indexed(&writer.connection), (4100, 410));
+        assert_eq!(indexed(&writer.connection), (4096, 0));
         writer.flush_step();
         assert_eq!(indexed(&writer.connection), (5000, 500));
-        assert_eq!(writer.flushing_through, None);
+        assert_eq!(flush_state(&writer.connection), (None, None));
+        assert!(writer.flushing.is_none());
         assert_eq!(writer.pending.len(), 100);
-        assert!(writer.pending_since.is_some_and(|since| since.elapsed() < INDEX_FLUSH_INTERVAL));
-        // Not due again yet; a full flush (a read, a close) writes the rest.
+        // Not due yet; a full flush (a read, a close) writes the rest.
         writer.flush_step();
         assert_eq!(indexed(&writer.connection), (5000, 500));
         writer.flush_index().unwrap();
         assert_eq!(indexed(&writer.connection), (5100, 510));
-        assert!(writer.pending.is_empty() && writer.pending_since.is_none());
+        assert!(writer.pending.is_empty() && writer.flushing.is_none());
         assert_eq!(writer.pending_count.load(Ordering::Acquire), 0);
         // The synchronous mode is back to FULL for the acknowledged writes.
         let mode: i64 = writer.connection.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, 2);
+    }
+
+    #[test]
+    fn a_flush_cut_short_is_finished_on_open_without_indexing_an_entry_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let mut writer = writer_over_blocks(&path, 1..501, 10);
+        writer.pending = entries(1..501, 10);
+        writer.pending_since = Some(Instant::now() - INDEX_FLUSH_INTERVAL);
+        writer.flush_step();
+        writer.flush_step();
+        assert_eq!(indexed(&writer.connection), (4096, 0));
+        assert_eq!(session_spans(&writer.connection), 4096);
+        // The process stops here (no close): opening the file again finishes the flush.
+        drop(writer);
+        let store = crate::sqlite::SqliteStore::open(&path).unwrap();
+        drop(store);
+        let connection = Connection::open(&path).unwrap();
+        assert_eq!(indexed(&connection), (5000, 500));
+        assert_eq!(flush_state(&connection), (None, None));
+        let distinct: i64 = connection
+            .query_row("SELECT COUNT(*) FROM (SELECT DISTINCT trace_id, block_id FROM trace_index_v1)", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(distinct, 5000);
+        assert_eq!(session_spans(&connection), 5000, "session totals count each entry once");
     }
 }

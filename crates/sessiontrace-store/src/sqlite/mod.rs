@@ -578,7 +578,7 @@ mod tests {
             .into_iter()
             .map(|entry| insert::IndexedEntry { block_id: 1, project_id: schema::DEFAULT_PROJECT_ID, entry })
             .collect();
-        insert::insert_index_entries(&mut raw, &entries).unwrap();
+        insert::insert_index_entries(&mut raw, &entries, 1, true).unwrap();
         assert_eq!(count(&raw), 1, "entries of an indexed block are not inserted again");
         let spans: i64 = raw.query_row("SELECT SUM(spans) FROM session_summary_v2", [], |r| r.get(0)).unwrap();
         assert_eq!(spans, 3, "session totals count the block once");

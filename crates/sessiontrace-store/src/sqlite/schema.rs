@@ -68,8 +68,16 @@ CREATE TABLE IF NOT EXISTS session_services_v2 (
     PRIMARY KEY (project_id, session_key, service)
 ) WITHOUT ROWID;
 
--- How far trace_index_v1 is complete: every block with id <= indexed_through is in it.
-CREATE TABLE IF NOT EXISTS index_state_v1 (id INTEGER PRIMARY KEY CHECK (id = 0), indexed_through INTEGER NOT NULL);
+-- How far trace_index_v1 is complete: every block with id <= indexed_through is in it. A flush written in
+-- slices of trace ids records its progress too: of the blocks up to flush_through, every entry at or below
+-- (flushed_trace, flushed_block) is in it (all three NULL when no flush is under way).
+CREATE TABLE IF NOT EXISTS index_state_v1 (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    indexed_through INTEGER NOT NULL,
+    flush_through INTEGER,
+    flushed_trace BLOB,
+    flushed_block INTEGER
+);
 INSERT OR IGNORE INTO index_state_v1 (id, indexed_through) VALUES (0, 0);
 
 -- One row per (trace, block): which blocks hold a trace, and what the lists need without decoding.
@@ -228,6 +236,14 @@ pub fn migrate(connection: &rusqlite::Connection, now_ms: i64) -> rusqlite::Resu
         connection.execute_batch(
             "ALTER TABLE span_blocks_v1 ADD COLUMN index_data BLOB NOT NULL DEFAULT x'';
              UPDATE index_state_v1 SET indexed_through = (SELECT COALESCE(MAX(id), 0) FROM span_blocks_v1);",
+        )?;
+    }
+    if !has_column(connection, "index_state_v1", "flush_through")? {
+        // Files from before flushes were sliced by trace id: no flush was under way at their last commit.
+        connection.execute_batch(
+            "ALTER TABLE index_state_v1 ADD COLUMN flush_through INTEGER;
+             ALTER TABLE index_state_v1 ADD COLUMN flushed_trace BLOB;
+             ALTER TABLE index_state_v1 ADD COLUMN flushed_block INTEGER;",
         )?;
     }
     if !has_column(connection, "span_blocks_v1", "project_id")? {
