@@ -151,10 +151,21 @@ impl Seen {
 
     /// What `bytes` (a slice of `request`) was stored with, if its slot still holds the same bytes.
     fn find(&mut self, request: &[u8], bytes: &[u8]) -> Option<u32> {
+        self.find_or_slot(request, bytes).ok()
+    }
+
+    /// What `bytes` was stored with, or else its slot (one hash for both).
+    #[inline]
+    fn find_or_slot(&mut self, request: &[u8], bytes: &[u8]) -> Result<u32, &mut Slot> {
         let generation = self.generation;
-        let slot = *self.slot(bytes);
-        let held = request.get(slot.start as usize..slot.start as usize + slot.len as usize)?;
-        (slot.generation == generation && held == bytes).then_some(slot.value)
+        let slot = self.slot(bytes);
+        if slot.generation == generation
+            && slot.len as usize == bytes.len()
+            && request.get(slot.start as usize..slot.start as usize + bytes.len()) == Some(bytes)
+        {
+            return Ok(slot.value);
+        }
+        Err(slot)
     }
 
     /// The slot for `bytes`: hashed by length and first and last 8 bytes, which in a span's fields hold
@@ -359,24 +370,26 @@ fn split_span<'a>(
                 END
             }
             _ => {
-                if let Some(id) = state.tokens.find(request, bytes) {
-                    put_varint(&mut columns.refs, u64::from(id));
-                    TOKEN_REF
-                } else {
-                    let generation = state.tokens.generation;
-                    let slot = state.tokens.slot(bytes);
-                    // First come keeps the slot: a block's first spans carry its most repeated fields.
-                    if slot.generation != generation {
-                        *slot = Slot {
-                            generation,
-                            start: field.start as u32,
-                            len: bytes.len() as u32,
-                            value: state.token_count,
-                        };
+                let generation = state.tokens.generation;
+                match state.tokens.find_or_slot(request, bytes) {
+                    Ok(id) => {
+                        put_varint(&mut columns.refs, u64::from(id));
+                        TOKEN_REF
                     }
-                    state.token_count += 1;
-                    columns.literals.extend_from_slice(bytes);
-                    TOKEN_NEW
+                    Err(slot) => {
+                        // First come keeps the slot: a block's first spans carry its most repeated fields.
+                        if slot.generation != generation {
+                            *slot = Slot {
+                                generation,
+                                start: field.start as u32,
+                                len: bytes.len() as u32,
+                                value: state.token_count,
+                            };
+                        }
+                        state.token_count += 1;
+                        columns.literals.extend_from_slice(bytes);
+                        TOKEN_NEW
+                    }
                 }
             }
         };
