@@ -200,6 +200,22 @@ pub(crate) struct Writer {
     projects: ProjectIds,
 }
 
+/// Puts the calling thread under `SCHED_BATCH`: the same share of the CPU as any thread, but a wakeup does
+/// not preempt the thread running. When the writer shares a core with the request handlers, a job sent
+/// to it no longer switches that core to the writer at once, one job per commit (and per fsync): the
+/// handlers go on reading requests, and the writer commits what queued meanwhile. On an idle core it runs
+/// at once as before.
+pub(crate) fn yield_on_wakeup() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy};
+    let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    let nice_zero = ThreadPriority::Os(ThreadPriorityOsValue::default());
+    if let Err(error) =
+        thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), nice_zero, batch)
+    {
+        tracing::debug!(?error, "SCHED_BATCH not available; the thread keeps its policy");
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -247,6 +263,7 @@ impl Writer {
     }
 
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+        yield_on_wakeup();
         loop {
             let wait = match self.index_retry {
                 _ if self.flushing.is_some() && self.index_retry.is_none() => Duration::ZERO,
