@@ -259,15 +259,20 @@ impl Writer {
     fn index_due(&self) -> bool {
         let due = self.pending.len() >= INDEX_FLUSH_ENTRIES
             || self.pending_since.is_some_and(|since| since.elapsed() >= INDEX_FLUSH_INTERVAL);
-        due && self.index_retry.is_none_or(|(at, _)| Instant::now() >= at)
+        due && self.retry_allowed()
+    }
+
+    /// Whether an index write may be tried now: no failed one is waiting out its back-off.
+    fn retry_allowed(&self) -> bool {
+        self.index_retry.is_none_or(|(at, _)| Instant::now() >= at)
     }
 
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         yield_on_wakeup();
         loop {
             let wait = match self.index_retry {
-                _ if self.flushing.is_some() && self.index_retry.is_none() => Duration::ZERO,
                 Some((at, _)) => at.saturating_duration_since(Instant::now()),
+                None if self.flushing.is_some() => Duration::ZERO,
                 None => self
                     .pending_since
                     .map_or(Duration::from_secs(3600), |since| INDEX_FLUSH_INTERVAL.saturating_sub(since.elapsed())),
@@ -355,7 +360,7 @@ impl Writer {
         if self.flushing.is_none() && (!self.index_due() || !self.start_flush()) {
             return;
         }
-        if self.index_retry.is_none_or(|(at, _)| Instant::now() >= at) {
+        if self.retry_allowed() {
             let _ = self.write_slice(INDEX_SLICE_ENTRIES);
         }
     }
