@@ -11,6 +11,11 @@
 # (the writes that arrive during an insert share the next), so a lone request waits one insert round trip
 # (`--connections 1` measures it) and wall throughput grows with concurrent connections; spans per
 # CPU-second is the figure to compare with the SQLite store.
+#
+# The throwaway ClickHouse keeps its data under $TMPDIR (mktemp -d). Every insert writes a new part, two
+# files per column: on an ext4 without a journal (this machine's root) creating a file scans past every
+# inode deleted in the last five minutes, and ClickHouse's merges delete thousands, so that scan can take
+# most of ClickHouse's CPU. `TMPDIR=/dev/shm bench/ingest-clickhouse.sh ...` measures the store without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=20 CONNECTIONS=64
@@ -71,4 +76,6 @@ if "spans_stored" in r:
 print(line)
 PY
 curl -s "$CH_URL/" --data-binary "SELECT concat('clickhouse: ', formatReadableSize(sum(bytes_on_disk)), ' on disk, ', toString(sum(rows)), ' rows') FROM system.parts WHERE active AND database = '$DB'"
+kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
+SERVER=""
 curl -s "$CH_URL/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null

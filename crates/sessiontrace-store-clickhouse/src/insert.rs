@@ -2,12 +2,12 @@
 //! task ([`Rows`]), each row stamped with the caller's project (one short string per row, stored as a
 //! LowCardinality dictionary index where the server has it), then queued for the one writer task. The
 //! writer commits in groups: as soon as an insert slot is free (`max_in_flight`, one by default) it takes
-//! every job queued meanwhile, up to the row and byte bounds, sends one insert per table, and only then
-//! answers every job of the group: an acknowledged write is in ClickHouse. An idle writer sends a lone
-//! write at once; under load a write waits for the insert in flight, then goes in the next group, so the
-//! groups grow with the load and no one waits for a timer. Two knobs, both 0 by default, trade latency
-//! for fewer inserts: `min_interval` spaces the starts of two groups (a cap on inserts per second, so
-//! each ClickHouse part holds more rows), `max_wait` makes every group wait for company.
+//! every job queued meanwhile, up to the row and byte bounds, sends one insert per table (all at once),
+//! and only then answers every job of the group: an acknowledged write is in ClickHouse. An idle writer
+//! sends a lone write at once; under load a write waits for the insert in flight, then goes in the next
+//! group, so the groups grow with the load and no one waits for a timer. Two knobs, both 0 by default,
+//! trade latency for fewer inserts: `min_interval` spaces the starts of two groups (a cap on inserts per
+//! second, so each ClickHouse part holds more rows), `max_wait` makes every group wait for company.
 //!
 //! The queue is bounded by bytes (a semaphore of KiB permits held until the job is answered): when
 //! ClickHouse is slow or down, new writes fail at once with `Unavailable` instead of piling up.
@@ -357,16 +357,30 @@ async fn flush(client: &Client, group: Vec<Job>, counters: &Counters) {
         replies.push((job.reply, job.permit));
     }
     let started = std::time::Instant::now();
-    let mut outcome: Result<(), StoreError> = Ok(());
+    // The tables' inserts go at once: a group waits one insert round trip, not one per table (a block
+    // and its trace index are two or three tables). If one fails and another lands, the whole group is
+    // refused and retried: what landed is then an orphan block, or index rows whose block a read of the
+    // trace does not find (it reads the blocks that exist), as a half-done sequential group left before.
+    let mut inserts = JoinSet::new();
     for (slot, table) in TABLES.iter().enumerate() {
         if merged.counts[slot] == 0 {
             continue;
         }
         let rows = std::mem::take(&mut merged.tables[slot].bytes);
-        if let Err(error) = client.insert(table.name, &schema::column_names(table.name), rows).await {
-            tracing::warn!(table = table.name, %error, "clickhouse insert failed");
-            outcome = Err(error);
-            break;
+        let client = client.clone();
+        inserts.spawn(async move {
+            let result = client.insert(table.name, &schema::column_names(table.name), rows).await;
+            if let Err(error) = &result {
+                tracing::warn!(table = table.name, %error, "clickhouse insert failed");
+            }
+            result
+        });
+    }
+    let mut outcome: Result<(), StoreError> = Ok(());
+    while let Some(result) = inserts.join_next().await {
+        let result = result.unwrap_or_else(|error| Err(StoreError::Internal(format!("insert task failed: {error}"))));
+        if outcome.is_ok() {
+            outcome = result;
         }
     }
     tracing::debug!(
