@@ -267,7 +267,7 @@ impl Writer {
         self.index_retry.is_none_or(|(at, _)| Instant::now() >= at)
     }
 
-    pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+    pub(crate) fn run(mut self, jobs: Receiver<Box<Job>>) {
         yield_on_wakeup();
         loop {
             let wait = match self.index_retry {
@@ -278,7 +278,7 @@ impl Writer {
                     .map_or(Duration::from_secs(3600), |since| INDEX_FLUSH_INTERVAL.saturating_sub(since.elapsed())),
             };
             let first = match jobs.recv_timeout(wait) {
-                Ok(job) => job,
+                Ok(job) => *job,
                 // A failed flush is logged and its entries kept for the next one.
                 Err(RecvTimeoutError::Timeout) => {
                     self.flush_step();
@@ -304,7 +304,7 @@ impl Writer {
                     job => batch.push(job),
                 }
                 if batch.len() < MAX_JOBS_PER_COMMIT && !closing {
-                    next = jobs.try_recv().ok();
+                    next = jobs.try_recv().ok().map(|job| *job);
                 }
             }
             if !batch.is_empty() {
