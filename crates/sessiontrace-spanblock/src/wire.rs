@@ -11,37 +11,38 @@ pub(crate) struct Field {
     pub payload: Option<(usize, usize)>,
 }
 
-/// Reads `buf[position..end]`, reporting offsets into all of `buf`.
+/// Reads `buf[position..end]`, reporting offsets into all of `buf`. Holds `buf` cut at `end`, so each
+/// read is one bounds check.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     position: usize,
-    end: usize,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, position: 0, end: buf.len() }
+        Reader { buf, position: 0 }
     }
 
+    /// Reads `buf[from..to]`; panics if `to` is past the end of `buf`.
     pub fn at(buf: &'a [u8], (from, to): (usize, usize)) -> Self {
-        Reader { buf, position: from, end: to }
+        Reader { buf: &buf[..to], position: from }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.position >= self.end
+        self.position >= self.buf.len()
     }
 
     #[inline]
     pub fn varint(&mut self) -> Option<u64> {
         // One byte is the common case (tags, lengths of short fields).
-        let first = *self.buf[..self.end].get(self.position)?;
+        let first = *self.buf.get(self.position)?;
         if first < 0x80 {
             self.position += 1;
             return Some(u64::from(first));
         }
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self.buf[..self.end].get(self.position)?;
+            let byte = *self.buf.get(self.position)?;
             self.position += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte < 0x80 {
@@ -53,22 +54,21 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub fn byte(&mut self) -> Option<u8> {
-        let byte = *self.buf[..self.end].get(self.position)?;
+        let byte = *self.buf.get(self.position)?;
         self.position += 1;
         Some(byte)
     }
 
     #[inline]
     pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.position.checked_add(n).filter(|&end| end <= self.end)?;
-        let bytes = &self.buf[self.position..end];
-        self.position = end;
+        let bytes = self.buf.get(self.position..self.position.checked_add(n)?)?;
+        self.position += n;
         Some(bytes)
     }
 
     pub fn rest(&mut self) -> &'a [u8] {
-        let bytes = &self.buf[self.position.min(self.end)..self.end];
-        self.position = self.end;
+        let bytes = self.buf.get(self.position..).unwrap_or_default();
+        self.position = self.buf.len();
         bytes
     }
 

@@ -807,7 +807,7 @@ pub(crate) fn insert_index_entries(
              error_count, root_name, root_service, project_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for &IndexedEntry { block_id, project_id, entry: trace } in &entries {
-            let (root_name, root_service) = trace.root.clone().unzip();
+            let (root_name, root_service) = trace.root.as_ref().map(|(name, service)| (name, service)).unzip();
             insert_index.execute(params![
                 &trace.trace_id[..],
                 block_id,
