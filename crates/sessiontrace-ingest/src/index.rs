@@ -12,7 +12,8 @@ pub struct SpanFacts<'a> {
     pub trace_id: [u8; 16],
     pub session_key: Option<String>,
     pub service: &'a str,
-    pub name: &'a str,
+    /// UTF-8, checked by the reader; kept as bytes because only a root span's name is made a `String`.
+    pub name: &'a [u8],
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,
     pub has_error: bool,
@@ -49,7 +50,7 @@ impl IndexBuilder {
         let start = span.start_unix_nano as i64;
         let earliest = start <= entry.start_unix_nano;
         if span.is_true_root || (earliest && !self.has_true_root[slot]) {
-            entry.root = Some((span.name.to_string(), span.service.to_string()));
+            entry.root = Some((String::from_utf8_lossy(span.name).into_owned(), span.service.to_string()));
             self.has_true_root[slot] |= span.is_true_root;
         }
         entry.start_unix_nano = entry.start_unix_nano.min(start);

@@ -290,7 +290,7 @@ fn valid_id(bytes: &[u8], len: usize) -> bool {
 
 fn scan_span(span: &[u8], service: &str, config: &IngestConfig, index: &mut IndexBuilder) -> Result<(), GiveUp> {
     let mut fields = Fields::new(span);
-    let (mut trace_id, mut span_id, mut parent, mut name) = (&[][..], &[][..], &[][..], "");
+    let (mut trace_id, mut span_id, mut parent, mut name) = (&[][..], &[][..], &[][..], &[][..]);
     let (mut start, mut end, mut has_error) = (0u64, 0u64, false);
     while let Some((number, value)) = fields.next_field()? {
         match (number, value) {
@@ -298,7 +298,10 @@ fn scan_span(span: &[u8], service: &str, config: &IngestConfig, index: &mut Inde
             (2, Wire::Bytes(bytes)) => span_id = bytes,
             (3, Wire::Bytes(trace_state)) => utf8(trace_state)?,
             (4, Wire::Bytes(bytes)) => parent = bytes,
-            (5, Wire::Bytes(bytes)) => name = std::str::from_utf8(bytes).map_err(|_| ())?,
+            (5, Wire::Bytes(bytes)) => {
+                utf8(bytes)?;
+                name = bytes;
+            }
             (6 | 10 | 12 | 14, Wire::Varint(_)) | (16, Wire::Fixed32) => {}
             (7, Wire::Fixed64(value)) => start = value,
             (8, Wire::Fixed64(value)) => end = value,

@@ -107,7 +107,7 @@ pub fn prepare(input: TraceInput, config: &IngestConfig) -> Result<PreparedTrace
                     trace_id: span.trace_id.as_slice().try_into().expect("checked length"),
                     session_key: session_key(&span.trace_id, &span.attributes, resource_session.as_deref()),
                     service: &service,
-                    name: &span.name,
+                    name: span.name.as_bytes(),
                     start_unix_nano: span.start_time_unix_nano,
                     end_unix_nano: span.end_time_unix_nano,
                     has_error: span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32)
