@@ -128,7 +128,7 @@ pub(crate) fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
     (bytes, size + 1)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
     // One byte is the common case (token numbers, parent references, small deltas).
     if value < 0x80 {
