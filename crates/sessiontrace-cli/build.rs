@@ -1,7 +1,13 @@
-//! Build script: the git commit for `sessiontrace --version` (`git rev-parse --short HEAD`, "unknown"
-//! outside a git checkout or without git; `SESSIONTRACE_GIT_COMMIT` overrides it, e.g. for a build from
-//! a source tarball). Reruns when HEAD moves.
+//! Build script:
+//! - the git commit for `sessiontrace --version` (`git rev-parse --short HEAD`, "unknown" outside a git
+//!   checkout or without git; `SESSIONTRACE_GIT_COMMIT` overrides it, e.g. for a build from a source
+//!   tarball). Reruns when HEAD moves.
+//! - in release builds for x86_64 Linux, `symbol-order.txt` for the linker: the functions the server runs
+//!   at start and under a steady ingest load are laid out first and together (written by
+//!   `bench/symbol-order.sh`, which says why). There Rust links with its own lld, which reads the list;
+//!   `SESSIONTRACE_SYMBOL_ORDER=0` leaves it out, for a build that links with another linker.
 
+use std::path::Path;
 use std::process::Command;
 
 fn main() {
@@ -20,6 +26,38 @@ fn main() {
         watch_git_path(&branch);
     }
     println!("cargo:rustc-env=SESSIONTRACE_GIT_COMMIT={commit}");
+    symbol_order();
+}
+
+fn symbol_order() {
+    println!("cargo:rerun-if-env-changed=SESSIONTRACE_SYMBOL_ORDER");
+    let order = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("symbol-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let x86_64_linux = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
+        && var("CARGO_CFG_TARGET_OS") == "linux"
+        && var("CARGO_CFG_TARGET_ENV") == "gnu";
+    // Rust links with its own lld there from 1.90 on, unless the build names another linker.
+    let own_lld = rustc_minor().is_some_and(|minor| minor >= 90)
+        && !var("CARGO_ENCODED_RUSTFLAGS").contains("link")
+        && var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_empty();
+    if var("PROFILE") == "release"
+        && x86_64_linux
+        && own_lld
+        && var("SESSIONTRACE_SYMBOL_ORDER") != "0"
+        && order.exists()
+    {
+        println!("cargo:rustc-link-arg-bin=sessiontrace=-Wl,--symbol-ordering-file={}", order.display());
+        // Names the build no longer has (a dependency upgraded since the list was written) are skipped.
+        println!("cargo:rustc-link-arg-bin=sessiontrace=-Wl,--no-warn-symbol-ordering");
+    }
+}
+
+/// The minor version of the compiler building this (`rustc 1.95.0 (…)` gives 95).
+fn rustc_minor() -> Option<u32> {
+    let output = Command::new(std::env::var("RUSTC").ok()?).arg("--version").output().ok()?;
+    let version = String::from_utf8(output.stdout).ok()?;
+    version.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
 }
 
 fn watch_git_path(path: &str) {
