@@ -5,7 +5,9 @@
 //! every job queued meanwhile, up to the row and byte bounds, sends one insert per table (all at once),
 //! and only then answers every job of the group: an acknowledged write is in ClickHouse. An idle writer
 //! sends a lone write at once; under load a write waits for the insert in flight, then goes in the next
-//! group, so the groups grow with the load and no one waits for a timer. Two knobs, both 0 by default,
+//! group, so the groups grow with the load and no one waits for a fixed timer. The one wait: the writers
+//! the last group answered send again together, so a group waits for them a little (a quarter of the last
+//! insert's time, at most 2 ms) rather than leave without them. Two knobs, both 0 by default,
 //! trade latency for fewer inserts: `min_interval` spaces the starts of two groups (a cap on inserts per
 //! second, so each ClickHouse part holds more rows), `max_wait` makes every group wait for company.
 //!
@@ -187,6 +189,8 @@ pub struct WriterStats {
 struct Counters {
     writes: AtomicU64,
     groups: AtomicU64,
+    /// How long the last group's inserts took, in microseconds.
+    last_insert_micros: AtomicU64,
 }
 
 struct Job {
@@ -301,9 +305,13 @@ async fn run(
     let mut in_flight = JoinSet::new();
     let mut closing = false;
     let mut last_start: Option<Instant> = None;
+    let mut last_jobs = 0;
     while !closing {
         let slot = slots.clone().acquire_owned().await.expect("the slots are never closed");
         while in_flight.try_join_next().is_some() {}
+        // Writes already queued when the slot freed came from other writers than the last group's, who were
+        // answered just now and come back together.
+        let queued = !receiver.is_empty();
         let mut group = match receiver.recv().await {
             Some(Message::Job(job)) => Group::new(job),
             Some(Message::Close) | None => break,
@@ -316,6 +324,28 @@ async fn run(
                     break;
                 }
                 Err(_) => break,
+            }
+        }
+        // The last group's writers, answered together, send again together: the group waits a little for
+        // them (a quarter of the last insert's time, at most 2 ms). Otherwise a closed loop of clients
+        // splits into cohorts that take turns, and each write waits for the other cohort's insert before
+        // its own: at 4 connections, groups of 1 and 3 in turn, or 2 and 2, p50 2.3–2.5 inserts' time.
+        let expected = if queued { group.jobs.len() + last_jobs } else { last_jobs };
+        if group.jobs.len() < expected && !closing {
+            let last_insert = Duration::from_micros(counters.last_insert_micros.load(Ordering::Relaxed));
+            let until = Instant::now() + (last_insert / 4).min(Duration::from_millis(2));
+            while group.jobs.len() < expected && group.has_room(&limits) {
+                tokio::select! {
+                    next = receiver.recv() => match next {
+                        Some(Message::Job(job)) => group.push(job),
+                        Some(Message::Close) => {
+                            closing = true;
+                            break;
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(until) => break,
+                }
             }
         }
         // The group waits for company until `max_wait` after its first write, and at least until
@@ -338,6 +368,7 @@ async fn run(
             }
         }
         last_start = Some(Instant::now());
+        last_jobs = group.jobs.len();
         let (group_client, group_counters) = (client.clone(), counters.clone());
         in_flight.spawn(async move {
             flush(&group_client, group.jobs, &group_counters).await;
@@ -389,6 +420,7 @@ async fn flush(client: &Client, group: Vec<Job>, counters: &Counters) {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "clickhouse flush"
     );
+    counters.last_insert_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     counters.groups.fetch_add(1, Ordering::Relaxed);
     counters.writes.fetch_add(replies.len() as u64, Ordering::Relaxed);
     for (reply, permit) in replies {

@@ -284,6 +284,33 @@ async fn a_lone_write_goes_at_once_and_queued_writes_share_a_group() {
     assert_eq!(store.totals(None).await.unwrap().span_blocks, 60);
 }
 
+/// Writers answered together send again together: a closed loop of writers goes in one group a round,
+/// not in cohorts that take turns (each write then waits for the other cohort's insert before its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_of_writers_shares_one_group_a_round() {
+    let Some(url) = server_url("a_closed_loop_of_writers_shares_one_group_a_round") else { return };
+    let store = std::sync::Arc::new(ClickHouseStore::open(config(&url)).await.unwrap());
+    let (writers, rounds) = (4, 15);
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..rounds {
+                    store.write(&project(), conformance::sample_batch()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = store.writer_stats();
+    assert_eq!(stats.writes, writers * rounds);
+    // Cohorts taking turns make about two groups a round (30 here); one group a round makes 15, and the
+    // first round one more (the first write finds the writer idle and goes alone).
+    assert!(stats.groups <= rounds + 5, "{} groups for {rounds} rounds of {writers} writers", stats.groups);
+}
+
 /// `min_group_interval` caps the insert rate: a write that finds the writer idle goes at once, and the writes
 /// that come within the interval after it wait out the rest of it and share one group.
 #[tokio::test]
