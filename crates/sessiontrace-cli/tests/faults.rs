@@ -161,13 +161,16 @@ fn a_full_disk_refuses_writes_retryably_and_ingest_resumes_when_space_frees() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("fs"), 24) else { return };
+    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("fs"), 32) else { return };
     let ballast = dir.path().join("fs/ballast");
     std::fs::write(&ballast, vec![0u8; 6 << 20]).unwrap();
-    // Space freed for the Python SDK's retries, one reserve per protocol.
+    // Space freed for the Python SDK's retries, one reserve per protocol. Freed space first goes to what the
+    // full disk held back: the WAL checkpoint grows the database by the pages written since the last one,
+    // and the trace index flush is due. A 3 MiB reserve was sometimes all taken by those on a loaded machine
+    // (CI), and the SDK's next exports were refused until its 30 s timeout.
     let reserves = ["http", "grpc"].map(|protocol| dir.path().join(format!("fs/reserve-{protocol}")));
     for reserve in &reserves {
-        std::fs::write(reserve, vec![0u8; 3 << 20]).unwrap();
+        std::fs::write(reserve, vec![0u8; 7 << 20]).unwrap();
     }
     let data = dir.path().join("fs/data");
     let mut server = RunningServer::start(&data);
