@@ -290,6 +290,28 @@ impl Group {
     fn has_room(&self, limits: &WriterLimits) -> bool {
         self.rows < limits.max_rows && self.bytes < limits.max_bytes
     }
+
+    /// Takes writes as they come until `until`, until the group holds `wanted` jobs, or until it is full;
+    /// true if the writer was told to close meanwhile.
+    async fn gather(
+        &mut self,
+        receiver: &mut mpsc::UnboundedReceiver<Message>,
+        limits: &WriterLimits,
+        until: Instant,
+        wanted: usize,
+    ) -> bool {
+        while self.jobs.len() < wanted && self.has_room(limits) {
+            tokio::select! {
+                next = receiver.recv() => match next {
+                    Some(Message::Job(job)) => self.push(job),
+                    Some(Message::Close) => return true,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(until) => break,
+            }
+        }
+        false
+    }
 }
 
 async fn run(
@@ -334,38 +356,14 @@ async fn run(
         if group.jobs.len() < expected && !closing {
             let last_insert = Duration::from_micros(counters.last_insert_micros.load(Ordering::Relaxed));
             let until = Instant::now() + (last_insert / 4).min(Duration::from_millis(2));
-            while group.jobs.len() < expected && group.has_room(&limits) {
-                tokio::select! {
-                    next = receiver.recv() => match next {
-                        Some(Message::Job(job)) => group.push(job),
-                        Some(Message::Close) => {
-                            closing = true;
-                            break;
-                        }
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(until) => break,
-                }
-            }
+            closing = group.gather(&mut receiver, &limits, until, expected).await;
         }
         // The group waits for company until `max_wait` after its first write, and at least until
         // `min_interval` after the previous group started (an idle writer's lone write goes at once).
         let now = Instant::now();
         let deadline = (now + limits.max_wait).max(last_start.map_or(now, |last| last + limits.min_interval));
         if deadline > now && !closing {
-            while group.has_room(&limits) {
-                tokio::select! {
-                    next = receiver.recv() => match next {
-                        Some(Message::Job(job)) => group.push(job),
-                        Some(Message::Close) => {
-                            closing = true;
-                            break;
-                        }
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
-            }
+            closing = group.gather(&mut receiver, &limits, deadline, usize::MAX).await;
         }
         last_start = Some(Instant::now());
         last_jobs = group.jobs.len();
